@@ -1,0 +1,106 @@
+"""Safe image loading: any common format to an 8-bit RGB array, with size limits."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageLoadError
+
+DEFAULT_MAX_PIXELS = 64_000_000  # about 8000 x 8000; larger files are refused (decompression bombs)
+SUPPORTED_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
+
+ImageInput = Union[str, Path, bytes, Image.Image, np.ndarray]
+
+
+def _to_rgb8(img: Image.Image) -> Image.Image:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        hi = 65535.0 if arr.max() > 255 else 255.0
+        img = Image.fromarray(np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    elif img.mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        img = Image.fromarray(np.clip(arr * (255.0 if arr.max() <= 1.0 else 1.0) + 0.5, 0, 255).astype(np.uint8))
+    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+        # Composite transparent pixels over white, as viewers show them.
+        rgba = img.convert("RGBA")
+        bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(bg, rgba)
+    return img.convert("RGB")
+
+
+def array_to_rgb8(arr: np.ndarray, name: str = "array") -> np.ndarray:
+    """Validate and convert an array (HxW, HxWx1/3/4; uint8, uint16 or float in [0,1]) to HxWx3 uint8."""
+    a = np.asarray(arr)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.ndim != 3 or a.shape[2] not in (1, 3, 4) or a.shape[0] == 0 or a.shape[1] == 0:
+        raise ImageLoadError(f"{name}: expected an HxW or HxWx{{1,3,4}} image array, got shape {a.shape}")
+    if a.dtype == np.uint16:
+        a = (a.astype(np.float64) / 65535.0 * 255.0 + 0.5).astype(np.uint8)
+    elif np.issubdtype(a.dtype, np.floating):
+        if not np.isfinite(a).all():
+            raise ImageLoadError(f"{name}: float image contains NaN or infinity")
+        a = (np.clip(a, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    elif a.dtype == bool:
+        a = a.astype(np.uint8) * 255
+    elif a.dtype != np.uint8:
+        raise ImageLoadError(f"{name}: unsupported dtype {a.dtype}; pass uint8, uint16 or float in [0, 1]")
+    if a.shape[2] == 1:
+        a = np.repeat(a, 3, axis=2)
+    elif a.shape[2] == 4:
+        a = a[:, :, :3]
+    return np.ascontiguousarray(a)
+
+
+def load_image(src: ImageInput, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None) -> np.ndarray:
+    """Load ``src`` (path, bytes, PIL image or array) as an HxWx3 uint8 RGB array.
+
+    EXIF orientation is applied; grey, palette, RGBA and 16-bit images are converted; images
+    with more than ``max_pixels`` pixels, truncated and corrupt files raise :class:`ImageLoadError`.
+    """
+    label = name or (str(src) if isinstance(src, (str, Path)) else type(src).__name__)
+    if isinstance(src, np.ndarray):
+        out = array_to_rgb8(src, label)
+        if out.shape[0] * out.shape[1] > max_pixels:
+            raise ImageLoadError(f"{label}: {out.shape[1]}x{out.shape[0]} exceeds the {max_pixels}-pixel limit")
+        return out
+    if isinstance(src, Image.Image):
+        img = src
+    else:
+        if isinstance(src, (str, Path)):
+            path = Path(src)
+            if not path.is_file():
+                raise ImageLoadError(f"{label}: no such file; check the path")
+            data = path.read_bytes()
+        elif isinstance(src, (bytes, bytearray)):
+            data = bytes(src)
+        else:
+            raise ImageLoadError(f"{label}: cannot load an image from {type(src).__name__}")
+        if not data:
+            raise ImageLoadError(f"{label}: the file is empty")
+        try:
+            img = Image.open(io.BytesIO(data))
+        except UnidentifiedImageError as e:
+            raise ImageLoadError(f"{label}: not a readable image (supported: JPEG, PNG, WebP, TIFF, BMP)") from e
+        except Image.DecompressionBombError as e:
+            raise ImageLoadError(f"{label}: image too large ({e}); raise max_pixels if you trust it") from e
+    w, h = img.size
+    if w * h > max_pixels:
+        raise ImageLoadError(f"{label}: {w}x{h} = {w * h} pixels exceeds the limit of {max_pixels}")
+    try:
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        img = _to_rgb8(img)
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageLoadError(f"{label}: the file is truncated or corrupt ({e}); re-export or re-download it") from e
+    return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
+
+
+def save_image(path: Path, rgb: np.ndarray, **params) -> None:
+    """Save an RGB uint8 array; the format follows the suffix."""
+    Image.fromarray(rgb).save(path, **params)

@@ -1,0 +1,229 @@
+"""The dataset schema: level words, score thresholds, records and JSONL shards.
+
+Synthesis writes these records, training reads them, evaluation reads them and the assessor
+writes predictions in the same shape. Level words and thresholds live here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import SchemaError
+
+SCHEMA_VERSION = 1
+
+DISTORTION_TYPES: tuple[str, ...] = ("blur", "colorfulness", "compression", "contrast", "exposure", "noise")
+QUALITY_LEVELS: tuple[str, ...] = ("bad", "poor", "fair", "good", "excellent")
+IMPORTANCE_LEVELS: tuple[str, ...] = ("unimportant", "minor", "normal", "important", "essential")
+SEVERITY_LEVELS: tuple[str, ...] = ("slight", "mild", "moderate", "severe", "extreme")
+TASKS: tuple[str, ...] = ("quality", "importance", "distortion")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Cut points that turn scores in [0, 1] into the five level words.
+
+    ``quality`` and ``importance`` cut their own scores; ``severity`` cuts the damage
+    ``1 - quality`` of a region; ``visible`` is the smallest damage that counts as a distortion
+    at all (below it the region is labelled as having no obvious distortion). Defaults come from
+    the calibration described in docs/labels.md and are stored in every dataset card.
+    """
+
+    quality: tuple[float, float, float, float] = (0.45, 0.65, 0.80, 0.92)
+    importance: tuple[float, float, float, float] = (0.02, 0.06, 0.15, 0.30)
+    severity: tuple[float, float, float, float] = (0.08, 0.20, 0.35, 0.55)
+    visible: float = 0.03
+
+    def __post_init__(self) -> None:
+        for name in ("quality", "importance", "severity"):
+            cuts = getattr(self, name)
+            if len(cuts) != 4 or any(b <= a for a, b in zip(cuts, cuts[1:], strict=False)):
+                raise SchemaError(f"thresholds.{name} must be 4 increasing numbers, got {cuts!r}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Thresholds:
+        return cls(
+            quality=tuple(d["quality"]),
+            importance=tuple(d["importance"]),
+            severity=tuple(d["severity"]),
+            visible=float(d["visible"]),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+DEFAULT_THRESHOLDS = Thresholds()
+
+
+def level_index(score: float, cuts: Sequence[float]) -> int:
+    """Index 0..4 of ``score`` among four increasing cut points."""
+    return sum(1 for c in cuts if score >= c)
+
+
+def quality_level(score: float, th: Thresholds = DEFAULT_THRESHOLDS) -> str:
+    return QUALITY_LEVELS[level_index(score, th.quality)]
+
+
+def importance_level(score: float, th: Thresholds = DEFAULT_THRESHOLDS) -> str:
+    return IMPORTANCE_LEVELS[level_index(score, th.importance)]
+
+
+def severity_level(damage: float, th: Thresholds = DEFAULT_THRESHOLDS) -> str:
+    return SEVERITY_LEVELS[level_index(damage, th.severity)]
+
+
+def level_value(level: str) -> float:
+    """Position of a level word on [0, 1] (0, 0.25, ..., 1), as the Q-Align expectation uses it."""
+    for words in (QUALITY_LEVELS, IMPORTANCE_LEVELS, SEVERITY_LEVELS):
+        if level in words:
+            return words.index(level) / (len(words) - 1)
+    raise SchemaError(f"unknown level word {level!r}")
+
+
+@dataclass
+class DistortionLabel:
+    """One distortion present in a region, with its strength in that region."""
+
+    type: str
+    severity: float  # damage 1 - quality caused in this region, in [0, 1]
+    severity_level: str
+    subtype: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.type not in DISTORTION_TYPES:
+            raise SchemaError(f"distortion type {self.type!r} is not one of {DISTORTION_TYPES}")
+        if self.severity_level not in SEVERITY_LEVELS:
+            raise SchemaError(f"severity level {self.severity_level!r} is not one of {SEVERITY_LEVELS}")
+
+
+@dataclass
+class RoiRecord:
+    """One labelled region of one distorted image."""
+
+    id: str
+    rle: dict[str, Any]
+    bbox: list[int]  # x, y, w, h in pixels
+    area: int
+    source: str  # where the region came from, e.g. "bsds:gt2:seg7", "coco:ann1234", "auto:object"
+    quality: float | None = None
+    quality_level: str | None = None
+    importance: float | None = None
+    importance_level: str | None = None
+    distortions: list[DistortionLabel] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RoiRecord:
+        d = dict(d)
+        d["distortions"] = [DistortionLabel(**x) for x in d.get("distortions", [])]
+        return cls(**d)
+
+
+@dataclass
+class SampleRecord:
+    """One distorted image with its regions, labels and instruction conversations."""
+
+    id: str
+    image: str  # path relative to the dataset folder
+    reference: str  # reference image path as given to the synthesiser
+    width: int
+    height: int
+    distortion: dict[str, Any]  # family, subtype, setting, num_settings, params, scope
+    rois: list[RoiRecord]
+    conversations: list[dict[str, Any]] = field(default_factory=list)
+    split: str | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SampleRecord:
+        try:
+            d = dict(d)
+            d["rois"] = [RoiRecord.from_dict(r) for r in d["rois"]]
+            return cls(**d)
+        except (KeyError, TypeError) as e:
+            raise SchemaError(f"record {d.get('id', '?')!r} does not follow the schema: {e}") from e
+
+
+# --------------------------------------------------------------------------- shards
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` so that ``path`` holds either the old or the complete new content."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_shard(path: Path, records: Iterable[SampleRecord | dict[str, Any]]) -> None:
+    lines = [json.dumps(r.to_dict() if isinstance(r, SampleRecord) else r) for r in records]
+    atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))
+
+
+def read_shard(path: Path) -> Iterator[dict[str, Any]]:
+    path = Path(path)
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as e:
+                raise SchemaError(f"{path}:{n} is not valid JSON ({e.msg})") from e
+
+
+def shard_paths(dataset_dir: Path) -> list[Path]:
+    return sorted((Path(dataset_dir) / "shards").glob("*.jsonl"))
+
+
+def iter_records(dataset_dir: Path, split: str | None = None) -> Iterator[SampleRecord]:
+    """Every record of a dataset folder (optionally one split), in shard order."""
+    paths = shard_paths(dataset_dir)
+    if not paths:
+        raise SchemaError(f"{dataset_dir} has no shards/*.jsonl: is it a dataset folder written by `seagull synth`?")
+    for p in paths:
+        for d in read_shard(p):
+            rec = SampleRecord.from_dict(d)
+            if split is None or rec.split == split:
+                yield rec
+
+
+def read_card(dataset_dir: Path) -> dict[str, Any]:
+    p = Path(dataset_dir) / "dataset.json"
+    if not p.is_file():
+        raise SchemaError(f"{dataset_dir} has no dataset.json card: write it with `seagull synth`")
+    return json.loads(p.read_text(encoding="utf-8"))
+
+
+def dataset_thresholds(dataset_dir: Path) -> Thresholds:
+    return Thresholds.from_dict(read_card(dataset_dir)["thresholds"])

@@ -1,0 +1,1 @@
+"""Image-quality metrics: full-reference labels (fr) and no-reference baselines (nr)."""

@@ -89,6 +89,8 @@ def load_image(src: ImageInput, max_pixels: int = DEFAULT_MAX_PIXELS, name: str 
             raise ImageLoadError(f"{label}: not a readable image (supported: JPEG, PNG, WebP, TIFF, BMP)") from e
         except Image.DecompressionBombError as e:
             raise ImageLoadError(f"{label}: image too large ({e}); raise max_pixels if you trust it") from e
+        except (OSError, SyntaxError, ValueError) as e:
+            raise ImageLoadError(f"{label}: the file is truncated or corrupt ({e}); re-export or re-download it") from e
     w, h = img.size
     if w * h > max_pixels:
         raise ImageLoadError(f"{label}: {w}x{h} = {w * h} pixels exceeds the limit of {max_pixels}")

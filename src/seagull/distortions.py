@@ -343,7 +343,9 @@ def apply_distortion(
         return _compress(img, subtype, setting)
     name, lo, hi = _LADDERS[(family, subtype)]
     value = _ladder_value(lo, hi, setting)
-    rng = _rng(family, subtype, setting, int(seed), img.shape)
+    # The draws do not depend on the setting (common random numbers): one image and seed gets the
+    # same noise pattern / motion angle / cast direction at every strength, so ladders are monotone.
+    rng = _rng(family, subtype, int(seed), img.shape)
     out, params = _OPS[(family, subtype)](img, value, rng)
     return DistortionResult(out, family, subtype, setting, params, None, ".png")
 

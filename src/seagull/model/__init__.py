@@ -1,0 +1,22 @@
+"""The SEAGULL model: config, vision towers, mask-based feature extractor, multimodal causal LM, scoring."""
+
+from .config import NAMED_CONFIGS, SeagullConfig, config_names, get_config
+from .seagull import ImageEncoding, SeagullForCausalLM, build_model, load_model
+
+__all__ = [
+    "NAMED_CONFIGS",
+    "ImageEncoding",
+    "SeagullConfig",
+    "SeagullForCausalLM",
+    "build_model",
+    "config_names",
+    "get_config",
+    "load_model",
+]
+
+try:  # Auto-class registration (AutoConfig is registered in config.py)
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.register(SeagullConfig, SeagullForCausalLM, exist_ok=True)
+except (ImportError, ValueError):  # pragma: no cover - very old transformers
+    pass

@@ -61,6 +61,7 @@ class SynthConfig:
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     min_roi_frac: float = 0.01
     max_roi_frac: float = 0.7
+    threads: int = 1  # torch threads per worker; workers, not threads, are the unit of scale-out
 
     def __post_init__(self) -> None:
         self.refs, self.out = Path(self.refs), Path(self.out)
@@ -82,6 +83,7 @@ class SynthConfig:
         """What must match for a run to resume into an existing folder."""
         d = asdict(self)
         d.pop("out")
+        d.pop("threads")
         d["refs"] = str(self.refs)
         d["thresholds"] = self.thresholds.to_dict()
         d["families"] = list(self.families)
@@ -229,10 +231,18 @@ def load_reference(ref: Reference, max_side: int) -> np.ndarray:
     return img
 
 
+def _limit_threads(n: int) -> None:
+    import torch
+
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
 def process_reference(ref: Reference, cfg: SynthConfig) -> ItemResult:
     """Render, label and write every distortion of one reference. Errors are returned, not raised,
     so that a batch goes on past one bad item."""
     res = ItemResult(ref.id)
+    _limit_threads(cfg.threads)
     try:
         _process(ref, cfg, res)
     except Exception as e:  # one bad reference must not stop the run; the runner logs it

@@ -1,0 +1,165 @@
+"""End-to-end tests of the synthesis pipeline on real photos (shared data and bundled examples)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from seagull.errors import ConfigError
+from seagull.imageio import load_image, save_image
+from seagull.schema import iter_records, shard_paths
+from seagull.synth import SynthConfig, discover_references, run_synthesis
+from seagull.synth.validate import validate_dataset
+
+FAST = dict(settings=2, families=("blur", "noise"), max_rois=3, max_side=160)
+
+
+def _small_refs(src: Path, dst: Path, n: int) -> Path:
+    """Copies of n real photos at a small size (keeps the tests fast)."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for p in sorted(src.glob("*.png"))[:n]:
+        img = load_image(p)[::4, ::4]
+        save_image(dst / p.name, np.ascontiguousarray(img))
+    return dst
+
+
+@pytest.fixture(scope="module")
+def kodak_small(shared_data, tmp_path_factory) -> Path:
+    return _small_refs(shared_data / "kodak" / "images", tmp_path_factory.mktemp("refs"), 4)
+
+
+def _records(out: Path) -> dict[str, dict]:
+    return {r.id: r.to_dict() for r in iter_records(out)}
+
+
+def test_synthesis_is_valid_and_deterministic(kodak_small, tmp_path):
+    a = run_synthesis(SynthConfig(kodak_small, tmp_path / "a", **FAST), limit=2, progress=False)
+    b = run_synthesis(SynthConfig(kodak_small, tmp_path / "b", **FAST), limit=2, progress=False)
+    assert a.done == 2 and not a.failed
+    ra, rb = _records(tmp_path / "a"), _records(tmp_path / "b")
+    assert ra == rb and len(ra) == 2 * (1 + 2 * 2)  # clean + 2 families x 2 settings per reference
+    n, problems = validate_dataset(tmp_path / "a")
+    assert n == len(ra) and problems == []
+    card = json.loads((tmp_path / "a" / "dataset.json").read_text())
+    assert card["counts"]["records"] == len(ra) and card["thresholds"]["quality"]
+    assert (tmp_path / "a" / "level_histograms.png").is_file()
+    for rec in iter_records(tmp_path / "a"):
+        for roi in rec.rois:
+            if rec.distortion["family"] == "none":
+                assert roi.quality == 1.0 and roi.distortions == []
+        # images of the same bytes on both runs
+        assert (tmp_path / "a" / rec.image).read_bytes() == (tmp_path / "b" / rec.image).read_bytes()
+
+
+def test_validate_reports_broken_folders(kodak_small, tmp_path):
+    out = tmp_path / "d"
+    run_synthesis(SynthConfig(kodak_small, out, **FAST), limit=1, progress=False)
+    shard = shard_paths(out)[0]
+    lines = shard.read_text().splitlines()
+    rec = json.loads(lines[1])
+    rec["rois"][0]["quality_level"] = "bad" if rec["rois"][0]["quality_level"] != "bad" else "excellent"
+    rec["rois"][0]["area"] += 1
+    lines[1] = json.dumps(rec)
+    shard.write_text("\n".join(lines) + "\n")
+    (out / json.loads(lines[2])["image"]).unlink()
+    _, problems = validate_dataset(out)
+    text = "\n".join(problems)
+    assert "quality level" in text and "area" in text and "missing" in text
+
+
+def test_resume_after_sigkill_gives_every_item_once(kodak_small, tmp_path):
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "seagull", "synth", "--refs", str(kodak_small), "--out", str(out), "--quiet",
+           "--settings", "2", "--families", "blur,noise", "--max-rois", "3", "--max-side", "160"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((out / "shards").glob("*.jsonl"))) < 1:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = len(shard_paths(out))
+    assert 1 <= partial < 4, "the run should have been killed part-way"
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    ids = [r.id for r in iter_records(out)]
+    assert len(ids) == len(set(ids)) == 4 * 5
+    clean = tmp_path / "clean"
+    run_synthesis(SynthConfig(kodak_small, clean, **FAST), progress=False)
+    assert _records(out) == _records(clean)
+    assert validate_dataset(out)[1] == []
+
+
+def test_resume_refuses_a_different_configuration(kodak_small, tmp_path):
+    run_synthesis(SynthConfig(kodak_small, tmp_path / "o", **FAST), limit=1, progress=False)
+    with pytest.raises(ConfigError, match="settings"):
+        run_synthesis(SynthConfig(kodak_small, tmp_path / "o", **{**FAST, "settings": 3}), limit=1, progress=False)
+
+
+def test_a_bad_reference_is_reported_and_the_batch_goes_on(kodak_small, tmp_path):
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    for p in sorted(kodak_small.glob("*.png"))[:2]:
+        (refs / p.name).write_bytes(p.read_bytes())
+    (refs / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    s = run_synthesis(SynthConfig(refs, tmp_path / "o", **FAST), progress=False)
+    assert s.done == 2 and [f[0] for f in s.failed] == ["broken"]
+    assert "ImageLoadError" in s.failed[0][1] and "broken.png" in s.failed[0][1]
+    assert (tmp_path / "o" / "failures.jsonl").is_file()
+
+
+def test_bsds_and_coco_references_use_human_segmentations(shared_data, tmp_path):
+    bsds = discover_references(shared_data / "bsds500")
+    assert len(bsds) >= 300 and all(r.gt is not None for r in bsds)
+    coco = discover_references(shared_data / "coco128")
+    assert coco[0].coco is not None
+    from seagull.synth.pipeline import load_reference, propose_rois
+
+    cfg = SynthConfig(shared_data / "bsds500", tmp_path, rois="gt", max_rois=6)
+    rois = propose_rois(bsds[0], load_reference(bsds[0], 512), cfg)
+    assert rois and {r.source for r in rois} <= {"bsds:object", "bsds:component"}
+    cfg = SynthConfig(shared_data / "coco128", tmp_path, rois="gt", max_rois=6)
+    ref = next(r for r in coco if r.path.name == "000000000025.jpg")
+    rois = propose_rois(ref, load_reference(ref, 512), cfg)
+    assert rois and all(r.source == "coco:object" for r in rois)
+    assert all(r.mask.shape == load_reference(ref, 512).shape[:2] for r in rois)
+
+
+def test_importance_grows_with_roi_area(shared_data):
+    from seagull import distortions as D
+    from seagull.metrics import fr
+
+    img = load_image(shared_data / "kodak" / "images" / "kodim05.png")[::2, ::2]
+    dist = D.apply_distortion(img, "noise", 12, "gaussian", seed=1).image
+    h, w = img.shape[:2]
+    masks = []
+    for frac in (0.05, 0.15, 0.35, 0.7):
+        m = np.zeros((h, w), bool)
+        m[: int(h * frac) or 1, :] = True
+        masks.append(m)
+    imp = fr.roi_importance(img, dist, masks)
+    assert all(a < b for a, b in zip(imp, imp[1:], strict=False)), imp
+
+
+def test_bad_configuration_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="families"):
+        SynthConfig("examples", tmp_path, families=("fog",))
+    with pytest.raises(ConfigError, match="settings"):
+        SynthConfig("examples", tmp_path, settings=0)
+    with pytest.raises(ConfigError, match="neither"):
+        discover_references(tmp_path / "missing")
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_ray_and_local_runs_give_the_same_records(kodak_small, tmp_path):
+    run_synthesis(SynthConfig(kodak_small, tmp_path / "local", **FAST), limit=2, workers=2, progress=False)
+    s = run_synthesis(SynthConfig(kodak_small, tmp_path / "ray", **FAST), limit=2, use_ray=True, progress=False)
+    assert s.done == 2 and not s.failed
+    assert _records(tmp_path / "local") == _records(tmp_path / "ray")

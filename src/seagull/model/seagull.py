@@ -126,6 +126,7 @@ class SeagullForCausalLM(SeagullPreTrainedModel):
             pretrained = build_vision_tower(vcfg)  # loads the package / file weights
             tower.trunk.load_state_dict(pretrained.trunk.state_dict())
         self._cache_kw = cache_kwarg(self.language_model)
+        self._keep_kw = "logits_to_keep" in inspect.signature(self.language_model.forward).parameters
 
     # ------------------------------------------------------------------ helpers
 
@@ -336,9 +337,12 @@ class SeagullForCausalLM(SeagullPreTrainedModel):
         position_ids: torch.Tensor,
         cache: Any = None,
         use_cache: bool = True,
+        logits_to_keep: int = 0,
     ) -> tuple[torch.Tensor, Any]:
-        """LM call returning ``(logits, cache)``, across transformers versions."""
-        kwargs = {self._cache_kw: cache} if cache is not None else {}
+        """LM call returning ``(logits, cache)``, across transformers versions (0 keeps all logits)."""
+        kwargs: dict[str, Any] = {self._cache_kw: cache} if cache is not None else {}
+        if logits_to_keep and self._keep_kw:
+            kwargs["logits_to_keep"] = logits_to_keep
         out = self.language_model(
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
@@ -350,10 +354,17 @@ class SeagullForCausalLM(SeagullPreTrainedModel):
 
     # ------------------------------------------------------------------ persistence
 
-    def save_pretrained(self, save_directory: str | Path, dtype: torch.dtype | None = None, **_: Any) -> None:  # type: ignore[override]
-        """config.json + model.safetensors. Package-provided tower weights and tied copies are not written."""
+    def save_pretrained(  # type: ignore[override]
+        self, save_directory: str | Path, dtype: torch.dtype | None = None, tokenizer: Any = None, **_: Any
+    ) -> None:
+        """config.json + model.safetensors (+ the tokenizer when given).
+
+        Package-provided tower weights and tied copies are not written; :func:`load_model` restores them.
+        """
         out = Path(save_directory)
         out.mkdir(parents=True, exist_ok=True)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(str(out))
         sd = self.state_dict()
         if self.config.vision.get("weights") == "package":
             sd = {k: v for k, v in sd.items() if not k.startswith("vision_tower.")}

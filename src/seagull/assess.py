@@ -1,0 +1,370 @@
+"""Assessor: image + ROIs -> quality, importance and distortions per ROI, from one image encoding.
+
+Per image the vision tower runs once, all ROIs go through the MFE together, and the shared prompt
+prefix (system text, ``<image>`` tokens, preamble up to the region) runs through the LM once; its
+key/value cache is reused by every ROI-question suffix, which are batched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers.cache_utils import DynamicCache
+
+from . import templates as T
+from .errors import ModelError
+from .imageio import load_image
+from .model.prompting import pad_batch, tokenize_prompt
+from .model.scoring import (
+    LevelScore,
+    answer_word_ids,
+    greedy_generate,
+    level_scores,
+    parse_answer,
+    severity_posterior,
+    word_token_counts,
+    yes_confidence,
+)
+from .model.seagull import SeagullForCausalLM, expand_cache, load_model
+from .roi import Roi
+from .schema import DISTORTION_TYPES, IMPORTANCE_LEVELS, QUALITY_LEVELS, SEVERITY_LEVELS, TASKS
+
+DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+@dataclass
+class DistortionResult:
+    type: str
+    confidence: float  # P(Yes) of "Is this region in <type> distortion?"
+    present: bool
+    severity_level: str
+    severity: float  # expectation over the severity words, 0 (slight) .. 1 (extreme)
+    severity_probs: dict[str, float]
+
+
+@dataclass
+class RoiAssessment:
+    name: str
+    bbox: tuple[int, int, int, int]  # x, y, w, h
+    area: int
+    quality: float | None = None
+    quality_level: str | None = None
+    quality_probs: dict[str, float] | None = None
+    importance: float | None = None
+    importance_level: str | None = None
+    importance_probs: dict[str, float] | None = None
+    distortions: list[DistortionResult] = field(default_factory=list)
+    answers: dict[str, str] = field(default_factory=dict)  # generated text (text=True)
+    parsed: dict[str, Any] = field(default_factory=dict)  # strict parses of ``answers``
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["bbox"] = list(self.bbox)
+        return d
+
+
+@dataclass
+class _Item:
+    """One ROI-question suffix: which ROI, which prompt, which logits positions to keep."""
+
+    roi: int
+    image: int
+    key: tuple[str, ...]
+
+
+def default_model_dir() -> Path:
+    if (DEFAULT_WEIGHTS_DIR / "config.json").is_file():
+        return DEFAULT_WEIGHTS_DIR
+    raise ModelError(
+        "no default model is shipped yet: pass a model folder, e.g. Assessor('path/to/model') "
+        "(a folder written by SeagullForCausalLM.save_pretrained with its tokenizer)"
+    )
+
+
+class Assessor:
+    """``Assessor(model_path_or_model, device="cpu")``; ``assess(image, rois) -> list[RoiAssessment]``."""
+
+    def __init__(
+        self,
+        model: str | Path | SeagullForCausalLM | None = None,
+        device: str | torch.device = "cpu",
+        tokenizer: Any = None,
+        batch_size: int = 64,
+        max_new_tokens: int = 40,
+        presence_threshold: float = 0.5,
+    ) -> None:
+        from .model.tokenizer import load_tokenizer
+
+        if model is None:
+            model = default_model_dir()
+        if isinstance(model, (str, Path)):
+            path = Path(model)
+            self.model = load_model(path, device=device)
+            tokenizer = tokenizer if tokenizer is not None else load_tokenizer(path)
+        elif isinstance(model, SeagullForCausalLM):
+            self.model = model.to(device).eval()
+        else:
+            raise ModelError(f"model must be a folder or a SeagullForCausalLM, got {type(model).__name__}")
+        if tokenizer is None:
+            raise ModelError("pass tokenizer= (object or folder) together with a model object")
+        self.tokenizer = load_tokenizer(tokenizer) if isinstance(tokenizer, (str, Path)) else tokenizer
+        self.device = torch.device(device)
+        self.batch_size = int(batch_size)
+        self.max_new_tokens = int(max_new_tokens)
+        self.presence_threshold = float(presence_threshold)
+        self._prepare_prompts()
+
+    # ------------------------------------------------------------------ prompts
+
+    def _prepare_prompts(self) -> None:
+        tok = self.tokenizer
+        image_id, global_id, _ = self.model.token_ids()
+
+        def ask(question: str) -> str:
+            return T.render_prompt([T.Turn("human", T.PREAMBLE + question)])
+
+        texts: dict[tuple[str, ...], str] = {
+            ("quality",): ask(T.QUESTIONS["quality"]) + " " + T.ANSWER_PREFIX["quality"],
+            ("importance",): ask(T.QUESTIONS["importance"]) + " " + T.ANSWER_PREFIX["importance"],
+        }
+        for t in DISTORTION_TYPES:
+            texts[("judge", t)] = ask(T.judgment_type_question(t))
+        for s in SEVERITY_LEVELS:
+            texts[("severity", s)] = ask(T.QUESTIONS["distortion"]) + f" With {s}"
+        for task in TASKS:
+            texts[("text", task)] = ask(T.QUESTIONS[task])
+        self.suffixes: dict[tuple[str, ...], list[int]] = {}
+        prefix: list[int] | None = None
+        for key, text in texts.items():
+            ids = tokenize_prompt(tok, text, image_id)
+            if global_id not in ids:
+                raise ModelError("the tokenizer does not keep <global> as one token")
+            k = ids.index(global_id)  # everything before the first region token is shared
+            if prefix is None:
+                prefix = ids[:k]
+            elif ids[:k] != prefix:
+                raise ModelError("prompts tokenise to different prefixes; the shared KV cache cannot be used")
+            self.suffixes[key] = ids[k:]
+        self.prefix_ids = prefix or []
+        tail = "ASSISTANT:"
+        self.quality_ids = answer_word_ids(tok, f"{tail} {T.ANSWER_PREFIX['quality']}", QUALITY_LEVELS)
+        self.importance_ids = answer_word_ids(
+            tok, f"{tail} {T.ANSWER_PREFIX['importance']}", IMPORTANCE_LEVELS
+        )
+        self.yes_id, self.no_id = answer_word_ids(tok, tail, ["Yes", "No"])
+        self.severity_ids = answer_word_ids(tok, f"{tail} With", SEVERITY_LEVELS)
+        sev_len = word_token_counts(tok, f"{tail} With", SEVERITY_LEVELS)
+        # Logit row (counted from the end) that predicts the severity word: just before its first token.
+        self.severity_read = {s: n + 1 for s, n in zip(SEVERITY_LEVELS, sev_len, strict=True)}
+        self.type_ids = {
+            s: answer_word_ids(tok, f"{tail} With {s}", DISTORTION_TYPES) for s in SEVERITY_LEVELS
+        }
+        for s, sid in zip(SEVERITY_LEVELS, self.severity_ids, strict=True):
+            suf = self.suffixes[("severity", s)]
+            if suf[-sev_len[SEVERITY_LEVELS.index(s)]] != sid:
+                raise ModelError(f"severity word {s!r} does not tokenise the same inside the prompt")
+
+    # ------------------------------------------------------------------ model passes
+
+    @torch.inference_mode()
+    def _prefix_cache(self, image_tokens: torch.Tensor) -> DynamicCache:
+        ids = torch.tensor(self.prefix_ids, device=self.device)
+        embeds = torch.stack(
+            [self.model.embed_sequence(ids, image_tokens[b], None)[0] for b in range(image_tokens.shape[0])]
+        )
+        n, length = embeds.shape[:2]
+        mask = torch.ones((n, length), dtype=torch.long, device=self.device)
+        pos = torch.arange(length, device=self.device)[None].expand(n, -1)
+        _, cache = self.model.run_lm(embeds, mask, pos, logits_to_keep=1)
+        return cache
+
+    def _chunk_inputs(
+        self,
+        items: Sequence[_Item],
+        regions: tuple[torch.Tensor, torch.Tensor],
+        cache: DynamicCache,
+        n_images: int,
+    ) -> tuple[dict[str, torch.Tensor], DynamicCache]:
+        ids, mask = pad_batch(
+            [self.suffixes[it.key] for it in items], self.tokenizer.pad_token_id or 0, side="left"
+        )
+        roi_idx = torch.tensor([it.roi for it in items], device=self.device)
+        plen = cache.get_seq_length()
+        inputs = self.model.build_inputs(
+            ids.to(self.device),
+            mask.to(self.device),
+            None,
+            None,
+            (regions[0][roi_idx], regions[1][roi_idx]),
+            [1] * len(items),
+            padding_side="left",
+            position_offset=plen,
+        )
+        full_mask = torch.cat(
+            [torch.ones((len(items), plen), dtype=torch.long, device=self.device), inputs["attention_mask"]],
+            1,
+        )
+        inputs["attention_mask"] = full_mask
+        if n_images == 1:
+            sub = expand_cache(cache, len(items))
+        else:
+            img = torch.tensor([it.image for it in items], device=self.device)
+            sub = DynamicCache(ddp_cache_data=[(lay.keys[img], lay.values[img]) for lay in cache.layers])
+        return inputs, sub
+
+    @torch.inference_mode()
+    def _score(
+        self,
+        items: list[_Item],
+        regions: tuple[torch.Tensor, torch.Tensor],
+        cache: DynamicCache,
+        n_images: int,
+    ) -> dict[int, dict[int, torch.Tensor]]:
+        """Logit rows per item: ``{item_index: {offset_from_end: logits}}``."""
+        keep = max(self.severity_read.values()) if any(it.key[0] == "severity" for it in items) else 1
+        out: dict[int, dict[int, torch.Tensor]] = {}
+        for start in range(0, len(items), self.batch_size):
+            chunk = items[start : start + self.batch_size]
+            inputs, sub = self._chunk_inputs(chunk, regions, cache, n_images)
+            logits, _ = self.model.run_lm(
+                inputs["inputs_embeds"],
+                inputs["attention_mask"],
+                inputs["position_ids"],
+                sub,
+                use_cache=True,
+                logits_to_keep=keep,
+            )
+            for j, it in enumerate(chunk):
+                offs = [1] + ([self.severity_read[it.key[1]]] if it.key[0] == "severity" else [])
+                out[start + j] = {o: logits[j, -o].float() for o in offs}
+        return out
+
+    @torch.inference_mode()
+    def _generate(
+        self,
+        items: list[_Item],
+        regions: tuple[torch.Tensor, torch.Tensor],
+        cache: DynamicCache,
+        n_images: int,
+    ) -> list[str]:
+        texts: list[str] = []
+        for start in range(0, len(items), self.batch_size):
+            chunk = items[start : start + self.batch_size]
+            inputs, sub = self._chunk_inputs(chunk, regions, cache, n_images)
+            seqs = greedy_generate(
+                self.model,
+                inputs["inputs_embeds"],
+                inputs["attention_mask"],
+                inputs["position_ids"],
+                sub,
+                self.max_new_tokens,
+                self.tokenizer.eos_token_id,
+            )
+            texts += [self.tokenizer.decode(s, skip_special_tokens=True).strip() for s in seqs]
+        return texts
+
+    # ------------------------------------------------------------------ public API
+
+    def assess(
+        self, image: Any, rois: Sequence[Roi], tasks: Sequence[str] = TASKS, text: bool = False
+    ) -> list[RoiAssessment]:
+        """Assess every ROI of one image (``image``: anything :func:`seagull.imageio.load_image` takes)."""
+        return self.assess_batch([image], [rois], tasks=tasks, text=text)[0]
+
+    def assess_batch(
+        self,
+        images: Sequence[Any],
+        rois_per_image: Sequence[Sequence[Roi]],
+        tasks: Sequence[str] = TASKS,
+        text: bool = False,
+    ) -> list[list[RoiAssessment]]:
+        if len(images) != len(rois_per_image):
+            raise ModelError(
+                f"{len(images)} images but {len(rois_per_image)} ROI lists; give one list per image"
+            )
+        bad = [t for t in tasks if t not in TASKS]
+        if bad:
+            raise ModelError(f"unknown task(s) {bad}; choose from {TASKS}")
+        arrays = [load_image(im) for im in images]
+        for arr, rois in zip(arrays, rois_per_image, strict=True):
+            for r in rois:
+                r.check_size(arr.shape[0], arr.shape[1])
+        flat: list[tuple[int, Roi]] = [(b, r) for b, rois in enumerate(rois_per_image) for r in rois]
+        results = [
+            RoiAssessment(name=r.name, bbox=tuple(int(v) for v in r.bbox), area=r.area)
+            for _, r in flat  # type: ignore[arg-type]
+        ]
+        if not flat:
+            return [[] for _ in images]
+        with torch.inference_mode():
+            enc = self.model.encode_images(arrays)
+            masks = [
+                np.stack([r.mask for r in rois]) if rois else np.zeros((0, *a.shape[:2]), bool)
+                for a, rois in zip(arrays, rois_per_image, strict=True)
+            ]
+            regions = self.model.encode_regions(enc, masks)
+            cache = self._prefix_cache(enc.image_tokens)
+        keys: list[tuple[str, ...]] = []
+        if "quality" in tasks:
+            keys.append(("quality",))
+        if "importance" in tasks:
+            keys.append(("importance",))
+        if "distortion" in tasks:
+            keys += [("judge", t) for t in DISTORTION_TYPES] + [("severity", s) for s in SEVERITY_LEVELS]
+        items = [_Item(j, b, key) for j, (b, _) in enumerate(flat) for key in keys]
+        rows = self._score(items, regions, cache, len(arrays))
+        self._fill(results, items, rows)
+        if text:
+            gen_items = [_Item(j, b, ("text", t)) for j, (b, _) in enumerate(flat) for t in tasks]
+            for it, answer in zip(
+                gen_items, self._generate(gen_items, regions, cache, len(arrays)), strict=True
+            ):
+                res = results[it.roi]
+                res.answers[it.key[1]] = answer
+                res.parsed[it.key[1]] = parse_answer(it.key[1], answer)  # AnswerParseError if off-template
+        out: list[list[RoiAssessment]] = [[] for _ in images]
+        for (b, _), res in zip(flat, results, strict=True):
+            out[b].append(res)
+        return out
+
+    def _fill(
+        self, results: list[RoiAssessment], items: list[_Item], rows: dict[int, dict[int, torch.Tensor]]
+    ) -> None:
+        by_roi: dict[int, dict[tuple[str, ...], dict[int, torch.Tensor]]] = {}
+        for i, it in enumerate(items):
+            by_roi.setdefault(it.roi, {})[it.key] = rows[i]
+        for j, got in by_roi.items():
+            res = results[j]
+            if ("quality",) in got:
+                q: LevelScore = level_scores(got[("quality",)][1][None], self.quality_ids, QUALITY_LEVELS)[0]
+                res.quality, res.quality_level, res.quality_probs = q.score, q.level, q.probs
+            if ("importance",) in got:
+                s = level_scores(got[("importance",)][1][None], self.importance_ids, IMPORTANCE_LEVELS)[0]
+                res.importance, res.importance_level, res.importance_probs = s.score, s.level, s.probs
+            if ("judge", DISTORTION_TYPES[0]) in got:
+                sev_rows = torch.stack([got[("severity", s)][self.severity_read[s]] for s in SEVERITY_LEVELS])
+                type_rows = torch.stack([got[("severity", s)][1] for s in SEVERITY_LEVELS])
+                for ti, t in enumerate(DISTORTION_TYPES):
+                    conf = float(yes_confidence(got[("judge", t)][1][None], self.yes_id, self.no_id)[0])
+                    # Row k scores the type token that follows severity word k.
+                    tids = [self.type_ids[sv][ti] for sv in SEVERITY_LEVELS]
+                    post = severity_posterior(sev_rows, type_rows, self.severity_ids, tids)
+                    probs = post.tolist()
+                    sev_score = float(
+                        sum(p * w for p, w in zip(probs, (0, 0.25, 0.5, 0.75, 1.0), strict=True))
+                    )
+                    res.distortions.append(
+                        DistortionResult(
+                            type=t,
+                            confidence=conf,
+                            present=conf >= self.presence_threshold,
+                            severity_level=SEVERITY_LEVELS[int(np.argmax(probs))],
+                            severity=sev_score,
+                            severity_probs=dict(zip(SEVERITY_LEVELS, probs, strict=True)),
+                        )
+                    )

@@ -63,8 +63,12 @@ def main() -> None:
     base = rows[0]["rois_per_s"]
     for r in rows:
         r["speedup_vs_1_worker"] = round(r["rois_per_s"] / base, 2)
-    print(f"synthesis throughput on {a.n_refs} references from {a.refs}, {a.settings} settings x 6 families, max side {a.max_side}")
-    print(f"{'mode':<13}{'wall s':>8}{'images':>8}{'ROIs':>7}{'ROIs/s':>9}{'speedup':>9}   CPU s per stage (propose/distort/label/write)")
+    print(
+        f"synthesis throughput on {a.n_refs} references from {a.refs}, {a.settings} settings x 6 families, max side {a.max_side}"
+    )
+    print(
+        f"{'mode':<13}{'wall s':>8}{'images':>8}{'ROIs':>7}{'ROIs/s':>9}{'speedup':>9}   CPU s per stage (propose/distort/label/write)"
+    )
     for r in rows:
         st = r["stage_cpu_s"]
         print(
@@ -75,7 +79,11 @@ def main() -> None:
     ok = rows[1]["speedup_vs_1_worker"] >= target
     print(f"target: 2 workers >= {target}x one worker -> {'met' if ok else 'NOT met'}")
     result = {
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+        },
         "config": {k: str(v) for k, v in common.items()},
         "rows": rows,
         "target_2_workers_speedup": target,

@@ -87,13 +87,17 @@ def test_specs_resolve_against_an_image(tmp_path):
     mm[5:9, 5:9] = 255
     Image.fromarray(mm).save(mpath)
     (tmp_path / "rois.json").write_text(
-        json.dumps({"rois": [{"box": [1, 1, 5, 5]}, {"mask": "m.png", "name": "file"}, {"rle": mask_to_rle(mm > 0)}]})
+        json.dumps(
+            {"rois": [{"box": [1, 1, 5, 5]}, {"mask": "m.png", "name": "file"}, {"rle": mask_to_rle(mm > 0)}]}
+        )
     )
     specs = load_roi_file(tmp_path / "rois.json")
     rois = [s.resolve(img) for s in specs]
     assert [r.area for r in rois] == [25, 16, 16]
     assert rois[1].name == "file"
-    point = parse_point("3,4").resolve(img, point_proposer=lambda im, p: box_to_mask((p[0], p[1], 2, 2), 20, 30))
+    point = parse_point("3,4").resolve(
+        img, point_proposer=lambda im, p: box_to_mask((p[0], p[1], 2, 2), 20, 30)
+    )
     assert point.area == 4
     with pytest.raises(RoiError, match="proposer"):
         parse_point("3,4").resolve(img)

@@ -77,8 +77,25 @@ def test_validate_reports_broken_folders(kodak_small, tmp_path):
 
 def test_resume_after_sigkill_gives_every_item_once(kodak_small, tmp_path):
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "seagull", "synth", "--refs", str(kodak_small), "--out", str(out), "--quiet",
-           "--settings", "2", "--families", "blur,noise", "--max-rois", "3", "--max-side", "160"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "seagull",
+        "synth",
+        "--refs",
+        str(kodak_small),
+        "--out",
+        str(out),
+        "--quiet",
+        "--settings",
+        "2",
+        "--families",
+        "blur,noise",
+        "--max-rois",
+        "3",
+        "--max-side",
+        "160",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline and len(list((out / "shards").glob("*.jsonl"))) < 1:
@@ -99,7 +116,9 @@ def test_resume_after_sigkill_gives_every_item_once(kodak_small, tmp_path):
 def test_resume_refuses_a_different_configuration(kodak_small, tmp_path):
     run_synthesis(SynthConfig(kodak_small, tmp_path / "o", **FAST), limit=1, progress=False)
     with pytest.raises(ConfigError, match="settings"):
-        run_synthesis(SynthConfig(kodak_small, tmp_path / "o", **{**FAST, "settings": 3}), limit=1, progress=False)
+        run_synthesis(
+            SynthConfig(kodak_small, tmp_path / "o", **{**FAST, "settings": 3}), limit=1, progress=False
+        )
 
 
 def test_a_bad_reference_is_reported_and_the_batch_goes_on(kodak_small, tmp_path):
@@ -160,6 +179,31 @@ def test_bad_configuration_is_refused(tmp_path):
 @pytest.mark.slow
 def test_ray_and_local_runs_give_the_same_records(kodak_small, tmp_path):
     run_synthesis(SynthConfig(kodak_small, tmp_path / "local", **FAST), limit=2, workers=2, progress=False)
-    s = run_synthesis(SynthConfig(kodak_small, tmp_path / "ray", **FAST), limit=2, use_ray=True, progress=False)
+    s = run_synthesis(
+        SynthConfig(kodak_small, tmp_path / "ray", **FAST), limit=2, use_ray=True, progress=False
+    )
     assert s.done == 2 and not s.failed
     assert _records(tmp_path / "local") == _records(tmp_path / "ray")
+
+
+def test_relabel_recuts_levels_from_scores(kodak_small, tmp_path):
+    from seagull.schema import Thresholds, dataset_thresholds
+    from seagull.synth.relabel import relabel_dataset
+
+    out = tmp_path / "r"
+    run_synthesis(SynthConfig(kodak_small, out, **FAST), limit=1, progress=False)
+    before = _records(out)
+    th = Thresholds(
+        quality=(0.1, 0.2, 0.3, 0.999),
+        importance=(0.001, 0.002, 0.003, 0.004),
+        severity=(0.001, 0.002, 0.003, 0.5),
+        visible=0.0005,
+    )
+    assert relabel_dataset(out, th) == len(before)
+    assert dataset_thresholds(out) == th
+    assert validate_dataset(out)[1] == []
+    after = _records(out)
+    assert {k: [r["quality"] for r in v["rois"]] for k, v in before.items()} == {
+        k: [r["quality"] for r in v["rois"]] for k, v in after.items()
+    }
+    assert after != before

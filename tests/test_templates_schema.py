@@ -44,7 +44,11 @@ def test_unparsable_distortion_is_an_error():
 
 
 def test_vicuna_rendering_and_region_count():
-    turns = [T.Turn("human", T.region_question("distortion")), T.Turn("gpt", "With mild blur distortion."), T.Turn("human", "Is it?")]
+    turns = [
+        T.Turn("human", T.region_question("distortion")),
+        T.Turn("gpt", "With mild blur distortion."),
+        T.Turn("human", "Is it?"),
+    ]
     text = T.render_prompt(turns)
     assert text.startswith(T.SYSTEM + " USER: <image>")
     assert "ASSISTANT: With mild blur distortion.</s>USER: Is it? ASSISTANT:" in text

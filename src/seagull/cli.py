@@ -21,7 +21,12 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 # Subcommand modules, each with register(subparsers). Import errors of optional parts are reported
 # when the subcommand is used, not when the CLI starts.
-COMMAND_MODULES = ("seagull.assess_cli", "seagull.eval.commands", "seagull.train.commands", "seagull.serve.commands")
+COMMAND_MODULES = (
+    "seagull.assess_cli",
+    "seagull.eval.commands",
+    "seagull.train.commands",
+    "seagull.serve.commands",
+)
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
@@ -42,6 +47,8 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         clean=not args.no_clean,
         local_fraction=args.local_fraction,
         metric=args.metric or "",
+        settings_per_ref=args.settings_per_ref,
+        importance_max_side=args.importance_max_side,
     )
     summary = run_synthesis(
         cfg,
@@ -78,7 +85,21 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from .schema import read_card
 
     card = read_card(args.dir)
-    print(json.dumps({k: card[k] for k in ("counts", "thresholds", "label_metric", "settings") if k in card}, indent=2))
+    print(
+        json.dumps(
+            {k: card[k] for k in ("counts", "thresholds", "label_metric", "settings") if k in card}, indent=2
+        )
+    )
+    return 0
+
+
+def _cmd_relabel(args: argparse.Namespace) -> int:
+    from .schema import DEFAULT_THRESHOLDS
+    from .synth.relabel import relabel_dataset, thresholds_from_args
+
+    th = thresholds_from_args(DEFAULT_THRESHOLDS, args.quality, args.importance, args.severity, args.visible)
+    n = relabel_dataset(args.dir, th)
+    print(f"{args.dir}: {n} records relabelled with thresholds {th.to_dict()}")
     return 0
 
 
@@ -90,20 +111,66 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"seagull {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    s = sub.add_parser("synth", help="synthesise a SEAGULL-100w-style labelled ROI dataset from reference photos")
-    s.add_argument("--refs", type=Path, required=True, help="folder of reference photos (plain, BSDS500 or COCO layout) or one image")
+    s = sub.add_parser(
+        "synth", help="synthesise a SEAGULL-100w-style labelled ROI dataset from reference photos"
+    )
+    s.add_argument(
+        "--refs",
+        type=Path,
+        required=True,
+        help="folder of reference photos (plain, BSDS500 or COCO layout) or one image",
+    )
     s.add_argument("--out", type=Path, required=True, help="dataset folder to write (resumed if it exists)")
-    s.add_argument("--rois", choices=("auto", "gt", "both"), default="auto", help="automatic regions, human segmentations, or both")
-    s.add_argument("--settings", type=int, default=10, help="settings per family, spread over the 20-step ladder (default 10)")
-    s.add_argument("--families", default="", help="comma-separated subset of blur,colorfulness,compression,contrast,exposure,noise")
+    s.add_argument(
+        "--rois",
+        choices=("auto", "gt", "both"),
+        default="auto",
+        help="automatic regions, human segmentations, or both",
+    )
+    s.add_argument(
+        "--settings",
+        type=int,
+        default=10,
+        help="settings per family, spread over the 20-step ladder (default 10)",
+    )
+    s.add_argument(
+        "--families",
+        default="",
+        help="comma-separated subset of blur,colorfulness,compression,contrast,exposure,noise",
+    )
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--max-rois", type=int, default=6, help="ROIs per reference (default 6)")
-    s.add_argument("--max-side", type=int, default=512, help="working size: longer side of the references (default 512)")
-    s.add_argument("--no-clean", action="store_true", help="do not emit the undistorted reference as a sample")
-    s.add_argument("--local-fraction", type=float, default=0.0, help="share of images distorted inside one ROI only")
+    s.add_argument(
+        "--max-side", type=int, default=512, help="working size: longer side of the references (default 512)"
+    )
+    s.add_argument(
+        "--settings-per-ref",
+        type=int,
+        default=None,
+        help="render only K of the settings per reference and family (seeded)",
+    )
+    s.add_argument(
+        "--importance-max-side",
+        type=int,
+        default=None,
+        help="working size of the whole-image importance metric",
+    )
+    s.add_argument(
+        "--no-clean", action="store_true", help="do not emit the undistorted reference as a sample"
+    )
+    s.add_argument(
+        "--local-fraction", type=float, default=0.0, help="share of images distorted inside one ROI only"
+    )
     s.add_argument("--metric", default="", help="full-reference label metric (default: the project's choice)")
     s.add_argument("--workers", type=int, default=1, help="local worker processes")
-    s.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS", help="run on Ray (local runtime or ADDRESS)")
+    s.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help="run on Ray (local runtime or ADDRESS)",
+    )
     s.add_argument("--limit", type=int, default=None, help="only the first N references")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_cmd_synth)
@@ -115,6 +182,17 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--skip-images", action="store_true", help="do not open the images")
     v.add_argument("--max-problems", type=int, default=50)
     v.set_defaults(func=_cmd_validate)
+    r = dsub.add_parser(
+        "relabel", help="re-cut levels and conversations from the stored scores with new thresholds"
+    )
+    r.add_argument("dir", type=Path)
+    r.add_argument(
+        "--quality", help="four increasing cut points, e.g. 0.45,0.65,0.8,0.92 (default: the package's)"
+    )
+    r.add_argument("--importance", help="four increasing cut points")
+    r.add_argument("--severity", help="four increasing cut points on damage = 1 - quality")
+    r.add_argument("--visible", type=float, help="smallest damage that counts as a distortion")
+    r.set_defaults(func=_cmd_relabel)
     i = dsub.add_parser("info", help="print a dataset card's counts and thresholds")
     i.add_argument("dir", type=Path)
     i.set_defaults(func=_cmd_info)

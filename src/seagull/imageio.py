@@ -24,7 +24,9 @@ def _to_rgb8(img: Image.Image) -> Image.Image:
         img = Image.fromarray(np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
     elif img.mode == "F":
         arr = np.asarray(img, dtype=np.float64)
-        img = Image.fromarray(np.clip(arr * (255.0 if arr.max() <= 1.0 else 1.0) + 0.5, 0, 255).astype(np.uint8))
+        img = Image.fromarray(
+            np.clip(arr * (255.0 if arr.max() <= 1.0 else 1.0) + 0.5, 0, 255).astype(np.uint8)
+        )
     if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
         # Composite transparent pixels over white, as viewers show them.
         rgba = img.convert("RGBA")
@@ -67,7 +69,9 @@ def load_image(src: ImageInput, max_pixels: int = DEFAULT_MAX_PIXELS, name: str 
     if isinstance(src, np.ndarray):
         out = array_to_rgb8(src, label)
         if out.shape[0] * out.shape[1] > max_pixels:
-            raise ImageLoadError(f"{label}: {out.shape[1]}x{out.shape[0]} exceeds the {max_pixels}-pixel limit")
+            raise ImageLoadError(
+                f"{label}: {out.shape[1]}x{out.shape[0]} exceeds the {max_pixels}-pixel limit"
+            )
         return out
     if isinstance(src, Image.Image):
         img = src
@@ -86,11 +90,15 @@ def load_image(src: ImageInput, max_pixels: int = DEFAULT_MAX_PIXELS, name: str 
         try:
             img = Image.open(io.BytesIO(data))
         except UnidentifiedImageError as e:
-            raise ImageLoadError(f"{label}: not a readable image (supported: JPEG, PNG, WebP, TIFF, BMP)") from e
+            raise ImageLoadError(
+                f"{label}: not a readable image (supported: JPEG, PNG, WebP, TIFF, BMP)"
+            ) from e
         except Image.DecompressionBombError as e:
             raise ImageLoadError(f"{label}: image too large ({e}); raise max_pixels if you trust it") from e
         except (OSError, SyntaxError, ValueError) as e:
-            raise ImageLoadError(f"{label}: the file is truncated or corrupt ({e}); re-export or re-download it") from e
+            raise ImageLoadError(
+                f"{label}: the file is truncated or corrupt ({e}); re-export or re-download it"
+            ) from e
     w, h = img.size
     if w * h > max_pixels:
         raise ImageLoadError(f"{label}: {w}x{h} = {w * h} pixels exceeds the limit of {max_pixels}")
@@ -99,7 +107,9 @@ def load_image(src: ImageInput, max_pixels: int = DEFAULT_MAX_PIXELS, name: str 
         img = ImageOps.exif_transpose(img)
         img = _to_rgb8(img)
     except (OSError, SyntaxError, ValueError) as e:
-        raise ImageLoadError(f"{label}: the file is truncated or corrupt ({e}); re-export or re-download it") from e
+        raise ImageLoadError(
+            f"{label}: the file is truncated or corrupt ({e}); re-export or re-download it"
+        ) from e
     return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
 
 

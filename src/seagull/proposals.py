@@ -121,13 +121,17 @@ def auto_regions(image: np.ndarray, levels: Sequence[str] = ("object", "componen
     scale_factor = 512.0 / max(h, w)
     small = image
     if scale_factor < 1.0:
-        small = cv2.resize(image, (round(w * scale_factor), round(h * scale_factor)), interpolation=cv2.INTER_AREA)
+        small = cv2.resize(
+            image, (round(w * scale_factor), round(h * scale_factor)), interpolation=cv2.INTER_AREA
+        )
     out: list[Roi] = []
     for level in levels:
         if level not in _AUTO_LEVELS:
             raise ConfigError(f"unknown proposal level {level!r}; use 'object' or 'component'")
         scale, min_frac = _AUTO_LEVELS[level]
-        labels = felzenszwalb(small, scale=scale, sigma=0.8, min_size=max(16, int(min_frac * small.shape[0] * small.shape[1])))
+        labels = felzenszwalb(
+            small, scale=scale, sigma=0.8, min_size=max(16, int(min_frac * small.shape[0] * small.shape[1]))
+        )
         if labels.shape != (h, w):
             labels = cv2.resize(labels.astype(np.int32), (w, h), interpolation=cv2.INTER_NEAREST)
         out += _label_map_regions(labels, f"auto:{level}")
@@ -160,7 +164,15 @@ def box_to_object_mask(image: np.ndarray, box: Sequence[float], iterations: int 
     gc_mask = np.zeros((h, w), np.uint8)
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     cv2.setRNGSeed(0)
-    cv2.grabCut(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), gc_mask, (x0, y0, bw, bh), bgd, fgd, iterations, cv2.GC_INIT_WITH_RECT)
+    cv2.grabCut(
+        cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+        gc_mask,
+        (x0, y0, bw, bh),
+        bgd,
+        fgd,
+        iterations,
+        cv2.GC_INIT_WITH_RECT,
+    )
     fg = np.isin(gc_mask, (cv2.GC_FGD, cv2.GC_PR_FGD)) & rect_mask
     return fg if fg.sum() >= 0.05 * rect_mask.sum() else rect_mask
 
@@ -181,9 +193,13 @@ class SamProposer:
         except ImportError as e:
             raise ConfigError("SAM needs the 'segment-anything' package: pip install 'seagull[sam]'") from e
         if model_type not in sam_model_registry:
-            raise ConfigError(f"unknown SAM model type {model_type!r}; use one of {sorted(sam_model_registry)}")
+            raise ConfigError(
+                f"unknown SAM model type {model_type!r}; use one of {sorted(sam_model_registry)}"
+            )
         if checkpoint is not None and not Path(checkpoint).is_file():
-            raise ConfigError(f"SAM checkpoint {checkpoint} does not exist; download it yourself and pass its path")
+            raise ConfigError(
+                f"SAM checkpoint {checkpoint} does not exist; download it yourself and pass its path"
+            )
         self.model = sam_model_registry[model_type](checkpoint=None)
         if checkpoint is not None:
             import torch
@@ -206,4 +222,8 @@ class SamProposer:
 
     def every(self, image: np.ndarray, points_per_side: int = 16) -> list[Roi]:
         amg = self._amg_cls(self.model, points_per_side=points_per_side)
-        return [Roi(r["segmentation"], f"sam:{i}", "sam") for i, r in enumerate(amg.generate(image)) if r["area"] > 0]
+        return [
+            Roi(r["segmentation"], f"sam:{i}", "sam")
+            for i, r in enumerate(amg.generate(image))
+            if r["area"] > 0
+        ]

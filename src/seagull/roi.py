@@ -81,7 +81,9 @@ def rle_to_mask(rle: Mapping[str, Any] | str, name: str = "rle") -> np.ndarray:
         try:
             rle = json.loads(rle)
         except json.JSONDecodeError as e:
-            raise RoiError(f"ROI {name!r}: RLE is not valid JSON ({e.msg}); pass {{'size': [h, w], 'counts': ...}}") from e
+            raise RoiError(
+                f"ROI {name!r}: RLE is not valid JSON ({e.msg}); pass {{'size': [h, w], 'counts': ...}}"
+            ) from e
     if not isinstance(rle, Mapping) or "size" not in rle or "counts" not in rle:
         raise RoiError(f"ROI {name!r}: an RLE needs 'size' [h, w] and 'counts'")
     h, w = (int(v) for v in rle["size"])
@@ -101,7 +103,9 @@ def rle_to_mask(rle: Mapping[str, Any] | str, name: str = "rle") -> np.ndarray:
     return m.astype(bool)
 
 
-def box_to_mask(box: Sequence[float], height: int, width: int, fmt: str = "xywh", name: str = "box") -> np.ndarray:
+def box_to_mask(
+    box: Sequence[float], height: int, width: int, fmt: str = "xywh", name: str = "box"
+) -> np.ndarray:
     """Rasterise a box; ``fmt`` is ``xywh`` or ``xyxy``. Coordinates are pixels; the box is clipped."""
     if len(box) != 4:
         raise RoiError(f"ROI {name!r}: a box needs 4 numbers, got {list(box)}")
@@ -123,7 +127,9 @@ def box_to_mask(box: Sequence[float], height: int, width: int, fmt: str = "xywh"
     return m
 
 
-def polygon_to_mask(polygons: Sequence[Sequence[float]], height: int, width: int, name: str = "polygon") -> np.ndarray:
+def polygon_to_mask(
+    polygons: Sequence[Sequence[float]], height: int, width: int, name: str = "polygon"
+) -> np.ndarray:
     """COCO-style polygons ``[[x1, y1, x2, y2, ...], ...]`` (one flat list is accepted too)."""
     if polygons and isinstance(polygons[0], (int, float)):
         polygons = [polygons]  # type: ignore[list-item]
@@ -163,7 +169,11 @@ class RoiSpec:
         h, w = image.shape[:2]
         n = self.name
         if self.kind == "mask":
-            m = load_mask_file(self.value, n) if isinstance(self.value, (str, Path)) else np.asarray(self.value)
+            m = (
+                load_mask_file(self.value, n)
+                if isinstance(self.value, (str, Path))
+                else np.asarray(self.value)
+            )
             roi = Roi(m, n, "mask")
         elif self.kind == "box":
             roi = Roi(box_to_mask(self.value, h, w, self.fmt, n), n, "box")
@@ -190,7 +200,9 @@ def spec_from_dict(d: Mapping[str, Any], index: int = 0) -> RoiSpec:
     name = str(d.get("name", f"roi{index}"))
     kinds = [k for k in ("mask", "box", "point", "rle", "polygon") if k in d]
     if len(kinds) != 1:
-        raise RoiError(f"ROI {name!r}: give exactly one of mask, box, point, rle, polygon (got {kinds or list(d)})")
+        raise RoiError(
+            f"ROI {name!r}: give exactly one of mask, box, point, rle, polygon (got {kinds or list(d)})"
+        )
     return RoiSpec(kinds[0], d[kinds[0]], name, str(d.get("format", "xywh")))
 
 

@@ -210,7 +210,9 @@ def iter_records(dataset_dir: Path, split: str | None = None) -> Iterator[Sample
     """Every record of a dataset folder (optionally one split), in shard order."""
     paths = shard_paths(dataset_dir)
     if not paths:
-        raise SchemaError(f"{dataset_dir} has no shards/*.jsonl: is it a dataset folder written by `seagull synth`?")
+        raise SchemaError(
+            f"{dataset_dir} has no shards/*.jsonl: is it a dataset folder written by `seagull synth`?"
+        )
     for p in paths:
         for d in read_shard(p):
             rec = SampleRecord.from_dict(d)

@@ -122,7 +122,9 @@ def parse_distortion(text: str) -> list[tuple[str, str]]:
     if t.startswith(NO_DISTORTION.rstrip(".")):
         return []
     if not t.startswith("With "):
-        raise AnswerParseError(f"distortion answer {text!r} starts neither with 'With ' nor '{NO_DISTORTION}'")
+        raise AnswerParseError(
+            f"distortion answer {text!r} starts neither with 'With ' nor '{NO_DISTORTION}'"
+        )
     items = [(typ, sev) for sev, typ in _DIST_ITEM.findall(t)]
     if not items:
         raise AnswerParseError(f"distortion answer {text!r} names no '<severity> <type>' pair")

@@ -22,7 +22,10 @@ def _judgments(roi: RoiRecord, rng: random.Random) -> list[tuple[str, str]]:
     return [
         (T.judgment_type_question(asked_type), T.judgment_type_answer(asked_type, present)),
         (T.judgment_quality_question(asked_q), T.judgment_quality_answer(asked_q, roi.quality_level)),
-        (T.judgment_importance_question(asked_i), T.judgment_importance_answer(asked_i, roi.importance_level)),
+        (
+            T.judgment_importance_question(asked_i),
+            T.judgment_importance_answer(asked_i, roi.importance_level),
+        ),
     ]
 
 
@@ -56,7 +59,9 @@ def build_conversations(rois: list[RoiRecord], seed: int) -> list[dict[str, Any]
                 "distortion": _distortion_answer(roi),
             }[task]
             q = f"For Region {k + 1}: {T.QUESTIONS[task]}"
-            turns.append({"from": "human", "value": (T.multi_region_preamble(len(picked)) + q) if k == 0 else q})
+            turns.append(
+                {"from": "human", "value": (T.multi_region_preamble(len(picked)) + q) if k == 0 else q}
+            )
             turns.append({"from": "gpt", "value": answer})
         convs.append({"rois": picked, "turns": turns})
     return convs

@@ -62,6 +62,10 @@ class SynthConfig:
     min_roi_frac: float = 0.01
     max_roi_frac: float = 0.7
     threads: int = 1  # torch threads per worker; workers, not threads, are the unit of scale-out
+    settings_per_ref: int | None = (
+        None  # render only this many of the ladder's settings per (reference, family)
+    )
+    importance_max_side: int | None = None  # working size for the whole-image importance metric (speed)
 
     def __post_init__(self) -> None:
         self.refs, self.out = Path(self.refs), Path(self.out)
@@ -76,6 +80,10 @@ class SynthConfig:
             raise ConfigError(f"--settings must be between 1 and {D.NUM_SETTINGS}, got {self.settings}")
         if self.max_rois < 1:
             raise ConfigError(f"--max-rois must be at least 1, got {self.max_rois}")
+        if self.settings_per_ref is not None and not 1 <= self.settings_per_ref <= self.settings:
+            raise ConfigError(
+                f"--settings-per-ref must be between 1 and --settings ({self.settings}), got {self.settings_per_ref}"
+            )
         if abs(sum(self.split_fractions) - 1.0) > 1e-6:
             raise ConfigError(f"split fractions must sum to 1, got {self.split_fractions}")
 
@@ -105,7 +113,9 @@ class ItemResult:
     records: int = 0
     rois: int = 0
     error: str | None = None
-    seconds: dict[str, float] = field(default_factory=lambda: {"propose": 0.0, "distort": 0.0, "label": 0.0, "write": 0.0})
+    seconds: dict[str, float] = field(
+        default_factory=lambda: {"propose": 0.0, "distort": 0.0, "label": 0.0, "write": 0.0}
+    )
 
 
 def _ref_id(rel: Path) -> str:
@@ -121,7 +131,9 @@ def discover_references(root: Path) -> list[Reference]:
     if not root.is_dir():
         raise ConfigError(f"--refs {root} is neither an image nor a folder")
     images = sorted(
-        p for p in root.rglob("*") if p.suffix.lower() in SUPPORTED_SUFFIXES and p.is_file() and "groundTruth" not in p.parts
+        p
+        for p in root.rglob("*")
+        if p.suffix.lower() in SUPPORTED_SUFFIXES and p.is_file() and "groundTruth" not in p.parts
     )
     if (root / "groundTruth").is_dir():
         images = [p for p in images if p.parts[len(root.parts)] == "images"]
@@ -158,7 +170,9 @@ def assign_split(ref_id: str, fractions: Sequence[float], seed: int) -> str:
 def _resize_mask(mask: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     if mask.shape == size_hw:
         return mask
-    return cv2.resize(mask.astype(np.uint8), (size_hw[1], size_hw[0]), interpolation=cv2.INTER_NEAREST).astype(bool)
+    return cv2.resize(
+        mask.astype(np.uint8), (size_hw[1], size_hw[0]), interpolation=cv2.INTER_NEAREST
+    ).astype(bool)
 
 
 def propose_rois(ref: Reference, image: np.ndarray, cfg: SynthConfig) -> list[Roi]:
@@ -173,8 +187,11 @@ def propose_rois(ref: Reference, image: np.ndarray, cfg: SynthConfig) -> list[Ro
             candidates += coco_regions(ref.coco, ref.path.name)
     if cfg.rois in ("auto", "both") or not candidates:
         candidates += auto_regions(image)
-    resized = [Roi(_resize_mask(r.mask, (h, w)), r.name, r.source) for r in candidates if r.mask.any()]
-    resized = [r for r in resized if r.mask.any()]
+    resized = []
+    for r in candidates:
+        m = _resize_mask(r.mask, (h, w))
+        if m.any():  # tiny segments can vanish at the working size
+            resized.append(Roi(m, r.name, r.source))
     kept = RegionFilter(cfg.min_roi_frac, cfg.max_roi_frac)(resized)
     rng = np.random.default_rng(item_seed(cfg.seed, "rois", ref.id))
     by_source: dict[str, list[Roi]] = {}
@@ -194,32 +211,47 @@ def _metric(name: str):
     return fr.get_fr_metric(name)
 
 
+def level_fields(
+    quality: float, importance: float, family: str | None, subtype: str | None, th: Thresholds
+) -> dict[str, Any]:
+    """Levels and distortion labels of one ROI from its scores; the one place labels are cut."""
+    q, imp = float(np.clip(quality, 0, 1)), float(np.clip(importance, 0, 1))
+    damage = 1.0 - q
+    dists = []
+    if family not in (None, "none") and damage >= th.visible:
+        dists.append(DistortionLabel(family, round(damage, 6), severity_level(damage, th), subtype))
+    return {
+        "quality": round(q, 6),
+        "quality_level": quality_level(q, th),
+        "importance": round(imp, 6),
+        "importance_level": importance_level(imp, th),
+        "distortions": dists,
+    }
+
+
 def _label_rois(
-    rois: list[Roi], quality: Sequence[float], importance: Sequence[float], family: str | None, subtype: str | None, cfg: SynthConfig
+    rois: list[Roi],
+    quality: Sequence[float],
+    importance: Sequence[float],
+    family: str | None,
+    subtype: str | None,
+    cfg: SynthConfig,
 ) -> list[RoiRecord]:
-    th = cfg.thresholds
-    out = []
-    for k, (roi, q, imp) in enumerate(zip(rois, quality, importance, strict=True)):
-        q, imp = float(np.clip(q, 0, 1)), float(np.clip(imp, 0, 1))
-        damage = 1.0 - q
-        dists = []
-        if family is not None and damage >= th.visible:
-            dists.append(DistortionLabel(family, round(damage, 6), severity_level(damage, th), subtype))
-        out.append(
-            RoiRecord(
-                id=f"r{k}",
-                rle=mask_to_rle(roi.mask),
-                bbox=list(mask_bbox(roi.mask)),
-                area=roi.area,
-                source=roi.source,
-                quality=round(q, 6),
-                quality_level=quality_level(q, th),
-                importance=round(imp, 6),
-                importance_level=importance_level(imp, th),
-                distortions=dists,
-            )
+    return [
+        RoiRecord(
+            id=f"r{k}",
+            rle=mask_to_rle(roi.mask),
+            bbox=list(mask_bbox(roi.mask)),
+            area=roi.area,
+            source=roi.source,
+            **level_fields(q, imp, family, subtype, cfg.thresholds),
         )
-    return out
+        for k, (roi, q, imp) in enumerate(zip(rois, quality, importance, strict=True))
+    ]
+
+
+def conversation_seed(cfg_seed: int, sample_id: str) -> int:
+    return item_seed(cfg_seed, "conv", sample_id)
 
 
 def load_reference(ref: Reference, max_side: int) -> np.ndarray:
@@ -229,6 +261,15 @@ def load_reference(ref: Reference, max_side: int) -> np.ndarray:
     if s < 1.0:
         img = cv2.resize(img, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
     return img
+
+
+def settings_for(ref_id: str, family: str, cfg: SynthConfig) -> list[int]:
+    """The ladder settings rendered for one (reference, family): all, or a seeded subset."""
+    ladder = D.setting_ladder(cfg.settings)
+    if cfg.settings_per_ref is None:
+        return ladder
+    rng = np.random.default_rng(item_seed(cfg.seed, "settings", ref_id, family))
+    return sorted(int(s) for s in rng.choice(ladder, size=cfg.settings_per_ref, replace=False))
 
 
 def _limit_threads(n: int) -> None:
@@ -265,8 +306,10 @@ def _process(ref: Reference, cfg: SynthConfig, res: ItemResult) -> None:
     records: list[SampleRecord] = []
 
     def add(sample_id: str, rel_image: str, distortion: dict[str, Any], roi_records: list[RoiRecord]) -> None:
-        convs = build_conversations(roi_records, item_seed(cfg.seed, "conv", sample_id))
-        records.append(SampleRecord(sample_id, rel_image, str(ref.path), w, h, distortion, roi_records, convs, split))
+        convs = build_conversations(roi_records, conversation_seed(cfg.seed, sample_id))
+        records.append(
+            SampleRecord(sample_id, rel_image, str(ref.path), w, h, distortion, roi_records, convs, split)
+        )
 
     if cfg.clean:
         t = time.perf_counter()
@@ -277,11 +320,16 @@ def _process(ref: Reference, cfg: SynthConfig, res: ItemResult) -> None:
         t = time.perf_counter()
         # A similarity metric of an image with itself is 1: quality 1, importance 0 by definition.
         labels = _label_rois(rois, [1.0] * len(rois), [0.0] * len(rois), None, None, cfg)
-        add(f"{ref.id}__clean", rel, {"family": "none", "subtype": None, "setting": 0, "scope": "global"}, labels)
+        add(
+            f"{ref.id}__clean",
+            rel,
+            {"family": "none", "subtype": None, "setting": 0, "scope": "global"},
+            labels,
+        )
         res.seconds["label"] += time.perf_counter() - t
 
     for family in cfg.families:
-        for setting in D.setting_ladder(cfg.settings):
+        for setting in settings_for(ref.id, family, cfg):
             sid = f"{ref.id}__{family}__s{setting:02d}"
             seed = item_seed(cfg.seed, sid)
             t = time.perf_counter()
@@ -298,7 +346,7 @@ def _process(ref: Reference, cfg: SynthConfig, res: ItemResult) -> None:
 
             t = time.perf_counter()
             q = fr.roi_quality(image, dist_img, masks, metric=metric)
-            imp = fr.roi_importance(image, dist_img, masks, metric=metric)
+            imp = fr.roi_importance(image, dist_img, masks, metric=metric, max_side=cfg.importance_max_side)
             labels = _label_rois(rois, q, imp, family, subtype, cfg)
             res.seconds["label"] += time.perf_counter() - t
 

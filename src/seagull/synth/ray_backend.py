@@ -12,7 +12,9 @@ from ..errors import ConfigError
 from .pipeline import ItemResult, Reference, SynthConfig, process_reference
 
 
-def run_ray(todo: list[Reference], cfg: SynthConfig, address: str | None, num_cpus: int | None = None) -> Iterator[ItemResult]:
+def run_ray(
+    todo: list[Reference], cfg: SynthConfig, address: str | None, num_cpus: int | None = None
+) -> Iterator[ItemResult]:
     try:
         import ray
     except ImportError as e:

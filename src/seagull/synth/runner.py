@@ -144,12 +144,22 @@ def format_family_table(table: dict[str, dict[int, float]]) -> str:
             continue
         vals = [d.get(s) for s in settings]
         mono = all(a >= b for a, b in zip(vals, vals[1:], strict=False) if a is not None and b is not None)
-        lines.append(f"{fam:<13}" + "".join(f"{v:7.3f}" if v is not None else "      -" for v in vals) + f"  {'yes' if mono else 'NO'}")
+        lines.append(
+            f"{fam:<13}"
+            + "".join(f"{v:7.3f}" if v is not None else "      -" for v in vals)
+            + f"  {'yes' if mono else 'NO'}"
+        )
     return "\n".join(lines)
 
 
 def write_card(cfg: SynthConfig, refs: list[Reference]) -> dict[str, Any]:
-    counts: dict[str, Any] = {"references": 0, "records": 0, "rois": 0, "per_family": defaultdict(int), "per_split": defaultdict(int)}
+    counts: dict[str, Any] = {
+        "references": 0,
+        "records": 0,
+        "rois": 0,
+        "per_family": defaultdict(int),
+        "per_split": defaultdict(int),
+    }
     levels = {"quality": defaultdict(int), "importance": defaultdict(int), "severity": defaultdict(int)}
     sources: dict[str, int] = defaultdict(int)
     seen_refs = set()
@@ -207,7 +217,9 @@ def write_histograms(out: Path, levels: dict[str, dict[str, int]]) -> None:
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for ax, (name, words) in zip(
-        axes, (("quality", QUALITY_LEVELS), ("importance", IMPORTANCE_LEVELS), ("severity", SEVERITY_LEVELS)), strict=True
+        axes,
+        (("quality", QUALITY_LEVELS), ("importance", IMPORTANCE_LEVELS), ("severity", SEVERITY_LEVELS)),
+        strict=True,
     ):
         ax.bar(words, [levels[name].get(w, 0) for w in words], color="#3b7dd8")
         ax.set_title(f"ROI {name} levels")

@@ -11,6 +11,7 @@ from PIL import Image
 from ..errors import SeagullError
 from ..roi import mask_bbox, rle_to_mask
 from ..schema import (
+    SampleRecord,
     Thresholds,
     importance_level,
     quality_level,
@@ -18,11 +19,18 @@ from ..schema import (
     read_shard,
     severity_level,
     shard_paths,
-    SampleRecord,
 )
 from ..templates import count_regions
 
-REQUIRED_CARD_KEYS = ("schema_version", "counts", "thresholds", "label_metric", "settings", "seed", "licence_notes")
+REQUIRED_CARD_KEYS = (
+    "schema_version",
+    "counts",
+    "thresholds",
+    "label_metric",
+    "settings",
+    "seed",
+    "licence_notes",
+)
 
 
 def validate_dataset(root: Path, check_images: bool = True) -> tuple[int, list[str]]:

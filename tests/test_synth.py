@@ -42,7 +42,7 @@ def _records(out: Path) -> dict[str, dict]:
 
 def test_synthesis_is_valid_and_deterministic(kodak_small, tmp_path):
     a = run_synthesis(SynthConfig(kodak_small, tmp_path / "a", **FAST), limit=2, progress=False)
-    b = run_synthesis(SynthConfig(kodak_small, tmp_path / "b", **FAST), limit=2, progress=False)
+    run_synthesis(SynthConfig(kodak_small, tmp_path / "b", **FAST), limit=2, progress=False)
     assert a.done == 2 and not a.failed
     ra, rb = _records(tmp_path / "a"), _records(tmp_path / "b")
     assert ra == rb and len(ra) == 2 * (1 + 2 * 2)  # clean + 2 families x 2 settings per reference

@@ -1,0 +1,250 @@
+"""Evaluate predictors on a dataset folder written by ``seagull synth`` (or any folder in the schema).
+
+Records come from :func:`seagull.schema.iter_records`; the image of a record is
+``dataset_dir / record.image``; ROI masks are decoded from ``roi.rle``; labels are the RoiRecord
+fields. Baselines are calibrated onto the label scale by :class:`QuantileCalibration` (on the
+evaluated set's label marginal by default, or on a held-out split with ``calibration_split``).
+Every predictor's answers are written to ``predictions/<name>.jsonl`` in the report folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..errors import SeagullError
+from ..imageio import load_image
+from ..roi import rle_to_mask
+from ..schema import DEFAULT_THRESHOLDS, SampleRecord, Thresholds, iter_records, read_card
+from .baselines import (
+    BASELINE_NAMES,
+    FullReferenceBaseline,
+    QuantileCalibration,
+    RoiPredictor,
+    available_fr_baseline,
+    detects,
+    make_baseline,
+)
+from .predictions import RoiPrediction, SamplePrediction, write_predictions
+from .protocol import PredictorScores, RoiLabel, labels_from_record, score_predictor
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SYNTH_BASELINES: tuple[str, ...] = BASELINE_NAMES
+
+
+@dataclass
+class RawRun:
+    """Uncalibrated outputs of each predictor: {name: {sample id: [per-ROI dicts]}} plus timings."""
+
+    outputs: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+
+def load_records(dataset_dir: Path, split: str | None = None, limit: int | None = None) -> list[SampleRecord]:
+    recs = []
+    for rec in iter_records(Path(dataset_dir), split):
+        recs.append(rec)
+        if limit and len(recs) >= limit:
+            break
+    if not recs:
+        raise SeagullError(f"{dataset_dir}: no records" + (f" in split {split!r}" if split else ""))
+    return recs
+
+
+def record_masks(rec: SampleRecord) -> list[np.ndarray]:
+    return [rle_to_mask(r.rle, f"{rec.id}/{r.id}") for r in rec.rois]
+
+
+class ReferenceCache:
+    """The reference of a record at the record's size: the clean record's image if the dataset has
+    one for the same reference, else the reference file resized (area) to the record's size."""
+
+    def __init__(self, dataset_dir: Path, records: Sequence[SampleRecord]) -> None:
+        self.dir = Path(dataset_dir)
+        self.clean = {r.reference: r.image for r in records if r.distortion.get("family") in ("none", None)}
+        self._cache: dict[str, np.ndarray] = {}
+
+    def get(self, rec: SampleRecord) -> np.ndarray:
+        if rec.reference not in self._cache:
+            if rec.reference in self.clean:
+                img = load_image(self.dir / self.clean[rec.reference])
+            else:
+                p = Path(rec.reference)
+                img = load_image(p if p.is_absolute() or p.exists() else self.dir / p)
+            if img.shape[:2] != (rec.height, rec.width):
+                img = cv2.resize(img, (rec.width, rec.height), interpolation=cv2.INTER_AREA)
+            self._cache = {rec.reference: img}  # one reference at a time keeps memory flat
+        return self._cache[rec.reference]
+
+
+def run_predictors(
+    dataset_dir: Path,
+    records: Sequence[SampleRecord],
+    predictors: Sequence[RoiPredictor],
+    fr_baseline: FullReferenceBaseline | None = None,
+    all_records: Sequence[SampleRecord] | None = None,
+    progress: bool = False,
+) -> RawRun:
+    run = RawRun()
+    refs = ReferenceCache(dataset_dir, all_records or records)
+    names = [p.name for p in predictors] + ([fr_baseline.name] if fr_baseline else [])
+    for n in names:
+        run.outputs[n] = {}
+        run.seconds[n] = 0.0
+    for k, rec in enumerate(records):
+        image = load_image(Path(dataset_dir) / rec.image)
+        masks = record_masks(rec)
+        for p in predictors:
+            t = time.perf_counter()
+            try:
+                out = p.predict(image, masks)
+            except SeagullError as e:
+                run.failures.append(f"{p.name} on {rec.id}: {e}")
+                continue
+            run.seconds[p.name] += time.perf_counter() - t
+            run.outputs[p.name][rec.id] = out
+        if fr_baseline is not None:
+            t = time.perf_counter()
+            try:
+                out = fr_baseline.predict_with_reference(image, refs.get(rec), masks)
+                run.outputs[fr_baseline.name][rec.id] = out
+            except SeagullError as e:
+                run.failures.append(f"{fr_baseline.name} on {rec.id}: {e}")
+            run.seconds[fr_baseline.name] += time.perf_counter() - t
+        if progress and (k + 1) % 10 == 0:
+            log.info("%d/%d records", k + 1, len(records))
+    return run
+
+
+def calibration_from_labels(
+    labels: Sequence[RoiLabel], thresholds: Thresholds, source: str
+) -> QuantileCalibration:
+    return QuantileCalibration(
+        quality_labels=[lab.quality for lab in labels if lab.quality is not None],
+        importance_labels=[lab.importance for lab in labels if lab.importance is not None],
+        type_sets=[lab.types for lab in labels],
+        severity_sets=[lab.severities for lab in labels],
+        quality_levels=[lab.quality_level for lab in labels if lab.quality_level],
+        importance_levels=[lab.importance_level for lab in labels if lab.importance_level],
+        thresholds=thresholds,
+        source=source,
+    )
+
+
+def _scores(outputs: dict[str, list[dict[str, Any]]], key: str) -> list[float]:
+    return [o[key] for outs in outputs.values() for o in outs if key in o]
+
+
+def calibrate_run(
+    run: RawRun,
+    records: Sequence[SampleRecord],
+    cal: QuantileCalibration,
+    predictors: Sequence[Any],
+    cal_run: RawRun | None = None,
+) -> dict[str, dict[str, SamplePrediction]]:
+    """Fit each baseline's quantile maps (on ``cal_run`` if given, else on ``run``) and apply them."""
+    by_name = {p.name: p for p in predictors}
+    out: dict[str, dict[str, SamplePrediction]] = {}
+    for name, outputs in run.outputs.items():
+        fit_src = (cal_run.outputs.get(name) if cal_run else None) or outputs
+        for kind, key in (("quality", "score"), ("importance", "importance_score")):
+            s = _scores(fit_src, key)
+            if s and (
+                kind == "quality" and cal.quality_labels or kind == "importance" and cal.importance_labels
+            ):
+                cal.fit(name, s, kind)
+        preds: dict[str, SamplePrediction] = {}
+        for rec in records:
+            if rec.id not in outputs:
+                continue
+            rois: list[RoiPrediction] = [
+                cal.apply(name, o, r.id, detects(by_name.get(name)))
+                for r, o in zip(rec.rois, outputs[rec.id], strict=True)
+            ]
+            preds[rec.id] = SamplePrediction(rec.id, name, rois)
+        out[name] = preds
+    return out
+
+
+@dataclass
+class SyntheticResult:
+    scores: list[PredictorScores]
+    predictions: dict[str, dict[str, SamplePrediction]]
+    labels: list[RoiLabel]
+    info: dict[str, Any]
+
+
+def evaluate_synthetic(
+    dataset_dir: Path,
+    out_dir: Path | None = None,
+    model_predictor: RoiPredictor | None = None,
+    baselines: Sequence[str] = DEFAULT_SYNTH_BASELINES,
+    split: str | None = None,
+    calibration_split: str | None = None,
+    limit: int | None = None,
+    bootstrap: int = 200,
+    include_fr: bool = True,
+) -> SyntheticResult:
+    dataset_dir = Path(dataset_dir)
+    try:
+        card = read_card(dataset_dir)
+        thresholds = Thresholds.from_dict(card["thresholds"])
+        fr_metric = card.get("label_metric") or None
+    except (SeagullError, KeyError):
+        card, thresholds, fr_metric = {}, DEFAULT_THRESHOLDS, None
+        log.warning("%s has no usable dataset.json; using the default thresholds", dataset_dir)
+    records = load_records(dataset_dir, split, limit)
+    all_records = list(iter_records(dataset_dir))
+    predictors: list[RoiPredictor] = [make_baseline(b) for b in baselines]
+    if model_predictor is not None:
+        predictors.insert(0, model_predictor)
+    fr_b = available_fr_baseline(fr_metric) if include_fr else None
+    run = run_predictors(dataset_dir, records, predictors, fr_b, all_records)
+    labels = [lab for rec in records for lab in labels_from_record(rec)]
+
+    cal_run = None
+    if calibration_split:
+        cal_records = load_records(dataset_dir, calibration_split, limit)
+        cal_labels = [lab for rec in cal_records for lab in labels_from_record(rec)]
+        cal = calibration_from_labels(
+            cal_labels, thresholds, f"split {calibration_split!r} ({len(cal_labels)} ROIs)"
+        )
+        cal_run = run_predictors(
+            dataset_dir, cal_records, [p for p in predictors if p is not model_predictor]
+        )
+    else:
+        cal = calibration_from_labels(
+            labels, thresholds, f"evaluated set label marginal ({len(labels)} ROIs)"
+        )
+    preds = calibrate_run(run, records, cal, predictors + ([fr_b] if fr_b else []), cal_run)
+    scores = [score_predictor(name, labels, p, bootstrap) for name, p in preds.items()]
+    if out_dir is not None:
+        pdir = Path(out_dir) / "predictions"
+        for name, p in preds.items():
+            write_predictions(pdir / f"{name}.jsonl", p.values())
+    n_img = len(records)
+    info = {
+        "suite": "synthetic",
+        "dataset": str(dataset_dir),
+        "dataset_name": card.get("name"),
+        "label_metric": fr_metric,
+        "split": split,
+        "records": n_img,
+        "rois": len(labels),
+        "calibration": cal.source,
+        "thresholds": thresholds.to_dict(),
+        "bootstrap": bootstrap,
+        "seconds_per_image": {k: v / max(1, n_img) for k, v in run.seconds.items()},
+        "failures": run.failures,
+        "fr_label": "included" if fr_b else "skipped (seagull.metrics.fr not importable or disabled)",
+    }
+    return SyntheticResult(scores, preds, labels, info)

@@ -1,0 +1,109 @@
+"""Assess many images: locally with a progress bar, or on a Ray cluster; per-item errors are
+reported in the output and never stop the batch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, SeagullError
+from .imageio import SUPPORTED_SUFFIXES, load_image
+
+# Builds the ROIs of one image: (image array) -> list[Roi]
+RoiBuilder = Callable[[Any], list]
+
+
+def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
+    """Image files, folders of images (recursive) and ``.txt`` lists (one path per line)."""
+    out: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            out += sorted(q for q in p.rglob("*") if q.suffix.lower() in SUPPORTED_SUFFIXES and q.is_file())
+        elif p.suffix.lower() == ".txt" and p.is_file():
+            base = p.parent
+            for line in p.read_text(encoding="utf-8").splitlines():
+                if line.strip() and not line.startswith("#"):
+                    q = Path(line.strip())
+                    out.append(q if q.is_absolute() else base / q)
+        else:
+            out.append(p)  # missing files are reported per item
+    if not out:
+        raise ConfigError(f"no images found in {list(map(str, inputs))}")
+    return out
+
+
+def assess_one(
+    assessor: Any, path: Path, build_rois: RoiBuilder, tasks: Sequence[str], text: bool
+) -> dict[str, Any]:
+    try:
+        image = load_image(path)
+        rois = build_rois(image)
+        results = assessor.assess(image, rois, tasks=tasks, text=text)
+        return {
+            "image": str(path),
+            "width": image.shape[1],
+            "height": image.shape[0],
+            "rois": [r.to_dict() for r in results],
+        }
+    except SeagullError as e:
+        return {"image": str(path), "error": f"{type(e).__name__}: {e}"}
+
+
+def assess_local(
+    assessor: Any,
+    paths: Sequence[Path],
+    build_rois: RoiBuilder,
+    tasks: Sequence[str],
+    text: bool,
+    progress: bool,
+) -> Iterator[dict[str, Any]]:
+    it: Any = paths
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(paths, desc="assess", unit="img")
+    for p in it:
+        yield assess_one(assessor, p, build_rois, tasks, text)
+
+
+def assess_ray(
+    make_assessor: Callable[[], Any],
+    paths: Sequence[Path],
+    build_rois: RoiBuilder,
+    tasks: Sequence[str],
+    text: bool,
+    address: str | None,
+    num_workers: int | None = None,
+) -> Iterator[dict[str, Any]]:
+    """One actor per worker loads the model once; images are spread round-robin. Paths must be
+    readable on every node (a shared filesystem)."""
+    try:
+        import ray
+    except ImportError as e:
+        raise ConfigError("--ray needs the 'ray' package: pip install 'seagull[dist]'") from e
+    started = not ray.is_initialized()
+    if started:
+        if address and address != "local":
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(include_dashboard=False, log_to_driver=False)
+
+    @ray.remote(num_cpus=1)
+    class Worker:
+        def __init__(self) -> None:
+            self.assessor = make_assessor()
+
+        def run(self, path: str) -> dict[str, Any]:
+            return assess_one(self.assessor, Path(path), build_rois, tasks, text)
+
+    try:
+        n = num_workers or max(1, int(ray.available_resources().get("CPU", 1)))
+        workers = [Worker.remote() for _ in range(min(n, len(paths)))]
+        refs = [workers[i % len(workers)].run.remote(str(p)) for i, p in enumerate(paths)]
+        for r in refs:  # keep the input order in the output
+            yield ray.get(r)
+    finally:
+        if started:
+            ray.shutdown()

@@ -1,0 +1,1 @@
+"""Training: two-stage instruction tuning of SEAGULL models (accelerate, LoRA through peft, resumable)."""

@@ -1,0 +1,209 @@
+"""Training data: dataset folders -> items (one image, several conversations about its ROIs) -> batches.
+
+Conversations are either the stored ones of the records or regenerated from the labels with
+:mod:`seagull.templates` under the configured task mix (quality / importance / distortion /
+judgment). Everything random about an item is drawn from ``(seed, epoch, index)``, so the data order
+and content of any step can be rebuilt after a restart without saving iterator state.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import templates as T
+from ..errors import ConfigError
+from ..model.prompting import EncodedConversation, collate_conversations, encode_conversation
+from ..schema import (
+    DISTORTION_TYPES,
+    IMPORTANCE_LEVELS,
+    QUALITY_LEVELS,
+    RoiRecord,
+    SampleRecord,
+    iter_records,
+)
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """One training image: its dataset folder and record."""
+
+    dataset: Path
+    record: SampleRecord
+
+    @property
+    def image_path(self) -> Path:
+        return self.dataset / self.record.image
+
+    @property
+    def key(self) -> str:
+        return f"{self.dataset.resolve()}::{self.record.id}"
+
+
+def load_images(folders: Sequence[Path], split: str | None, limit: int | None = None) -> list[ImageRef]:
+    """Every labelled record of ``folders`` in ``split`` (records without a labelled ROI are skipped)."""
+    out: list[ImageRef] = []
+    for folder in folders:
+        for rec in iter_records(Path(folder), split):
+            if any(r.quality_level is not None for r in rec.rois):
+                out.append(ImageRef(Path(folder), rec))
+    if limit:
+        out = out[:limit]
+    return out
+
+
+# --------------------------------------------------------------------------- conversations
+
+
+def _distortion_answer(roi: RoiRecord) -> str:
+    return T.answer_distortion([(d.type, d.severity_level) for d in roi.distortions])
+
+
+def _judgment(roi: RoiRecord, rng: random.Random) -> tuple[str, str]:
+    """A yes/no question about type, quality or importance, asked about the true label half of the time."""
+    kind = rng.choice(("type", "quality", "importance"))
+    if kind == "type":
+        present = [d.type for d in roi.distortions]
+        asked = rng.choice(present) if present and rng.random() < 0.5 else rng.choice(DISTORTION_TYPES)
+        return T.judgment_type_question(asked), T.judgment_type_answer(asked, present)
+    if kind == "quality":
+        asked = roi.quality_level if rng.random() < 0.5 else rng.choice(QUALITY_LEVELS)
+        return T.judgment_quality_question(asked), T.judgment_quality_answer(asked, roi.quality_level or "")
+    asked = roi.importance_level if rng.random() < 0.5 else rng.choice(IMPORTANCE_LEVELS)
+    return T.judgment_importance_question(asked), T.judgment_importance_answer(
+        asked, roi.importance_level or ""
+    )
+
+
+def task_turn(task: str, roi: RoiRecord, rng: random.Random) -> tuple[str, str]:
+    if task == "quality":
+        return T.QUESTIONS["quality"], T.answer_quality(roi.quality_level or "")
+    if task == "importance":
+        return T.QUESTIONS["importance"], T.answer_importance(roi.importance_level or "")
+    if task == "distortion":
+        return T.QUESTIONS["distortion"], _distortion_answer(roi)
+    if task == "judgment":
+        return _judgment(roi, rng)
+    raise ConfigError(f"unknown task {task!r}")
+
+
+def regenerate_conversation(
+    roi_index: int, roi: RoiRecord, mix: Mapping[str, float], turns: int, rng: random.Random
+) -> dict[str, Any]:
+    """One conversation about one ROI: ``turns`` questions drawn by the task mix, the first with the preamble."""
+    usable = [t for t, w in mix.items() if w > 0 and (t != "importance" or roi.importance_level)]
+    weights = [float(mix[t]) for t in usable]
+    out = []
+    for k in range(turns):
+        task = rng.choices(usable, weights=weights, k=1)[0]
+        q, a = task_turn(task, roi, rng)
+        out.append({"from": "human", "value": (T.PREAMBLE + q) if k == 0 else q})
+        out.append({"from": "gpt", "value": a})
+    return {"rois": [roi_index], "turns": out}
+
+
+# --------------------------------------------------------------------------- dataset
+
+
+@dataclass
+class TrainItem:
+    """One image with the conversations drawn for it; ``rois`` are the record's ROI indices used."""
+
+    ref: ImageRef
+    rois: list[int]
+    conversations: list[EncodedConversation]  # their ``rois`` index into ``rois`` (local numbering)
+
+
+@dataclass
+class ConversationDataset:
+    """Deterministic per ``(seed, epoch, index)``: item ``i`` of epoch ``e`` is the same in every run."""
+
+    images: list[ImageRef]
+    tokenizer: Any
+    image_token_id: int
+    mode: str = "regenerate"
+    task_mix: dict[str, float] = field(default_factory=lambda: {t: 1.0 for t in ("quality", "importance")})
+    convs_per_image: int = 4
+    turns_per_conversation: int = 1
+    max_length: int = 512
+    seed: int = 0
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def rng(self, epoch: int, index: int) -> random.Random:
+        return random.Random(f"{self.seed}:{epoch}:{index}")
+
+    def conversations(self, ref: ImageRef, rng: random.Random) -> list[dict[str, Any]]:
+        labelled = [i for i, r in enumerate(ref.record.rois) if r.quality_level is not None]
+        if self.mode == "stored":
+            convs = [c for c in ref.record.conversations if all(i in labelled for i in c.get("rois", []))]
+            if not convs:
+                raise ConfigError(
+                    f"record {ref.record.id!r} in {ref.dataset} has no stored conversations; "
+                    "use data.conversations: regenerate"
+                )
+            return rng.sample(convs, k=min(self.convs_per_image, len(convs)))
+        picked = [rng.choice(labelled) for _ in range(self.convs_per_image)]
+        return [
+            regenerate_conversation(i, ref.record.rois[i], self.task_mix, self.turns_per_conversation, rng)
+            for i in picked
+        ]
+
+    def item(self, index: int, epoch: int) -> TrainItem:
+        ref = self.images[index]
+        convs = self.conversations(ref, self.rng(epoch, index))
+        used = sorted({i for c in convs for i in c["rois"]})
+        local = {g: k for k, g in enumerate(used)}
+        encoded = []
+        for c in convs:
+            e = encode_conversation(self.tokenizer, c, self.image_token_id, self.max_length)
+            encoded.append(EncodedConversation(e.input_ids, e.labels, [local[i] for i in c["rois"]]))
+        return TrainItem(ref, used, encoded)
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g).tolist()
+
+
+def step_indices(n: int, seed: int, step: int, global_batch: int) -> tuple[int, list[int]]:
+    """(epoch, image indices) of global ``step``: epochs are reshuffled; a step never spans two epochs."""
+    per_epoch = max(1, n // global_batch)
+    epoch, k = divmod(step, per_epoch)
+    order = epoch_order(n, seed, epoch)
+    if n < global_batch:  # tiny sets: wrap around inside the epoch's order
+        return epoch, [order[(k * global_batch + j) % n] for j in range(global_batch)]
+    return epoch, order[k * global_batch : (k + 1) * global_batch]
+
+
+@dataclass
+class Batch:
+    """Images of a step with their used ROIs, and the padded sequences that talk about them."""
+
+    items: list[TrainItem]
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    labels: torch.Tensor
+    seq_image: list[int]  # image position in ``items`` of each sequence
+    seq_rois: list[list[int]]  # per sequence: positions in the item's ``rois`` (order of the pairs)
+
+    @property
+    def num_sequences(self) -> int:
+        return int(self.input_ids.shape[0])
+
+
+def collate(items: Sequence[TrainItem], pad_id: int) -> Batch:
+    seqs, seq_image, seq_rois = [], [], []
+    for k, it in enumerate(items):
+        for c in it.conversations:
+            seqs.append(c)
+            seq_image.append(k)
+            seq_rois.append(list(c.rois))
+    t = collate_conversations(seqs, pad_id)
+    return Batch(list(items), t["input_ids"], t["attention_mask"], t["labels"], seq_image, seq_rois)

@@ -1,0 +1,186 @@
+"""Frozen-tower features, computed once per image and reused every step (the training hot path).
+
+The vision tower is frozen, so everything it produces for an image and its ROIs is a constant of the
+run. For MFEs in ``adaptive`` mode with the ``native`` local branch (``seagull-tiny``, ``seagull-test``)
+this module splits the model's image/ROI encoding into
+
+* a frozen part, :func:`encode_frozen`: per image the channel-grid pools of the four tower levels
+  and the projector's input level; per ROI the mask-pooled level means and the local-window
+  statistics, and
+* a trainable part, :func:`trainable_tokens`: projector, the MFE's linear layers and attention
+  block, the local MLP,
+
+which together compute exactly what ``model.encode_images`` + ``model.encode_regions`` compute
+(checked by ``tests/test_train_features.py``). Other configurations train through the model's
+public encoders (no cache).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from ..imageio import load_image
+from ..model.mfe import MaskFeatureExtractor, RegionBatch, mask_weights, masked_mean
+from ..model.seagull import SeagullForCausalLM, to_image_tensor, to_mask_tensor
+from ..roi import rle_to_mask
+from .data import ImageRef
+
+LEVELS = MaskFeatureExtractor.LEVELS
+
+
+@dataclass
+class FrozenFeatures:
+    """Constant inputs of the trainable parts for one image and all of its ROIs."""
+
+    grids: list[torch.Tensor]  # four [C_l, g, g]
+    proj_in: torch.Tensor  # [T, C] projector input tokens
+    pooled: list[torch.Tensor]  # four [R, C_l] mask-pooled means
+    local_stats: torch.Tensor  # [R, 2 * sum C_l]
+
+    def to_dict(self) -> dict[str, torch.Tensor]:
+        d = {f"grid{i}": g for i, g in enumerate(self.grids)}
+        d.update({f"pooled{i}": p for i, p in enumerate(self.pooled)})
+        d["proj_in"] = self.proj_in
+        d["local_stats"] = self.local_stats
+        return {k: v.contiguous() for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, torch.Tensor]) -> FrozenFeatures:
+        return cls(
+            [d[f"grid{i}"] for i in range(4)],
+            d["proj_in"],
+            [d[f"pooled{i}"] for i in range(4)],
+            d["local_stats"],
+        )
+
+    def select(self, rois: list[int]) -> FrozenFeatures:
+        idx = torch.as_tensor(rois, dtype=torch.long)
+        return FrozenFeatures(self.grids, self.proj_in, [p[idx] for p in self.pooled], self.local_stats[idx])
+
+
+def supports_split(model: SeagullForCausalLM) -> bool:
+    """True when the frozen/trainable split of this module reproduces the model's encoders exactly."""
+    mfe = model.mask_extractor
+    return mfe.mode == "adaptive" and mfe.local_mode == "native" and model.vision_tower.frozen
+
+
+def preprocessing_fingerprint(model: SeagullForCausalLM) -> str:
+    c = model.config
+    d = {"vision": c.vision, "mfe": c.mfe, "projector": c.projector}
+    return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+@torch.no_grad()
+def encode_frozen(model: SeagullForCausalLM, image: Any, masks: Any) -> FrozenFeatures:
+    """The frozen part of the encoders for one image and its ``[R, H, W]`` masks (no gradients)."""
+    tower, mfe = model.vision_tower, model.mask_extractor
+    dev = model.device
+    native = tower.normalize(to_image_tensor(image).to(dev)[None])[0]
+    s = tower.image_size
+    pixels = F.interpolate(native[None], size=(s, s), mode="bilinear", antialias=True)
+    feats = tower(pixels)
+    level = feats[model.config.projector["level"]]
+    if model.config.projector["token_grid"]:
+        level = F.adaptive_avg_pool2d(level, model.config.projector["token_grid"])
+    proj_in = level[0].flatten(1).transpose(0, 1)
+    grids = [F.adaptive_avg_pool2d(f, mfe.grid)[0] for f in feats]
+    m = to_mask_tensor(masks).to(dev)
+    pooled = [
+        masked_mean(f.expand(m.shape[0], -1, -1, -1), mask_weights(m, (f.shape[2], f.shape[3])).to(f.dtype))
+        for f in feats
+    ]
+    # The local branch up to its trainable MLP (mirrors MaskFeatureExtractor.local_tokens).
+    crops, crop_masks = mfe.crops([native], RegionBatch([m]))
+    cfeats = tower(crops)
+    inside = (crop_masks > 0.5).float()
+    empty = inside.sum(dim=(1, 2)) == 0
+    inside[empty] = 1.0
+    stats = []
+    for f in cfeats:
+        w = mask_weights(inside > 0, (f.shape[2], f.shape[3])).to(f.dtype)
+        mean = masked_mean(f, w)
+        var = masked_mean((f - mean[:, :, None, None]) ** 2, w)
+        stats += [mean, var.clamp_min(0).sqrt()]
+    return FrozenFeatures(grids, proj_in, pooled, torch.cat(stats, dim=1))
+
+
+def trainable_tokens(
+    model: SeagullForCausalLM, frozen: list[FrozenFeatures]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Images' frozen features -> (image tokens ``[B, T, hidden]``, global ``[sum R, hidden]``, local ``[sum R, hidden]``)."""
+    mfe = model.mask_extractor
+    dtype = mfe.feat_linear.weight.dtype
+    dev = model.device
+    proj_dtype = model.mm_projector[0].weight.dtype
+    tokens = model.mm_projector(torch.stack([f.proj_in for f in frozen]).to(dev, proj_dtype))
+    counts = [int(f.local_stats.shape[0]) for f in frozen]
+    roi_image = torch.cat([torch.full((n,), i, dtype=torch.long) for i, n in enumerate(counts)]).to(dev)
+    pooled_sum, cross_sum = None, None
+    for lvl, name in enumerate(LEVELS):
+        pooled = torch.cat([f.pooled[lvl] for f in frozen]).to(dev, dtype)
+        grid = torch.stack([f.grids[lvl] for f in frozen]).to(dev, dtype)
+        basic = getattr(mfe, name)(pooled)
+        channel = getattr(mfe, "g_" + name)(grid.flatten(2))
+        crossed = mfe.cross_att_res(basic, channel, roi_image, mfe.joint)
+        pooled_sum = basic if pooled_sum is None else pooled_sum + basic
+        cross_sum = crossed if cross_sum is None else cross_sum + crossed
+    glob = mfe.final_mlp(torch.cat([mfe.cross_feat_linear(cross_sum), mfe.feat_linear(pooled_sum)], dim=-1))
+    local = mfe.local_proj(torch.cat([f.local_stats for f in frozen]).to(dev, dtype))
+    return tokens, glob, local
+
+
+def record_masks(ref: ImageRef) -> np.ndarray:
+    return np.stack([rle_to_mask(r.rle) for r in ref.record.rois])
+
+
+class FeatureStore:
+    """Frozen features per image, keyed by image path, record and preprocessing; in memory or on disk."""
+
+    def __init__(
+        self, model: SeagullForCausalLM, mode: str = "memory", cache_dir: Path | None = None
+    ) -> None:
+        self.model = model
+        self.mode = mode
+        self.fingerprint = preprocessing_fingerprint(model)
+        self.cache_dir = Path(cache_dir) / self.fingerprint if cache_dir else None
+        self.memory: dict[str, FrozenFeatures] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def _path(self, ref: ImageRef) -> Path:
+        assert self.cache_dir is not None
+        h = hashlib.sha1(f"{ref.key}::{ref.image_path.resolve()}".encode()).hexdigest()
+        return self.cache_dir / h[:2] / f"{h}.safetensors"
+
+    def get(self, ref: ImageRef) -> FrozenFeatures:
+        if ref.key in self.memory:
+            self.hits += 1
+            return self.memory[ref.key]
+        feats = None
+        if self.mode == "disk":
+            p = self._path(ref)
+            if p.is_file():
+                feats = FrozenFeatures.from_dict(load_file(str(p)))
+                self.hits += 1
+        if feats is None:
+            self.misses += 1
+            feats = encode_frozen(self.model, load_image(ref.image_path), record_masks(ref))
+            feats = FrozenFeatures.from_dict({k: v.cpu() for k, v in feats.to_dict().items()})
+            if self.mode == "disk":
+                p = self._path(ref)
+                p.parent.mkdir(parents=True, exist_ok=True)
+                tmp = p.with_suffix(".tmp")
+                save_file(feats.to_dict(), str(tmp))
+                tmp.replace(p)
+        if self.mode in ("memory", "disk"):
+            self.memory[ref.key] = feats
+        return feats

@@ -201,6 +201,11 @@ def load_released(
             name = "vision_tower.trunk." + k
             if name in own_tower:
                 state[name] = v.to(dtype) if v.is_floating_point() else v
+    # The trunk's classifier norm is never used for features; OpenCLIP files may not carry it.
+    for name, t in model.state_dict().items():
+        if name.startswith("vision_tower.trunk.head.") and name not in state:
+            fill = torch.ones if name.endswith("weight") else torch.zeros
+            state[name] = fill(tuple(t.shape), dtype=dtype)
     load_state_into_meta(model, state, device)
     model.config.vision = {
         **model.config.vision,

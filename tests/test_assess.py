@@ -1,0 +1,154 @@
+"""Assessor: one image encoding, batched ROIs, shared prefix cache; equal to the plain full-prompt path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from seagull import templates as T
+from seagull.assess import DEFAULT_WEIGHTS_DIR, Assessor, RoiAssessment
+from seagull.errors import AnswerParseError, ModelError
+from seagull.model import build_model
+from seagull.model.prompting import collate_conversations, encode_conversation, tokenize_prompt
+from seagull.model.scoring import level_scores
+from seagull.model.tokenizer import train_tokenizer
+from seagull.roi import Roi, box_to_mask
+from seagull.schema import DISTORTION_TYPES, QUALITY_LEVELS
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return train_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def assessor(tok) -> Assessor:
+    torch.manual_seed(0)
+    return Assessor(build_model("seagull-test", tokenizer=tok), tokenizer=tok)
+
+
+def image(h: int = 60, w: int = 80, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def rois(h: int = 60, w: int = 80) -> list[Roi]:
+    one = np.zeros((h, w), bool)
+    one[h // 2, w // 3] = True
+    return [
+        Roi(box_to_mask([2, 3, 20, 15], h, w), name="box"),
+        Roi(one, name="pixel"),
+        Roi(box_to_mask([w - 1, 0, 1, h], h, w), name="column"),
+        Roi(np.ones((h, w), bool), name="all"),
+    ]
+
+
+def test_no_default_model_yet_is_a_clear_error():
+    if (DEFAULT_WEIGHTS_DIR / "config.json").is_file():
+        pytest.skip("a default model is shipped")
+    with pytest.raises(ModelError, match="pass a model folder"):
+        Assessor()
+
+
+def test_result_structure_and_ranges(assessor):
+    res = assessor.assess(image(), rois())
+    assert [r.name for r in res] == ["box", "pixel", "column", "all"]
+    assert res[1].area == 1 and res[1].bbox == (26, 30, 1, 1)
+    for r in res:
+        assert isinstance(r, RoiAssessment)
+        assert 0 <= r.quality <= 1 and 0 <= r.importance <= 1
+        assert r.quality_level == max(r.quality_probs, key=r.quality_probs.get)
+        assert [d.type for d in r.distortions] == list(DISTORTION_TYPES)
+        for d in r.distortions:
+            assert 0 <= d.confidence <= 1 and d.present == (d.confidence >= 0.5)
+            assert 0 <= d.severity <= 1 and sum(d.severity_probs.values()) == pytest.approx(1.0, abs=1e-5)
+        d = r.to_dict()
+        assert d["bbox"] == list(r.bbox) and len(d["distortions"]) == 6
+
+
+def test_cached_batched_path_equals_plain_full_prompt(assessor, tok):
+    """The quality score of ROI k equals one full forward of the released-style prompt for ROI k alone."""
+    img, rr = image(), rois()
+    res = assessor.assess(img, rr, tasks=("quality",))
+    model = assessor.model
+    text = T.render_prompt([T.Turn("human", T.region_question("quality"))]) + " " + T.ANSWER_PREFIX["quality"]
+    ids = torch.tensor([tokenize_prompt(tok, text, model.config.image_token_id)])
+    for k, r in enumerate(rr):
+        with torch.no_grad():
+            logits = model(ids, images=[img], masks=[r.mask[None]]).logits[:, -1]
+        ref = level_scores(logits, assessor.quality_ids, QUALITY_LEVELS)[0]
+        assert res[k].quality == pytest.approx(ref.score, abs=1e-5)
+        assert res[k].importance is None and res[k].distortions == []
+
+
+def test_deterministic_and_independent_of_other_rois(assessor):
+    img, rr = image(seed=3), rois()
+    a = [r.to_dict() for r in assessor.assess(img, rr)]
+    b = [r.to_dict() for r in assessor.assess(img, rr)]
+    assert a == b
+    alone = assessor.assess(img, rr[2:3])[0].to_dict()
+    assert alone["quality"] == pytest.approx(a[2]["quality"], abs=1e-5)
+    assert alone["distortions"][4]["confidence"] == pytest.approx(
+        a[2]["distortions"][4]["confidence"], abs=1e-5
+    )
+
+
+def test_batch_of_images_with_different_roi_counts(assessor):
+    imgs = [image(60, 80, 1), image(40, 30, 2), image(50, 50, 3)]
+    per = [rois(60, 80)[:1], rois(40, 30), []]
+    batch = assessor.assess_batch(imgs, per)
+    assert [len(x) for x in batch] == [1, 4, 0]
+    single = assessor.assess(imgs[1], per[1])
+    for got, ref in zip(batch[1], single, strict=True):
+        assert got.quality == pytest.approx(ref.quality, abs=1e-5)
+        assert got.importance == pytest.approx(ref.importance, abs=1e-5)
+
+
+def test_bad_inputs_are_clear_errors(assessor):
+    from seagull.errors import RoiError
+
+    with pytest.raises(RoiError, match="resize the mask"):
+        assessor.assess(image(60, 80), rois(30, 30))
+    with pytest.raises(ModelError, match="unknown task"):
+        assessor.assess(image(), rois(), tasks=("beauty",))
+
+
+def test_untrained_text_answers_raise_instead_of_guessing(assessor):
+    with pytest.raises(AnswerParseError):
+        assessor.assess(image(), rois()[:1], tasks=("quality",), text=True)
+
+
+@pytest.mark.slow
+def test_a_few_training_steps_move_scores_and_text(tok, tmp_path):
+    """The training API: teach the micro model 'excellent' quality; the score and greedy text follow."""
+    torch.manual_seed(0)
+    model = build_model("seagull-test", tokenizer=tok)
+    img, rr = image(seed=5), rois()[:2]
+    convs = [
+        {
+            "rois": [0],
+            "turns": [
+                {"from": "human", "value": T.region_question("quality")},
+                {"from": "gpt", "value": T.answer_quality("excellent")},
+            ],
+        }
+    ]
+    batch = collate_conversations(
+        [encode_conversation(tok, c, model.config.image_token_id) for c in convs], tok.pad_token_id
+    )
+    before = Assessor(model, tokenizer=tok).assess(img, rr, tasks=("quality",))[0].quality
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    model.train()
+    for step in range(30):
+        roi = rr[step % 2]
+        loss = model(**batch, images=[img], masks=[roi.mask[None]]).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    model.save_pretrained(tmp_path / "m", tokenizer=tok)
+    trained = Assessor(tmp_path / "m")
+    res = trained.assess(img, rr, tasks=("quality",), text=True)
+    assert res[0].quality > max(before, 0.9) and res[0].quality_level == "excellent"
+    assert res[0].answers["quality"] == T.answer_quality("excellent")
+    assert res[0].parsed["quality"] == "excellent"

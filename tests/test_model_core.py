@@ -1,0 +1,234 @@
+"""The SEAGULL model on the micro `seagull-test` config: shapes, gradients, determinism, persistence, masks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from seagull import templates as T
+from seagull.errors import ConfigError, RoiError
+from seagull.model import SeagullForCausalLM, build_model, get_config, load_model
+from seagull.model.mfe import boxes_from_masks
+from seagull.model.prompting import IGNORE_INDEX, collate_conversations, encode_conversation
+from seagull.model.tokenizer import ANSWER_WORDS, train_tokenizer
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return train_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def model(tok) -> SeagullForCausalLM:
+    torch.manual_seed(0)
+    return build_model("seagull-test", tokenizer=tok).eval()
+
+
+def rand_image(h: int, w: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def box_masks(h: int, w: int, boxes: list[tuple[int, int, int, int]]) -> np.ndarray:
+    m = np.zeros((len(boxes), h, w), dtype=bool)
+    for i, (x, y, bw, bh) in enumerate(boxes):
+        m[i, y : y + bh, x : x + bw] = True
+    return m
+
+
+def region_conv(n: int, answers: list[str] | None = None) -> dict:
+    answers = answers or [T.answer_quality("good")] * n
+    turns = []
+    for k in range(n):
+        q = f"For Region {k + 1}: {T.QUESTIONS['quality']}"
+        turns.append({"from": "human", "value": (T.multi_region_preamble(n) + q) if k == 0 else q})
+        turns.append({"from": "gpt", "value": answers[k]})
+    return {"rois": list(range(n)), "turns": turns}
+
+
+def test_tokenizer_keeps_answer_words_and_special_tokens_whole(tok):
+    for w in ANSWER_WORDS:
+        assert len(tok.tokenize(" " + w)) == 1, w
+    for s in (T.IMAGE_TOKEN, T.GLOBAL_TOKEN, T.LOCAL_TOKEN):
+        assert tok.tokenize(s) == [s]
+
+
+@pytest.mark.parametrize("size", [(40, 40), (64, 96), (97, 53)])
+@pytest.mark.parametrize("n_roi", [1, 3])
+def test_region_tokens_shapes(model, size, n_roi):
+    h, w = size
+    enc = model.encode_images([rand_image(h, w)])
+    assert enc.image_tokens.shape == (1, 4, model.config.hidden_size)  # token_grid 2 -> 4 image tokens
+    masks = box_masks(h, w, [(i, i, 5 + i, 7) for i in range(n_roi)])
+    g, loc = model.encode_regions(enc, [masks])
+    assert g.shape == loc.shape == (n_roi, model.config.hidden_size)
+    assert torch.isfinite(g).all() and torch.isfinite(loc).all()
+
+
+def test_masks_of_any_size_including_one_pixel(model):
+    img = rand_image(60, 80)
+    masks = np.zeros((4, 60, 80), dtype=bool)
+    masks[0, 30, 40] = True  # one pixel
+    masks[1, :, 79] = True  # one pixel wide, full height
+    masks[2, 0, :] = True  # one pixel high, full width
+    masks[3] = True  # the whole image
+    boxes = boxes_from_masks(torch.from_numpy(masks))
+    assert boxes.tolist()[0] == [40, 30, 41, 31]
+    assert boxes.tolist()[1] == [79, 0, 80, 60]
+    g, loc = model.encode_regions(model.encode_images([img]), [masks])
+    assert torch.isfinite(g).all() and torch.isfinite(loc).all()
+    # Different ROIs give different tokens (nothing collapsed to an empty crop).
+    assert torch.cdist(loc, loc).fill_diagonal_(1.0).min() > 0
+
+
+def test_empty_mask_and_wrong_size_are_roi_errors(model):
+    enc = model.encode_images([rand_image(30, 30)])
+    with pytest.raises(RoiError):
+        model.encode_regions(enc, [np.zeros((1, 30, 30), bool)])
+    with pytest.raises(RoiError, match="image's size"):
+        model.encode_regions(enc, [np.ones((1, 20, 30), bool)])
+
+
+def test_independent_rois_do_not_influence_each_other(model):
+    img = rand_image(48, 64)
+    masks = box_masks(48, 64, [(2, 2, 10, 10), (30, 20, 20, 15), (5, 30, 8, 8)])
+    enc = model.encode_images([img])
+    g_all, l_all = model.encode_regions(enc, [masks])
+    g_one, l_one = model.encode_regions(enc, [masks[1:2]])
+    torch.testing.assert_close(g_all[1:2], g_one, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(l_all[1:2], l_one, rtol=1e-4, atol=1e-5)
+
+
+def test_joint_mode_lets_rois_attend_to_each_other(tok):
+    torch.manual_seed(0)
+    m = build_model("seagull-test", tokenizer=tok, mfe={"roi_interaction": "joint"}).eval()
+    img = rand_image(48, 64)
+    masks = box_masks(48, 64, [(2, 2, 10, 10), (30, 20, 20, 15)])
+    enc = m.encode_images([img])
+    g_all, _ = m.encode_regions(enc, [masks])
+    g_one, _ = m.encode_regions(enc, [masks[1:2]])
+    assert not torch.allclose(g_all[1], g_one[0])
+
+
+def test_labels_cover_only_the_answers(tok, model):
+    conv = region_conv(2, [T.answer_quality("poor"), T.answer_quality("excellent")])
+    e = encode_conversation(tok, conv, model.config.image_token_id)
+    supervised = tok.decode([t for t, lab in zip(e.input_ids, e.labels, strict=True) if lab != IGNORE_INDEX])
+    assert supervised == " The quality is poor.</s> The quality is excellent.</s>"
+    assert e.rois == [0, 1]
+
+
+def test_region_count_mismatch_is_a_clear_error(tok, model):
+    with pytest.raises(RoiError, match="ROIs"):
+        encode_conversation(tok, {"rois": [0], "turns": region_conv(2)["turns"]}, model.config.image_token_id)
+    e = encode_conversation(tok, region_conv(2), model.config.image_token_id)
+    batch = collate_conversations([e], tok.pad_token_id)
+    img = rand_image(32, 32)
+    with pytest.raises(RoiError, match="<global>"):
+        model(**batch, images=[img], masks=[box_masks(32, 32, [(0, 0, 4, 4)])])
+
+
+def test_batch_with_different_roi_counts_and_sizes(tok, model):
+    convs = [region_conv(1), region_conv(3), region_conv(2)]
+    batch = collate_conversations(
+        [encode_conversation(tok, c, model.config.image_token_id) for c in convs], tok.pad_token_id
+    )
+    images = [rand_image(40, 50, 1), rand_image(70, 30, 2), rand_image(33, 33, 3)]
+    masks = [
+        box_masks(40, 50, [(1, 1, 10, 10)]),
+        box_masks(70, 30, [(0, 0, 5, 5), (10, 10, 10, 30), (29, 69, 1, 1)]),
+        box_masks(33, 33, [(3, 3, 3, 3), (0, 0, 33, 33)]),
+    ]
+    out = model(**batch, images=images, masks=masks)
+    assert torch.isfinite(out.loss)
+    # Each sequence alone gives the same loss contribution as inside the batch (padding is inert).
+    single = model(
+        **collate_conversations([encode_conversation(tok, convs[1], model.config.image_token_id)], 0),
+        images=images[1:2],
+        masks=masks[1:2],
+    )
+    seq_len = single.logits.shape[1]
+    torch.testing.assert_close(out.logits[1, :seq_len], single.logits[0], rtol=1e-4, atol=1e-4)
+
+
+def test_gradients_reach_only_trainable_parts(tok, model):
+    model.train()
+    batch = collate_conversations(
+        [encode_conversation(tok, region_conv(2), model.config.image_token_id)], tok.pad_token_id
+    )
+    out = model(
+        **batch, images=[rand_image(40, 40)], masks=[box_masks(40, 40, [(0, 0, 9, 9), (20, 20, 5, 5)])]
+    )
+    out.loss.backward()
+    try:
+        assert all(p.grad is None for p in model.vision_tower.parameters())
+        for name in ("mask_extractor", "mm_projector", "language_model"):
+            grads = [p.grad for p in getattr(model, name).parameters() if p.requires_grad]
+            assert any(g is not None and g.abs().sum() > 0 for g in grads), name
+        assert not model.vision_tower.trunk.training  # frozen BatchNorm stays in eval mode
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.eval()
+
+
+def test_forward_is_deterministic(tok, model):
+    batch = collate_conversations([encode_conversation(tok, region_conv(1), model.config.image_token_id)], 0)
+    kw = dict(images=[rand_image(50, 50)], masks=[box_masks(50, 50, [(5, 5, 20, 20)])])
+    with torch.no_grad():
+        a = model(**batch, **kw).logits
+        b = model(**batch, **kw).logits
+    assert torch.equal(a, b)
+
+
+def test_save_load_round_trip_gives_equal_outputs(tok, model, tmp_path):
+    model.save_pretrained(tmp_path / "m", tokenizer=tok)
+    assert (tmp_path / "m" / "model.safetensors").is_file() and (tmp_path / "m" / "tokenizer.json").is_file()
+    loaded = load_model(tmp_path / "m")
+    again = SeagullForCausalLM.from_pretrained(tmp_path / "m")
+    batch = collate_conversations([encode_conversation(tok, region_conv(2), model.config.image_token_id)], 0)
+    kw = dict(images=[rand_image(45, 61)], masks=[box_masks(45, 61, [(5, 5, 20, 20), (0, 40, 3, 5)])])
+    with torch.no_grad():
+        ref = model(**batch, **kw).logits
+        torch.testing.assert_close(loaded(**batch, **kw).logits, ref)
+        torch.testing.assert_close(again(**batch, **kw).logits, ref)
+
+
+def test_auto_classes_know_seagull(model, tok, tmp_path):
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    model.save_pretrained(tmp_path / "m", tokenizer=tok)
+    assert AutoConfig.from_pretrained(tmp_path / "m").model_type == "seagull"
+    assert isinstance(AutoModelForCausalLM.from_pretrained(tmp_path / "m"), SeagullForCausalLM)
+
+
+def test_config_errors_and_compat_size_check():
+    with pytest.raises(ConfigError, match="unknown mfe"):
+        get_config("seagull-test", mfe={"nope": 1})
+    with pytest.raises(ConfigError):
+        get_config("no-such-config")
+    with pytest.raises(ConfigError, match="local_mode"):
+        get_config("seagull-test", mfe={"local_mode": "magic"})
+
+
+def test_compat_mfe_rejects_other_input_sizes_and_released_local_branch_runs(tok):
+    torch.manual_seed(0)
+    m = build_model(
+        "seagull-test",
+        tokenizer=tok,
+        mfe={
+            "mode": "compat",
+            "local_mode": "released",
+            "dim": 16,
+            "heads": 2,
+            "mask_linear": True,
+            "mask_linear_in": 16,
+        },
+    ).eval()
+    g, loc = m.encode_regions(
+        m.encode_images([rand_image(37, 81)]), [box_masks(37, 81, [(0, 0, 1, 37), (5, 5, 9, 3)])]
+    )
+    assert g.shape == loc.shape == (2, m.config.hidden_size)
+    enc = m.encode_images([rand_image(20, 20)])
+    enc.features = [torch.nn.functional.interpolate(f, scale_factor=2.0) for f in enc.features]
+    with pytest.raises(ConfigError, match="adaptive"):
+        m.encode_regions(enc, [box_masks(20, 20, [(0, 0, 5, 5)])])

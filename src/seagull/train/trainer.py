@@ -235,7 +235,14 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.output_dir)
-    plugin = DeepSpeedPlugin(hf_ds_config=str(cfg.deepspeed)) if cfg.deepspeed else None
+    plugin = None
+    if cfg.deepspeed:
+        plugin = DeepSpeedPlugin(hf_ds_config=str(cfg.deepspeed), gradient_accumulation_steps=cfg.grad_accum)
+        # No DataLoader goes through accelerate, so fill the "auto" sizes it would have taken from one.
+        ds = plugin.deepspeed_config
+        ds["train_micro_batch_size_per_gpu"] = cfg.batch_images
+        ds["gradient_clipping"] = cfg.optim.max_grad_norm
+        ds.pop("train_batch_size", None)
     accelerator = Accelerator(
         mixed_precision=resolve_precision(cfg.mixed_precision),
         gradient_accumulation_steps=cfg.grad_accum,

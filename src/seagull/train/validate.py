@@ -136,7 +136,11 @@ def validate(
             q_hit.append(round(float(s["quality"][j]) * 4) == QUALITY_LEVELS.index(roi.quality_level))
             i_pred.append(float(s["importance"][j]))
             i_true.append(roi.importance)
-            t_pred.append(type_set([t for t, p in zip(DISTORTION_TYPES, s["p_yes"][j].tolist()) if p > 0.5]))
+            t_pred.append(
+                type_set(
+                    [t for t, p in zip(DISTORTION_TYPES, s["p_yes"][j].tolist(), strict=True) if p > 0.5]
+                )
+            )
             t_true.append(type_set([d.type for d in roi.distortions]))
     model.train(was_training)
     return ValResult(

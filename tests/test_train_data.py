@@ -1,0 +1,66 @@
+"""Training data: a small synthesised set (shared with the other training tests), items and batches."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_CONFIG = REPO / "src" / "seagull" / "train" / "configs" / "tiny_cpu.yaml"
+_DATASETS: dict[str, Path] = {}
+
+
+def synth_dataset() -> Path:
+    """Two example photos x 6 families x 3 settings, 3 ROIs each, 128 px: built once per test process."""
+    if "tiny" not in _DATASETS:
+        from seagull.synth import SynthConfig, run_synthesis
+
+        out = Path(tempfile.mkdtemp(prefix="seagull-train-test-")) / "tiny"
+        cfg = SynthConfig(refs=REPO / "examples", out=out, settings=3, max_rois=3, max_side=128, seed=0)
+        summary = run_synthesis(cfg, progress=False)
+        assert summary.records > 20 and not summary.failed
+        _DATASETS["tiny"] = out
+    return _DATASETS["tiny"]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from seagull.model.tokenizer import train_tokenizer
+
+    return train_tokenizer()
+
+
+def test_items_are_deterministic_and_follow_the_task_mix(tokenizer) -> None:
+    from seagull import templates as T
+    from seagull.train.data import ConversationDataset, collate, load_images
+
+    images = load_images([synth_dataset()], "train")
+    ds = ConversationDataset(images, tokenizer, 4, task_mix={"quality": 1.0}, convs_per_image=3, seed=1)
+    a, b = ds.item(0, 0), ds.item(0, 0)
+    assert [c.input_ids for c in a.conversations] == [c.input_ids for c in b.conversations]
+    text = tokenizer.decode(a.conversations[0].input_ids)
+    assert T.QUESTIONS["quality"] in text and T.QUESTIONS["importance"] not in text
+    other = ConversationDataset(images, tokenizer, 4, task_mix={"distortion": 1.0}, convs_per_image=3, seed=1)
+    assert T.QUESTIONS["distortion"] in tokenizer.decode(other.item(0, 0).conversations[0].input_ids)
+    batch = collate([ds.item(i, 0) for i in range(2)], tokenizer.pad_token_id)
+    assert batch.num_sequences == 6 and batch.seq_image == [0, 0, 0, 1, 1, 1]
+    assert all(len(r) == 1 for r in batch.seq_rois)
+    # Only answers are supervised.
+    assert (batch.labels != -100).sum() < (batch.attention_mask == 1).sum() / 3
+
+
+def test_step_order_reshuffles_per_epoch_and_covers_the_set() -> None:
+    from seagull.train.data import step_indices
+
+    seen = [step_indices(10, 0, s, 2) for s in range(5)]
+    assert all(e == 0 for e, _ in seen)
+    assert sorted(i for _, idx in seen for i in idx) == list(range(10))
+    assert step_indices(10, 0, 5, 2)[0] == 1
+    assert [step_indices(10, 0, s, 2)[1] for s in range(5)] != [
+        step_indices(10, 0, s, 2)[1] for s in range(5, 10)
+    ]

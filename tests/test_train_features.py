@@ -1,0 +1,50 @@
+"""The cached frozen-feature path computes exactly what the model's own encoders compute."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from seagull.errors import ConfigError
+
+
+def test_cached_split_equals_model_encoders(coffee: np.ndarray) -> None:
+    from seagull.model import build_model
+    from seagull.model.tokenizer import train_tokenizer
+    from seagull.train.features import encode_frozen, supports_split, trainable_tokens
+
+    torch.manual_seed(0)
+    model = build_model("seagull-test", tokenizer=train_tokenizer()).eval()
+    assert supports_split(model)
+    h, w = coffee.shape[:2]
+    masks = np.zeros((3, h, w), bool)
+    masks[0, 10:200, 30:300] = True
+    masks[1, h // 2 :, w // 2 :] = True
+    masks[2, 5, 7] = True  # one pixel
+    enc = model.encode_images([coffee])
+    g, loc = model.encode_regions(enc, [masks])
+    tokens, g2, loc2 = trainable_tokens(model, [encode_frozen(model, coffee, masks)])
+    torch.testing.assert_close(tokens, enc.image_tokens, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(g2, g, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(loc2, loc, rtol=1e-5, atol=1e-5)
+    # Gradients flow into the trainable parts only.
+    (g2.sum() + loc2.sum() + tokens.sum()).backward()
+    assert all(p.grad is not None for p in model.mask_extractor.local_proj.parameters())
+    assert all(p.grad is not None for p in model.mm_projector.parameters())
+    assert all(p.grad is None for p in model.vision_tower.parameters())
+
+
+def test_feature_cache_refused_for_released_mfe(tmp_path) -> None:
+    from seagull.model import build_model
+    from seagull.model.tokenizer import train_tokenizer
+    from seagull.train.config import TrainConfig
+    from seagull.train.trainer import check_against_model
+
+    model = build_model(
+        "seagull-test", tokenizer=train_tokenizer(), mfe={"local_mode": "released", "dim": 36}
+    )
+    cfg = TrainConfig(feature_cache="memory")
+    cfg.parts.lm = "full"
+    with pytest.raises(ConfigError, match="feature_cache"):
+        check_against_model(cfg, model)

@@ -217,9 +217,10 @@ def quantile_map(scores: Sequence[float], targets: Sequence[float]) -> Callable[
     def f(x: float) -> float:
         if x is None or not np.isfinite(x):
             return float("nan")
-        # mid-rank of x among the calibration scores, in [0, 1]
+        # rank of x among the calibration scores scaled to [0, 1] (ties: their mean rank; the lowest
+        # score goes to the lowest label, the highest to the highest)
         lo, hi = np.searchsorted(s, x, "left"), np.searchsorted(s, x, "right")
-        u = ((lo + hi) / 2) / s.size
+        u = ((lo + hi - 1) / 2) / max(1, s.size - 1)
         return float(np.quantile(t, min(1.0, max(0.0, u))))
 
     return f

@@ -76,15 +76,25 @@ def fit_logistic4(pred: np.ndarray, label: np.ndarray) -> tuple[float, float, fl
     # Start as a rising curve if the rank correlation is positive, else falling.
     rising = stats.spearmanr(p, y).statistic >= 0
     hi, lo = (y.max(), y.min()) if rising else (y.min(), y.max())
-    p0 = [hi, lo, float(np.mean(p)), float(np.std(p)) or 1.0]
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            params, _ = optimize.curve_fit(logistic4, p, y, p0=p0, maxfev=20000)
-    except (RuntimeError, ValueError, optimize.OptimizeWarning):
+    sd = float(np.std(p)) or 1.0
+    best, best_sse = None, np.inf
+    # A few slopes as starting points: the least-squares surface has local minima.
+    for scale in (1.0, 0.25, 4.0):
+        p0 = [hi, lo, float(np.mean(p)), sd * scale]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                params, _ = optimize.curve_fit(logistic4, p, y, p0=p0, method="trf", max_nfev=20000)
+        except (RuntimeError, ValueError, optimize.OptimizeWarning):
+            continue
+        if not np.all(np.isfinite(params)):
+            continue
+        sse = float(((logistic4(p, *params) - y) ** 2).sum())
+        if sse < best_sse:
+            best, best_sse = params, sse
+    if best is None:
         return None
-    if not np.all(np.isfinite(params)):
-        return None
+    params = best
     return tuple(float(v) for v in params)  # type: ignore[return-value]
 
 

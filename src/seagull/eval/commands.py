@@ -1,0 +1,168 @@
+"""``seagull eval`` and ``seagull bench``: ``register(subparsers)`` adds both to the CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..schema import atomic_write_text
+
+
+def _model(args: argparse.Namespace):
+    if not args.model or args.model == "none":
+        return None
+    from .predictors import load_model_predictor
+
+    return load_model_predictor(args.model)
+
+
+def _baselines(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    if text in ("", "none"):
+        return []
+    return [b.strip() for b in text.split(",") if b.strip()]
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from . import report
+
+    out = Path(args.out)
+    if args.predictions:
+        return _eval_predictions(args, out)
+    model = _model(args)
+    if args.suite == "synthetic":
+        from .synthetic import DEFAULT_SYNTH_BASELINES, evaluate_synthetic
+
+        res = evaluate_synthetic(
+            Path(args.data),
+            out,
+            model_predictor=model,
+            baselines=_baselines(args.baselines) if args.baselines is not None else DEFAULT_SYNTH_BASELINES,
+            split=args.split,
+            calibration_split=args.calibration_split,
+            limit=args.limit,
+            bootstrap=args.bootstrap,
+            include_fr=not args.no_fr,
+        )
+        report.write_protocol_report(out, res.scores, res.labels, res.predictions, res.info)
+        main, types = report.protocol_tables(res.scores)
+        print(
+            f"{res.info['records']} images, {res.info['rois']} ROIs from {args.data}; calibration: {res.info['calibration']}"
+        )
+        print(main)
+        print()
+        print("per-type F1 (%)")
+        print(types)
+        for f in res.info["failures"][:10]:
+            print(f"  failed: {f}")
+    else:
+        from .suites import SUITE_BASELINES, SUITES, default_predictors
+
+        if args.suite not in SUITES:
+            raise ConfigError(f"unknown suite {args.suite!r}; choose synthetic, {', '.join(SUITES)}")
+        names = _baselines(args.baselines)
+        preds = default_predictors(model, SUITE_BASELINES if names is None else names)
+        res = SUITES[args.suite](Path(args.data), preds, limit=args.limit)
+        report.write_suite_report(out, res)
+        print(f"suite {args.suite} on {args.data}: {json.dumps(res.info, default=str)}")
+        print(report.suite_tables(res))
+    print(f"report written to {out}/report.md")
+    return 0
+
+
+def _eval_predictions(args: argparse.Namespace, out: Path) -> int:
+    """Score a prediction file or folder written earlier against a synthetic dataset's labels."""
+    from . import report
+    from .predictions import load_prediction_dir, load_prediction_file
+    from .protocol import labels_from_record, score_predictor
+    from .synthetic import load_records
+
+    if args.suite != "synthetic":
+        raise ConfigError(
+            "--predictions is scored against a synthetic dataset's labels; use --suite synthetic"
+        )
+    p = Path(args.predictions)
+    preds = load_prediction_dir(p) if p.is_dir() else dict([load_prediction_file(p)])
+    records = load_records(Path(args.data), args.split, args.limit)
+    labels = [lab for rec in records for lab in labels_from_record(rec)]
+    scores = [score_predictor(name, labels, pr, args.bootstrap) for name, pr in preds.items()]
+    info = {
+        "suite": "synthetic (saved predictions)",
+        "dataset": str(args.data),
+        "predictions": str(p),
+        "rois": len(labels),
+    }
+    report.write_protocol_report(out, scores, labels, preds, info)
+    main, types = report.protocol_tables(scores)
+    print(main)
+    print()
+    print(types)
+    print(f"report written to {out}/report.md")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .baselines import BASELINE_NAMES
+    from .bench import BENCH_COLUMNS, bench_table_rows, run_bench
+    from .protocol import markdown_table, text_table
+
+    names = _baselines(args.baselines)
+    res = run_bench(
+        Path(args.images),
+        limit=args.limit,
+        n_rois=args.rois,
+        baselines=BASELINE_NAMES if names is None else names,
+        model=_model(args),
+        max_side=args.max_side or None,
+    )
+    rows = bench_table_rows(res)
+    print(f"{len(res['images'])} images, {res['rois_per_image']} ROIs each; machine: {res['machine']}")
+    print(text_table(BENCH_COLUMNS, rows))
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "bench.json", json.dumps(res, indent=2))
+        atomic_write_text(out / "bench.md", markdown_table(BENCH_COLUMNS, rows) + "\n")
+        print(f"written to {out}/bench.json and bench.md")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    e = subparsers.add_parser(
+        "eval",
+        help="evaluate a model and baselines (SRCC/PLCC, sample-average P/R/F1, external suites)",
+        description="Evaluate on a synthetic dataset (the paper's protocol) or an external suite.",
+    )
+    e.add_argument(
+        "--model", default="none", help="model folder for the Assessor, or 'none' for baselines only"
+    )
+    e.add_argument("--data", required=True, help="dataset folder (synthetic) or the suite's data folder")
+    e.add_argument("--suite", default="synthetic", choices=["synthetic", "cuhk", "konstanz", "tid2013"])
+    e.add_argument("--out", required=True, help="report folder (report.json, report.md, plots, predictions/)")
+    e.add_argument(
+        "--predictions", help="score this prediction JSONL file or folder instead of running predictors"
+    )
+    e.add_argument("--limit", type=int, help="only the first N images (suites: a balanced subset)")
+    e.add_argument("--split", help="synthetic: evaluate only this split (e.g. test)")
+    e.add_argument("--calibration-split", help="synthetic: fit the baselines' level maps on this split")
+    e.add_argument("--baselines", help="comma-separated baselines (default: all; 'none' for none)")
+    e.add_argument(
+        "--bootstrap", type=int, default=200, help="bootstrap resamples for 95%% intervals (0 = off)"
+    )
+    e.add_argument("--no-fr", action="store_true", help="synthetic: skip the full-reference upper bound")
+    e.set_defaults(func=cmd_eval)
+
+    b = subparsers.add_parser("bench", help="efficiency table: seconds per image and per ROI, peak memory")
+    b.add_argument("--images", required=True, help="folder of images (searched recursively) or one image")
+    b.add_argument("--model", default="none", help="model folder for the Assessor, or 'none'")
+    b.add_argument("--limit", type=int, default=8, help="number of images")
+    b.add_argument("--rois", type=int, default=4, help="ROIs per image (boxes on a fixed grid)")
+    b.add_argument(
+        "--max-side", type=int, default=512, help="downscale images to this longer side (0 = keep)"
+    )
+    b.add_argument("--baselines", help="comma-separated baselines (default: all)")
+    b.add_argument("--out", help="folder for bench.json and bench.md")
+    b.set_defaults(func=cmd_bench)

@@ -1,0 +1,59 @@
+"""`seagull serve`: the REST API and web page on one port (loopback unless told otherwise)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .limits import Limits
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from .app import create_app
+    except ImportError as e:
+        print(f"seagull serve needs the serve extra: pip install 'seagull[serve]' ({e})", file=sys.stderr)
+        return 2
+    limits = Limits(
+        max_upload_bytes=int(args.max_upload_mb * 2**20),
+        max_pixels=args.max_pixels,
+        max_rois=args.max_rois,
+        request_timeout_s=args.timeout,
+        queue_size=args.queue_size,
+    )
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"seagull serve: listening on {args.host}: the API has no authentication; "
+            "put it behind a proxy that has",
+            file=sys.stderr,
+        )
+    print("seagull serve: loading the model ...", file=sys.stderr)
+    app = create_app(args.model, limits, sam=args.sam, sam_type=args.sam_type)
+    print(
+        f"seagull serve: page http://{args.host}:{args.port}/  API docs http://{args.host}:{args.port}/docs"
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, workers=1)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    d = Limits()
+    p = sub.add_parser("serve", help="serve the REST API and the web page (click-to-segment, region map)")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
+    )
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--model", help="model folder (default: the shipped seagull-tiny)")
+    p.add_argument("--sam", metavar="CHECKPOINT", help="segment point/box prompts with this SAM checkpoint")
+    p.add_argument("--sam-type", default="vit_b", help="SAM model type of the checkpoint (default vit_b)")
+    p.add_argument(
+        "--max-upload-mb", type=float, default=d.max_upload_bytes / 2**20, help="request body limit"
+    )
+    p.add_argument("--max-pixels", type=int, default=d.max_pixels, help="image pixel limit")
+    p.add_argument("--max-rois", type=int, default=d.max_rois, help="ROIs per request")
+    p.add_argument("--timeout", type=float, default=d.request_timeout_s, help="request timeout in seconds")
+    p.add_argument("--queue-size", type=int, default=d.queue_size, help="requests waiting for the model")
+    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    p.set_defaults(func=cmd_serve)

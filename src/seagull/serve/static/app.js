@@ -192,6 +192,10 @@ async function runMap() {
 }
 
 function showWorst(res) {
+  // The heatmap colours importance inverted (red = important), as `seagull map` does.
+  const imp = res.by === "importance";
+  $("legend-low").textContent = imp ? "important" : "poor";
+  $("legend-high").textContent = imp ? "unimportant" : "good";
   $("result").hidden = true;
   $("map-result").hidden = false;
   const list = $("worst");

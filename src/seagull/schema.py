@@ -35,10 +35,10 @@ class Thresholds:
     the calibration described in docs/labels.md and are stored in every dataset card.
     """
 
-    quality: tuple[float, float, float, float] = (0.45, 0.65, 0.80, 0.92)
-    importance: tuple[float, float, float, float] = (0.02, 0.06, 0.15, 0.30)
-    severity: tuple[float, float, float, float] = (0.08, 0.20, 0.35, 0.55)
-    visible: float = 0.03
+    quality: tuple[float, float, float, float] = (0.50, 0.64, 0.77, 0.87)
+    importance: tuple[float, float, float, float] = (0.015, 0.05, 0.14, 0.30)
+    severity: tuple[float, float, float, float] = (0.14, 0.24, 0.36, 0.50)
+    visible: float = 0.025
 
     def __post_init__(self) -> None:
         for name in ("quality", "importance", "severity"):

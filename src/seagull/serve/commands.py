@@ -22,6 +22,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_rois=args.max_rois,
         request_timeout_s=args.timeout,
         queue_size=args.queue_size,
+        max_batch=args.max_batch,
     )
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(
@@ -55,5 +56,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-rois", type=int, default=d.max_rois, help="ROIs per request")
     p.add_argument("--timeout", type=float, default=d.request_timeout_s, help="request timeout in seconds")
     p.add_argument("--queue-size", type=int, default=d.queue_size, help="requests waiting for the model")
+    p.add_argument("--max-batch", type=int, default=d.max_batch, help="waiting requests run as one batch")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     p.set_defaults(func=cmd_serve)

@@ -179,3 +179,83 @@ def test_efficientnet_lite0_weights_come_from_the_package():
     pattern = torch.sin(8 * x)[None, None, :, None] * torch.cos(5 * x)[None, None, None, :]
     f = tower(pattern.expand(1, 3, -1, -1).contiguous())[-1]
     assert f.std() > 0.05
+
+
+@pytest.mark.slow
+def test_load_released_round_trip_on_a_small_compat_model(tmp_path):
+    """A small model in the released file layout (sharded .bin, index, OpenCLIP file) loads back exactly."""
+    import json
+
+    import numpy as np
+
+    from seagull import templates as T
+    from seagull.model.checkpoints import load_released
+    from seagull.model.prompting import collate_conversations, encode_conversation
+    from seagull.model.tokenizer import train_tokenizer
+
+    tok = train_tokenizer()
+    base = get_config(
+        "seagull-7b",
+        vision={"name": "convnext_atto", "image_size": 64},
+        mfe={"dim": 16, "heads": 2, "mlp_dim": 32, "local_hidden": 16, "mask_linear_in": 16},
+        text_config={
+            "model_type": "llama",
+            "vocab_size": len(tok),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 2,
+        },
+        global_token_id=tok.convert_tokens_to_ids("<global>"),
+        local_token_id=tok.convert_tokens_to_ids("<local>"),
+        image_token_id=tok.convert_tokens_to_ids("<image>"),
+    )
+    torch.manual_seed(0)
+    ref = build_model(base).eval()
+    sd = ref.state_dict()
+    released = {ours_to_released(k): v.clone() for k, v in sd.items() if not k.startswith("vision_tower.")}
+    names = sorted(released)
+    half = len(names) // 2
+    folder = tmp_path / "SEAGULL-small"
+    folder.mkdir()
+    shards = {
+        "pytorch_model-00001-of-00002.bin": names[:half],
+        "pytorch_model-00002-of-00002.bin": names[half:],
+    }
+    for fname, keys in shards.items():
+        torch.save({k: released[k].half() for k in keys}, folder / fname)
+    index = {"weight_map": {k: f for f, keys in shards.items() for k in keys}}
+    (folder / "pytorch_model.bin.index.json").write_text(json.dumps(index))
+    (folder / "config.json").write_text(json.dumps({"model_type": "seagull", **base.text_config}))
+    tok.save_pretrained(str(folder))
+    clip = {
+        "visual.trunk." + k[len("vision_tower.trunk.") :]: v.half()
+        for k, v in sd.items()
+        if k.startswith("vision_tower.trunk.") and not k.startswith("vision_tower.trunk.head.")
+    }
+    torch.save(
+        {**clip, "visual.head.proj.weight": torch.zeros(2, 2)}, tmp_path / "open_clip_pytorch_model.bin"
+    )
+
+    model, tok2 = load_released(
+        folder, tmp_path / "open_clip_pytorch_model.bin", dtype=torch.float32, base_config=base
+    )
+    ref.half().float()  # the shards are fp16: compare against the same rounding
+    conv = {
+        "rois": [0],
+        "turns": [
+            {"from": "human", "value": T.region_question("quality")},
+            {"from": "gpt", "value": T.answer_quality("good")},
+        ],
+    }
+    batch = collate_conversations([encode_conversation(tok2, conv, base.image_token_id)], 0)
+    img = np.random.default_rng(0).integers(0, 256, (50, 70, 3), dtype=np.uint8)
+    mask = np.zeros((1, 50, 70), bool)
+    mask[0, 5:30, 10:12] = True
+    with torch.no_grad():
+        a = model(**batch, images=[img], masks=[mask]).logits
+        b = ref(**batch, images=[img], masks=[mask]).logits
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ModelError, match="no vision tower"):
+        load_released(folder, None, dtype=torch.float32, base_config=base)

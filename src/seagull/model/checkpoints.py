@@ -102,8 +102,10 @@ def iter_released_tensors(folder: str | Path) -> Iterator[tuple[str, torch.Tenso
                 yield ours, v
 
 
-def seagull7b_config_from_folder(folder: str | Path, openclip_path: str | Path | None) -> Any:
-    """The ``seagull-7b`` config with the LM dimensions of the folder's config.json."""
+def seagull7b_config_from_folder(
+    folder: str | Path, openclip_path: str | Path | None, base_config: str | Path | Any = "seagull-7b"
+) -> Any:
+    """The ``seagull-7b`` config (or ``base_config``) with the LM dimensions of the folder's config.json."""
     d = Path(folder)
     text: dict[str, Any] = {}
     cj = d / "config.json"
@@ -125,7 +127,7 @@ def seagull7b_config_from_folder(folder: str | Path, openclip_path: str | Path |
     vision: dict[str, Any] = {}
     if openclip_path is not None:
         vision = {"weights": "file", "weights_path": str(openclip_path)}
-    base = get_config("seagull-7b")
+    base = get_config(base_config)
     return get_config(base, text_config={**base.text_config, **text}, vision={**base.vision, **vision})
 
 
@@ -177,6 +179,7 @@ def load_released(
     tokenizer_path: str | Path | None = None,
     dtype: torch.dtype = torch.float16,
     device: str | torch.device = "cpu",
+    base_config: str | Path | Any = "seagull-7b",
 ) -> tuple[SeagullForCausalLM, Any]:
     """Load released SEAGULL-7B (merged, sharded .bin or safetensors) plus the OpenCLIP tower file.
 
@@ -185,7 +188,7 @@ def load_released(
     """
     from transformers import AutoTokenizer
 
-    cfg = seagull7b_config_from_folder(folder, None)
+    cfg = seagull7b_config_from_folder(folder, None, base_config)
     with torch.device("meta"):
         model = SeagullForCausalLM(cfg)
     state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in iter_released_tensors(folder)}
@@ -219,17 +222,14 @@ def load_released(
         raise ModelError(
             f"no tokenizer in {tok_dir} ({e}); pass tokenizer_path= the SEAGULL-7B tokenizer folder"
         ) from e
-    check_released_tokens(tokenizer)
-    model.config.global_token_id = RELEASED_GLOBAL_ID
-    model.config.local_token_id = RELEASED_LOCAL_ID
-    model.config.image_token_id = RELEASED_IMAGE_ID
+    check_released_tokens(tokenizer, (cfg.global_token_id, cfg.local_token_id))
     return model.to(device).eval(), tokenizer
 
 
-def check_released_tokens(tokenizer: Any) -> None:
+def check_released_tokens(tokenizer: Any, expected: tuple[int, int] = (RELEASED_GLOBAL_ID, RELEASED_LOCAL_ID)) -> None:
     got = (tokenizer.convert_tokens_to_ids(T.GLOBAL_TOKEN), tokenizer.convert_tokens_to_ids(T.LOCAL_TOKEN))
-    if got != (RELEASED_GLOBAL_ID, RELEASED_LOCAL_ID):
+    if got != tuple(expected):
         raise ModelError(
             f"tokenizer maps <global>/<local> to {got}, the released model expects "
-            f"({RELEASED_GLOBAL_ID}, {RELEASED_LOCAL_ID}); use the tokenizer shipped with SEAGULL-7B"
+            f"{tuple(expected)}; use the tokenizer shipped with SEAGULL-7B"
         )

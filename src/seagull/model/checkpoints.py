@@ -226,7 +226,9 @@ def load_released(
     return model.to(device).eval(), tokenizer
 
 
-def check_released_tokens(tokenizer: Any, expected: tuple[int, int] = (RELEASED_GLOBAL_ID, RELEASED_LOCAL_ID)) -> None:
+def check_released_tokens(
+    tokenizer: Any, expected: tuple[int, int] = (RELEASED_GLOBAL_ID, RELEASED_LOCAL_ID)
+) -> None:
     got = (tokenizer.convert_tokens_to_ids(T.GLOBAL_TOKEN), tokenizer.convert_tokens_to_ids(T.LOCAL_TOKEN))
     if got != tuple(expected):
         raise ModelError(

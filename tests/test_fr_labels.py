@@ -83,9 +83,10 @@ def test_quality_falls_with_setting(photos: list[np.ndarray], family: str) -> No
         means = []
         for s in SETTINGS:
             vals = []
-            for i, img in enumerate(photos):
+            for i, img in enumerate(photos[:3]):
                 h, w = img.shape[:2]
-                rois = [_box(img.shape, 0, h, 0, w), _box(img.shape, h // 4, 3 * h // 4, w // 4, 3 * w // 4)]
+                # Two equal-size halves: one batched metric call per distorted image.
+                rois = [_box(img.shape, 0, h, 0, w // 2), _box(img.shape, 0, h, w - w // 2, w)]
                 dist = apply_distortion(img, family, s, subtype, seed=i).image
                 vals += roi_quality(img, dist, rois)
             means.append(float(np.mean(vals)))

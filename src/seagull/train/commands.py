@@ -13,6 +13,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, overrides=args.overrides, output_dir=args.output)
     result = train(cfg, resume=args.resume)
+    if not result.is_main:
+        return 0
     print(
         f"trained {result.steps} steps in {result.seconds:.1f} s ({result.steps_per_s:.2f} steps/s); "
         f"final model in {result.final_dir}"

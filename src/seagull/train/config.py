@@ -303,9 +303,23 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), yaml.safe_load(value)
 
 
+# Paths given on the command line are relative to the working directory (those in the file: to the file).
+PATH_KEYS = {("data", "train"), ("data", "val"), ("output_dir",), ("cache_dir",), ("deepspeed",), ("model",)}
+
+
+def _absolute(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_absolute(v) for v in value]
+    if isinstance(value, str) and value and not Path(value).is_absolute() and Path(value).exists():
+        return str(Path(value).resolve())
+    return value
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     for o in overrides:
         keys, value = parse_override(o)
+        if tuple(keys) in PATH_KEYS:
+            value = _absolute(value)
         node = raw
         for k in keys[:-1]:
             node = node.setdefault(k, {})

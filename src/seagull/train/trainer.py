@@ -44,6 +44,7 @@ class TrainResult:
     first_val: dict[str, float] | None = None
     last_val: dict[str, float] | None = None
     losses: list[float] = field(default_factory=list)
+    is_main: bool = True
 
 
 # --------------------------------------------------------------------------- setup
@@ -230,7 +231,7 @@ def save_final(model: SeagullForCausalLM, tokenizer: Any, cfg: TrainConfig, out:
 def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
     """Run (or resume) the configured training; returns where the final model is and what happened."""
     from accelerate import Accelerator
-    from accelerate.utils import DeepSpeedPlugin
+    from accelerate.utils import DeepSpeedPlugin, DistributedDataParallelKwargs
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -249,6 +250,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
         cpu=not torch.cuda.is_available(),
         deepspeed_plugin=plugin,
         step_scheduler_with_optimizer=False,
+        # Some MFE weights are unused by design (e.g. self-attention queries of independent ROIs).
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
     world, rank = accelerator.num_processes, accelerator.process_index
 
@@ -322,7 +325,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
             log.log(step, "val", **res.to_dict())
         return res
 
-    result = TrainResult(out, out / FINAL, total, 0.0, 0.0)
+    result = TrainResult(out, out / FINAL, total, 0.0, 0.0, is_main=accelerator.is_main_process)
     if val_images and cfg.val_at_start and start == 0:
         result.first_val = run_val(0).to_dict()
     bar = None

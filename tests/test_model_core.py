@@ -232,3 +232,52 @@ def test_compat_mfe_rejects_other_input_sizes_and_released_local_branch_runs(tok
     enc.features = [torch.nn.functional.interpolate(f, scale_factor=2.0) for f in enc.features]
     with pytest.raises(ConfigError, match="adaptive"):
         m.encode_regions(enc, [box_masks(20, 20, [(0, 0, 5, 5)])])
+
+
+def test_any_timm_backbone_by_name(tok):
+    m = build_model("seagull-test", tokenizer=tok, vision={"name": "resnet18"}).eval()
+    assert m.vision_tower.channels == [64, 128, 256, 512]
+    g, loc = m.encode_regions(m.encode_images([rand_image(40, 56)]), [box_masks(40, 56, [(3, 3, 10, 20)])])
+    assert g.shape == loc.shape == (1, m.config.hidden_size)
+    with pytest.raises(ConfigError, match="not a timm model"):
+        build_model("seagull-test", tokenizer=tok, vision={"name": "no_such_net"})
+
+
+def test_keep_aspect_crops_are_square_and_native_windows_are_pixel_exact(model):
+    mfe = model.mask_extractor
+    boxes = torch.tensor([[10.0, 20.0, 50.0, 30.0]])  # 40 x 10
+    mfe.local_mode, saved = "released", mfe.local_mode
+    try:
+        sq = mfe.crop_boxes(boxes)[0]
+        assert float(sq[2] - sq[0]) == float(sq[3] - sq[1]) == 40.0
+        assert float((sq[0] + sq[2]) / 2) == 30.0 and float((sq[1] + sq[3]) / 2) == 25.0
+    finally:
+        mfe.local_mode = saved
+    # Native windows copy pixels 1:1 (no resampling), so noise and JPEG detail survive.
+    img = torch.rand(3, 50, 60)
+    masks = torch.zeros(1, 50, 60, dtype=torch.bool)
+    masks[0, 20:22, 30:33] = True
+    from seagull.model.mfe import RegionBatch
+
+    crops, cmask = mfe.crops([img], RegionBatch([masks]))
+    w = mfe.local_window
+    x0, y0 = 31 - w // 2, 21 - w // 2  # window centred on the bbox centre pixel
+    assert crops.shape == (1, 3, w, w)
+    torch.testing.assert_close(crops[0], img[:, y0 : y0 + w, x0 : x0 + w], rtol=1e-6, atol=1e-6)
+    assert int(cmask[0].round().sum()) == 6
+
+
+def test_record_helpers_build_masks_and_corpus(tok):
+    from seagull.model.prompting import conversation_masks, record_corpus
+    from seagull.roi import mask_to_rle
+    from seagull.schema import RoiRecord, SampleRecord
+
+    m = np.zeros((20, 30), bool)
+    m[2:5, 3:9] = True
+    roi = RoiRecord(id="r0", rle=mask_to_rle(m), bbox=[3, 2, 6, 3], area=18, source="test")
+    conv = region_conv(1)
+    rec = SampleRecord(id="s", image="x.png", reference="y.png", width=30, height=20, distortion={}, rois=[roi],
+                       conversations=[conv])  # fmt: skip
+    assert np.array_equal(conversation_masks(rec, conv)[0], m)
+    text = record_corpus([rec])
+    assert len(text) == 1 and text[0].endswith(T.answer_quality("good") + "</s>")

@@ -11,10 +11,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from .. import templates as T
 from ..errors import RoiError, SchemaError
+from ..roi import rle_to_mask
+from ..schema import SampleRecord
 
 IGNORE_INDEX = -100
 
@@ -131,3 +134,25 @@ def collate_conversations(encoded: Sequence[EncodedConversation], pad_id: int) -
     ids, mask = pad_batch([e.input_ids for e in encoded], pad_id)
     labels, _ = pad_batch([e.labels for e in encoded], IGNORE_INDEX)
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def conversation_masks(record: SampleRecord, conv: Mapping[str, Any]) -> np.ndarray:
+    """``[R, H, W]`` bool masks of the ROIs a conversation names, in the order of its region pairs."""
+    idx = list(conv.get("rois", []))
+    bad = [i for i in idx if not 0 <= i < len(record.rois)]
+    if bad:
+        raise SchemaError(
+            f"record {record.id!r}: conversation names ROI indices {bad} beyond its {len(record.rois)} ROIs"
+        )
+    if not idx:
+        return np.zeros((0, record.height, record.width), dtype=bool)
+    return np.stack([rle_to_mask(record.rois[i].rle, name=record.rois[i].id) for i in idx])
+
+
+def record_corpus(records: Any) -> list[str]:
+    """Rendered Vicuna-v1 text of every conversation of ``records`` (for tokenizer training)."""
+    texts = []
+    for rec in records:
+        for conv in rec.conversations:
+            texts.append(T.render_prompt(conversation_turns(conv), add_generation_prompt=False))
+    return texts

@@ -288,3 +288,50 @@ def test_register_adds_eval_and_bench():
     args = p.parse_args(["eval", "--data", "x", "--out", "y", "--suite", "cuhk", "--limit", "3"])
     assert args.func is commands.cmd_eval and args.limit == 3
     assert p.parse_args(["bench", "--images", "x"]).func is commands.cmd_bench
+
+
+def test_model_style_outputs_pass_through_calibration():
+    cal = QuantileCalibration([0.5], [0.5], [()], [()], ["fair"], ["normal"])
+    # a model that answered only the distortion task keeps its answer; quality stays unanswered
+    p = cal.apply("m", {"distortions": [{"type": "noise", "severity_level": "mild"}]}, "r0")
+    assert p.quality is None and p.type_set == ["noise"]
+    q = cal.apply("m", {"quality": 0.3, "quality_level": "poor", "distortions": []}, "r1")
+    assert q.quality_level == "poor" and q.type_set == []
+
+
+def test_assessor_adapter_maps_assessments():
+    from seagull.errors import ModelError
+    from seagull.eval.predictors import AssessorPredictor, assessment_to_output
+
+    flat = assessment_to_output(
+        {
+            "quality": 0.7,
+            "quality_level": "good",
+            "distortions": [{"type": "blur", "severity": "mild", "confidence": 0.8}],
+        }
+    )
+    assert flat["quality"] == 0.7 and flat["quality_level"] == "good"
+    assert flat["distortions"][0]["severity_level"] == "mild"
+    nested = assessment_to_output({"importance": {"score": 0.4, "level": "normal"}})
+    assert nested["importance"] == 0.4 and nested["importance_level"] == "normal"
+    with pytest.raises(ModelError):
+        assessment_to_output({"distortions": [{"type": "haze"}]})
+
+    class _Result:
+        def __init__(self, q: float) -> None:
+            self.q = q
+
+        def to_dict(self) -> dict:
+            return {"quality": self.q, "distortions": []}
+
+    class _Assessor:  # records what the adapter sends
+        def assess(self, image, rois, tasks):
+            self.rois = rois
+            return [_Result(0.1 * (k + 1)) for k in range(len(rois))]
+
+    fake = _Assessor()
+    outs = AssessorPredictor(fake).predict(
+        np.zeros((8, 8, 3), np.uint8), [np.eye(8, dtype=bool), np.ones((8, 8), bool)]
+    )
+    assert [o["quality"] for o in outs] == pytest.approx([0.1, 0.2])
+    assert len(fake.rois) == 2 and fake.rois[0].area == 8

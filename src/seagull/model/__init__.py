@@ -1,10 +1,20 @@
 """The SEAGULL model: config, vision towers, mask-based feature extractor, multimodal causal LM, scoring."""
 
+from .checkpoints import load_released
 from .config import NAMED_CONFIGS, SeagullConfig, config_names, get_config
+from .prompting import EncodedConversation, collate_conversations, conversation_masks, encode_conversation
 from .seagull import ImageEncoding, SeagullForCausalLM, build_model, load_model
+from .tokenizer import load_tokenizer, train_tokenizer
 
 __all__ = [
     "NAMED_CONFIGS",
+    "EncodedConversation",
+    "collate_conversations",
+    "conversation_masks",
+    "encode_conversation",
+    "load_released",
+    "load_tokenizer",
+    "train_tokenizer",
     "ImageEncoding",
     "SeagullConfig",
     "SeagullForCausalLM",

@@ -255,7 +255,9 @@ def run_cuhk(
             "fitted on the other half of the photos (2-fold).",
             "mos_srcc: whole image as the ROI, predicted quality vs PaQ-2-PiQ MOS (Spearman).",
             "size_only: ROI quality = its area share; position_only: closeness of its centroid to the "
-            "image centre. Both ignore pixels: they show how much the masks alone give away.",
+            "image centre. Both ignore pixels: they show how much the masks alone give away. Their "
+            "orientation is fixed in advance (larger / more central = better); a value v below 0.5 means "
+            "the reverse rule would score 1 - v.",
             "whole_brisque gives both ROIs the same score (pair_acc 0.5 by construction); constant has no ranking.",
         ],
         info={"data": str(root), "photos": n_photos, "skipped_tiny_masks": skipped},

@@ -281,3 +281,17 @@ def test_record_helpers_build_masks_and_corpus(tok):
     assert np.array_equal(conversation_masks(rec, conv)[0], m)
     text = record_corpus([rec])
     assert len(text) == 1 and text[0].endswith(T.answer_quality("good") + "</s>")
+
+
+def test_a_foreign_config_json_is_refused(tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "llama", "hidden_size": 8}')
+    with pytest.raises(ConfigError, match="load_released"):
+        get_config(tmp_path)
+
+
+def test_the_released_style_config_points_to_load_released(tmp_path):
+    (tmp_path / "config.json").write_text(
+        '{"model_type": "seagull", "architectures": ["OspreyLlamaForCausalLM"]}'
+    )
+    with pytest.raises(ConfigError, match="load_released"):
+        get_config(tmp_path)

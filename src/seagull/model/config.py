@@ -266,6 +266,11 @@ def get_config(name_or_path: str | Path | SeagullConfig, **overrides: Any) -> Se
                 "nor a JSON file / model folder with config.json"
             )
         base = json.loads(p.read_text(encoding="utf-8"))
+        if base.get("model_type", MODEL_TYPE) != MODEL_TYPE or "mfe" not in base:
+            raise ConfigError(
+                f"{p} is not a config written by this package (model_type {base.get('model_type')!r}, no 'mfe' "
+                "section); for the released SEAGULL-7B folder use seagull.model.load_released"
+            )
     for key in ("vision", "mfe", "projector", "text_config"):
         if key in overrides and isinstance(overrides[key], dict):
             merged = dict(base.get(key) or {})

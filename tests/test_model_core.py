@@ -295,3 +295,22 @@ def test_the_released_style_config_points_to_load_released(tmp_path):
     )
     with pytest.raises(ConfigError, match="load_released"):
         get_config(tmp_path)
+
+
+def test_lora_on_the_language_model_trains_and_merges(tok):
+    peft = pytest.importorskip("peft")
+    torch.manual_seed(0)
+    m = build_model("seagull-test", tokenizer=tok)
+    cfg = peft.LoraConfig(
+        r=4,
+        lora_alpha=8,
+        target_modules=r"language_model\.model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)",
+        modules_to_save=["mask_extractor", "mm_projector"],
+    )
+    pm = peft.get_peft_model(m, cfg)
+    batch = collate_conversations([encode_conversation(tok, region_conv(1), m.config.image_token_id)], 0)
+    out = pm(**batch, images=[rand_image(40, 40)], masks=[box_masks(40, 40, [(5, 5, 4, 4)])])
+    out.loss.backward()
+    lora_grads = [p.grad for n, p in pm.named_parameters() if "lora_" in n]
+    assert lora_grads and all(g is not None for g in lora_grads)
+    assert isinstance(pm.merge_and_unload(), SeagullForCausalLM)

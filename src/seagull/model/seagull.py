@@ -171,7 +171,7 @@ class SeagullForCausalLM(SeagullPreTrainedModel):
         grid = self.config.projector["token_grid"]
         if grid:
             level = F.adaptive_avg_pool2d(level, grid)
-        proj_dtype = self.mm_projector[0].weight.dtype
+        proj_dtype = next(self.mm_projector.parameters()).dtype
         tokens = self.mm_projector(level.flatten(2).transpose(1, 2).to(proj_dtype))
         return ImageEncoding(features, tokens, native)
 

@@ -12,6 +12,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .trainer import train
 
     cfg = load_config(args.config, overrides=args.overrides, output_dir=args.output)
+    if args.precompute_features:
+        from .precompute import precompute_features
+
+        precompute_features(cfg, workers=args.workers)
+        return 0
     result = train(cfg, resume=args.resume)
     if not result.is_main:
         return 0
@@ -37,6 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--resume", action="store_true", help="continue from the last checkpoint in the output folder"
     )
     p.add_argument("--output", type=Path, default=None, help="output folder (overrides output_dir)")
+    p.add_argument(
+        "--precompute-features",
+        action="store_true",
+        help="only fill the disk feature cache (frozen tower) with --workers processes, then exit",
+    )
+    p.add_argument("--workers", type=int, default=2, help="processes for --precompute-features")
     p.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. max_steps=50 optim.lr=1e-4"
     )

@@ -1,0 +1,72 @@
+"""Fill the on-disk frozen-feature cache with several processes before training.
+
+The vision tower is frozen, so encoding every training image once is pure preprocessing; doing it
+in parallel (each process takes every N-th image) keeps the single training process busy with the
+parts that learn. The cache layout and keys are exactly the trainer's (``FeatureStore``).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+
+import torch
+
+from ..errors import ConfigError
+from .config import TrainConfig
+from .data import load_images
+from .features import FeatureStore, supports_split
+from .trainer import _val_images, build_for_training, load_tokenizer_for
+
+
+def _work(cfg: TrainConfig, index: int, workers: int, queue: mp.Queue) -> None:
+    torch.set_num_threads(1)
+    torch.manual_seed(cfg.seed)
+    model = build_for_training(cfg, load_tokenizer_for(cfg)).eval()
+    store = FeatureStore(model, "disk", cfg.cache_dir)
+    images = load_images(cfg.data.train, cfg.data.train_split, cfg.data.image_limit) + _val_images(cfg)
+    for ref in images[index::workers]:
+        with torch.no_grad():
+            store.get(ref)
+        store.memory.clear()  # this process only writes the cache
+        queue.put(1)
+    queue.put(None)
+
+
+def precompute_features(cfg: TrainConfig, workers: int = 2, progress: bool = True) -> int:
+    """Encode every training and validation image into ``cfg.cache_dir``; returns the image count."""
+    if cfg.feature_cache != "disk" or cfg.cache_dir is None:
+        raise ConfigError("precomputing features needs feature_cache: disk and a cache_dir in the config")
+    probe = build_for_training(cfg, load_tokenizer_for(cfg))
+    if not supports_split(probe):
+        raise ConfigError(f"model {cfg.model!r} has no frozen/trainable split; its features cannot be cached")
+    total = len(load_images(cfg.data.train, cfg.data.train_split, cfg.data.image_limit)) + len(
+        _val_images(cfg)
+    )
+    ctx = mp.get_context("spawn")
+    queue: mp.Queue = ctx.Queue()
+    procs = [ctx.Process(target=_work, args=(cfg, i, workers, queue)) for i in range(workers)]
+    for p in procs:
+        p.start()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc="features", unit="img")
+    finished, done, t0 = 0, 0, time.perf_counter()
+    while finished < workers:
+        item = queue.get()
+        if item is None:
+            finished += 1
+        else:
+            done += 1
+            if bar:
+                bar.update(1)
+    for p in procs:
+        p.join()
+        if p.exitcode != 0:
+            raise ConfigError(f"a feature worker failed with exit code {p.exitcode}")
+    if bar:
+        bar.close()
+    print(f"{done} images encoded in {time.perf_counter() - t0:.1f} s")
+    return done

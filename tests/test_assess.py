@@ -11,10 +11,10 @@ from seagull.assess import DEFAULT_WEIGHTS_DIR, Assessor, RoiAssessment
 from seagull.errors import AnswerParseError, ModelError
 from seagull.model import build_model
 from seagull.model.prompting import collate_conversations, encode_conversation, tokenize_prompt
-from seagull.model.scoring import level_scores
+from seagull.model.scoring import level_scores, severity_posterior, yes_confidence
 from seagull.model.tokenizer import train_tokenizer
 from seagull.roi import Roi, box_to_mask
-from seagull.schema import DISTORTION_TYPES, QUALITY_LEVELS
+from seagull.schema import DISTORTION_TYPES, QUALITY_LEVELS, SEVERITY_LEVELS
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +79,32 @@ def test_cached_batched_path_equals_plain_full_prompt(assessor, tok):
         ref = level_scores(logits, assessor.quality_ids, QUALITY_LEVELS)[0]
         assert res[k].quality == pytest.approx(ref.score, abs=1e-5)
         assert res[k].importance is None and res[k].distortions == []
+
+
+def test_distortion_confidence_and_severity_equal_full_prompts(assessor, tok):
+    """Judgment confidences and the cached "With <severity>" continuation equal plain full prompts."""
+    img, rr = image(seed=7), rois()[:2]
+    res = assessor.assess(img, rr, tasks=("distortion",))
+    model = assessor.model
+    ask = T.render_prompt([T.Turn("human", T.region_question("distortion"))])
+    judge = T.render_prompt([T.Turn("human", T.PREAMBLE + T.judgment_type_question("noise"))])
+    for k, r in enumerate(rr):
+
+        def last_logits(text: str, mask: np.ndarray = r.mask) -> torch.Tensor:
+            ids = torch.tensor([tokenize_prompt(tok, text, model.config.image_token_id)])
+            with torch.no_grad():
+                return model(ids, images=[img], masks=[mask[None]]).logits[0, -1]
+
+        conf = yes_confidence(last_logits(judge)[None], assessor.yes_id, assessor.no_id)[0]
+        noise = res[k].distortions[DISTORTION_TYPES.index("noise")]
+        assert noise.confidence == pytest.approx(float(conf), abs=1e-5)
+        with_row = last_logits(ask + " With")[None]
+        after = torch.stack([last_logits(f"{ask} With {s}") for s in SEVERITY_LEVELS])
+        ti = DISTORTION_TYPES.index("noise")
+        post = severity_posterior(
+            with_row, after, assessor.severity_ids, [assessor.type_ids[s][ti] for s in SEVERITY_LEVELS]
+        )
+        assert list(noise.severity_probs.values()) == pytest.approx(post.tolist(), abs=1e-5)
 
 
 def test_deterministic_and_independent_of_other_rois(assessor):

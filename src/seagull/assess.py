@@ -21,13 +21,13 @@ from .errors import ModelError
 from .imageio import load_image
 from .model.prompting import pad_batch, tokenize_prompt
 from .model.scoring import (
+    LEVEL_WEIGHTS,
     LevelScore,
     answer_word_ids,
     greedy_generate,
     level_scores,
     parse_answer,
     severity_posterior,
-    word_token_counts,
     yes_confidence,
 )
 from .model.seagull import SeagullForCausalLM, expand_cache, load_model
@@ -134,6 +134,7 @@ class Assessor:
         }
         for t in DISTORTION_TYPES:
             texts[("judge", t)] = ask(T.judgment_type_question(t))
+        texts[("with",)] = ask(T.QUESTIONS["distortion"]) + " With"
         for s in SEVERITY_LEVELS:
             texts[("severity", s)] = ask(T.QUESTIONS["distortion"]) + f" With {s}"
         for task in TASKS:
@@ -158,16 +159,17 @@ class Assessor:
         )
         self.yes_id, self.no_id = answer_word_ids(tok, tail, ["Yes", "No"])
         self.severity_ids = answer_word_ids(tok, f"{tail} With", SEVERITY_LEVELS)
-        sev_len = word_token_counts(tok, f"{tail} With", SEVERITY_LEVELS)
-        # Logit row (counted from the end) that predicts the severity word: just before its first token.
-        self.severity_read = {s: n + 1 for s, n in zip(SEVERITY_LEVELS, sev_len, strict=True)}
         self.type_ids = {
             s: answer_word_ids(tok, f"{tail} With {s}", DISTORTION_TYPES) for s in SEVERITY_LEVELS
         }
-        for s, sid in zip(SEVERITY_LEVELS, self.severity_ids, strict=True):
-            suf = self.suffixes[("severity", s)]
-            if suf[-sev_len[SEVERITY_LEVELS.index(s)]] != sid:
-                raise ModelError(f"severity word {s!r} does not tokenise the same inside the prompt")
+        # The tokens that continue "... With" for each severity word (fed on top of its cached suffix).
+        with_ids = self.suffixes[("with",)]
+        self.severity_tokens: dict[str, list[int]] = {}
+        for sv, sid in zip(SEVERITY_LEVELS, self.severity_ids, strict=True):
+            full = self.suffixes[("severity", sv)]
+            if full[: len(with_ids)] != with_ids or full[len(with_ids)] != sid:
+                raise ModelError(f"severity word {sv!r} does not tokenise the same inside the prompt")
+            self.severity_tokens[sv] = full[len(with_ids) :]
 
     # ------------------------------------------------------------------ model passes
 
@@ -217,6 +219,11 @@ class Assessor:
             sub = DynamicCache(ddp_cache_data=[(lay.keys[img], lay.values[img]) for lay in cache.layers])
         return inputs, sub
 
+    def _chunks(self, items: list[_Item]) -> list[list[int]]:
+        """Item indices in batches of similar suffix length, so left padding wastes little compute."""
+        order = sorted(range(len(items)), key=lambda i: (len(self.suffixes[items[i].key]), i))
+        return [order[k : k + self.batch_size] for k in range(0, len(order), self.batch_size)]
+
     @torch.inference_mode()
     def _score(
         self,
@@ -224,24 +231,60 @@ class Assessor:
         regions: tuple[torch.Tensor, torch.Tensor],
         cache: DynamicCache,
         n_images: int,
-    ) -> dict[int, dict[int, torch.Tensor]]:
-        """Logit rows per item: ``{item_index: {offset_from_end: logits}}``."""
-        keep = max(self.severity_read.values()) if any(it.key[0] == "severity" for it in items) else 1
-        out: dict[int, dict[int, torch.Tensor]] = {}
-        for start in range(0, len(items), self.batch_size):
-            chunk = items[start : start + self.batch_size]
-            inputs, sub = self._chunk_inputs(chunk, regions, cache, n_images)
+    ) -> dict[int, torch.Tensor]:
+        """Next-token logits at the end of every item's prompt."""
+        out: dict[int, torch.Tensor] = {}
+        for idx in self._chunks(items):
+            inputs, sub = self._chunk_inputs([items[i] for i in idx], regions, cache, n_images)
             logits, _ = self.model.run_lm(
                 inputs["inputs_embeds"],
                 inputs["attention_mask"],
                 inputs["position_ids"],
                 sub,
-                use_cache=True,
-                logits_to_keep=keep,
+                logits_to_keep=1,
             )
-            for j, it in enumerate(chunk):
-                offs = [1] + ([self.severity_read[it.key[1]]] if it.key[0] == "severity" else [])
-                out[start + j] = {o: logits[j, -o].float() for o in offs}
+            out.update({i: logits[j, -1].float() for j, i in enumerate(idx)})
+        return out
+
+    @torch.inference_mode()
+    def _score_severity(
+        self,
+        items: list[_Item],
+        regions: tuple[torch.Tensor, torch.Tensor],
+        cache: DynamicCache,
+        n_images: int,
+    ) -> dict[int, dict[Any, torch.Tensor]]:
+        """For "... ASSISTANT: With": logits after "With" and after "With <severity>" for each severity.
+
+        The "With" suffix runs once; each severity word is fed on top of its cache, so a severity
+        costs one token per ROI.
+        """
+        out: dict[int, dict[Any, torch.Tensor]] = {}
+        emb = self.model.get_input_embeddings()
+        for idx in self._chunks(items):
+            inputs, sub = self._chunk_inputs([items[i] for i in idx], regions, cache, n_images)
+            logits, sub = self.model.run_lm(
+                inputs["inputs_embeds"],
+                inputs["attention_mask"],
+                inputs["position_ids"],
+                sub,
+                logits_to_keep=1,
+            )
+            got: list[dict[Any, torch.Tensor]] = [{"with": logits[j, -1].float()} for j in range(len(idx))]
+            # Each severity continues from the same "With" state (update() concatenates new tensors).
+            state = [(lay.keys, lay.values) for lay in sub.layers]
+            n = len(idx)
+            for sv, toks in self.severity_tokens.items():
+                t = torch.tensor(toks, device=self.device)
+                mask = torch.cat(
+                    [inputs["attention_mask"], inputs["attention_mask"].new_ones((n, len(toks)))], 1
+                )
+                pos = inputs["position_ids"][:, -1:] + 1 + torch.arange(len(toks), device=self.device)
+                fresh = DynamicCache(ddp_cache_data=state)
+                lg, _ = self.model.run_lm(emb(t)[None].expand(n, -1, -1), mask, pos, fresh, logits_to_keep=1)
+                for j in range(n):
+                    got[j][("after", sv)] = lg[j, -1].float()
+            out.update({i: got[j] for j, i in enumerate(idx)})
         return out
 
     @torch.inference_mode()
@@ -252,10 +295,9 @@ class Assessor:
         cache: DynamicCache,
         n_images: int,
     ) -> list[str]:
-        texts: list[str] = []
-        for start in range(0, len(items), self.batch_size):
-            chunk = items[start : start + self.batch_size]
-            inputs, sub = self._chunk_inputs(chunk, regions, cache, n_images)
+        texts: dict[int, str] = {}
+        for idx in self._chunks(items):
+            inputs, sub = self._chunk_inputs([items[i] for i in idx], regions, cache, n_images)
             seqs = greedy_generate(
                 self.model,
                 inputs["inputs_embeds"],
@@ -265,8 +307,13 @@ class Assessor:
                 self.max_new_tokens,
                 self.tokenizer.eos_token_id,
             )
-            texts += [self.tokenizer.decode(s, skip_special_tokens=True).strip() for s in seqs]
-        return texts
+            texts.update(
+                {
+                    i: self.tokenizer.decode(q, skip_special_tokens=True).strip()
+                    for i, q in zip(idx, seqs, strict=True)
+                }
+            )
+        return [texts[i] for i in range(len(items))]
 
     # ------------------------------------------------------------------ public API
 
@@ -315,10 +362,16 @@ class Assessor:
         if "importance" in tasks:
             keys.append(("importance",))
         if "distortion" in tasks:
-            keys += [("judge", t) for t in DISTORTION_TYPES] + [("severity", s) for s in SEVERITY_LEVELS]
+            keys += [("judge", t) for t in DISTORTION_TYPES]
         items = [_Item(j, b, key) for j, (b, _) in enumerate(flat) for key in keys]
-        rows = self._score(items, regions, cache, len(arrays))
-        self._fill(results, items, rows)
+        got: dict[int, dict[Any, torch.Tensor]] = {j: {} for j in range(len(flat))}
+        for i, row in self._score(items, regions, cache, len(arrays)).items():
+            got[items[i].roi][items[i].key if items[i].key[0] == "judge" else items[i].key[0]] = row
+        if "distortion" in tasks:
+            with_items = [_Item(j, b, ("with",)) for j, (b, _) in enumerate(flat)]
+            for i, rows in self._score_severity(with_items, regions, cache, len(arrays)).items():
+                got[with_items[i].roi].update(rows)
+        self._fill(results, got)
         if text:
             gen_items = [_Item(j, b, ("text", t)) for j, (b, _) in enumerate(flat) for t in tasks]
             for it, answer in zip(
@@ -332,32 +385,27 @@ class Assessor:
             out[b].append(res)
         return out
 
-    def _fill(
-        self, results: list[RoiAssessment], items: list[_Item], rows: dict[int, dict[int, torch.Tensor]]
-    ) -> None:
-        by_roi: dict[int, dict[tuple[str, ...], dict[int, torch.Tensor]]] = {}
-        for i, it in enumerate(items):
-            by_roi.setdefault(it.roi, {})[it.key] = rows[i]
-        for j, got in by_roi.items():
+    def _fill(self, results: list[RoiAssessment], got: dict[int, dict[Any, torch.Tensor]]) -> None:
+        """Turn next-token logits into scores. ``got[roi]`` maps "quality", "importance",
+        ("judge", type), "with" and ("after", severity) to logits over the vocabulary."""
+        for j, rows in got.items():
             res = results[j]
-            if ("quality",) in got:
-                q: LevelScore = level_scores(got[("quality",)][1][None], self.quality_ids, QUALITY_LEVELS)[0]
+            if "quality" in rows:
+                q: LevelScore = level_scores(rows["quality"][None], self.quality_ids, QUALITY_LEVELS)[0]
                 res.quality, res.quality_level, res.quality_probs = q.score, q.level, q.probs
-            if ("importance",) in got:
-                s = level_scores(got[("importance",)][1][None], self.importance_ids, IMPORTANCE_LEVELS)[0]
+            if "importance" in rows:
+                s = level_scores(rows["importance"][None], self.importance_ids, IMPORTANCE_LEVELS)[0]
                 res.importance, res.importance_level, res.importance_probs = s.score, s.level, s.probs
-            if ("judge", DISTORTION_TYPES[0]) in got:
-                sev_rows = torch.stack([got[("severity", s)][self.severity_read[s]] for s in SEVERITY_LEVELS])
-                type_rows = torch.stack([got[("severity", s)][1] for s in SEVERITY_LEVELS])
+            if "with" in rows:
+                sev_rows = rows["with"][None]
+                type_rows = torch.stack([rows[("after", sv)] for sv in SEVERITY_LEVELS])
                 for ti, t in enumerate(DISTORTION_TYPES):
-                    conf = float(yes_confidence(got[("judge", t)][1][None], self.yes_id, self.no_id)[0])
+                    conf = float(yes_confidence(rows[("judge", t)][None], self.yes_id, self.no_id)[0])
                     # Row k scores the type token that follows severity word k.
                     tids = [self.type_ids[sv][ti] for sv in SEVERITY_LEVELS]
                     post = severity_posterior(sev_rows, type_rows, self.severity_ids, tids)
                     probs = post.tolist()
-                    sev_score = float(
-                        sum(p * w for p, w in zip(probs, (0, 0.25, 0.5, 0.75, 1.0), strict=True))
-                    )
+                    sev_score = float(sum(p * w for p, w in zip(probs, LEVEL_WEIGHTS, strict=True)))
                     res.distortions.append(
                         DistortionResult(
                             type=t,

@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -66,6 +67,7 @@ class Report:
     rss_before_mb: float = 0.0
     rss_after_mb: float = 0.0
     rss_growth_pct: float = 0.0
+    rss_series_mb: list[float] = field(default_factory=list)  # sampled each second during the run
     batches: int = 0
     mean_batch: float = 0.0
     target_met: bool = False
@@ -190,6 +192,11 @@ async def run_clients(url, endpoint, clients, photo, size, duration, think) -> l
     return samples
 
 
+def sample_rss(proc: psutil.Process, out: list[float], stop: threading.Event) -> None:
+    while not stop.wait(1.0):
+        out.append(round(proc.memory_info().rss / 2**20, 1))
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -239,11 +246,17 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(run_clients(url, args.endpoint, args.clients, photo, size, args.warmup, args.think))
             rss0 = server.memory_info().rss
             h0 = httpx.get(f"{url}/healthz").json()
+            series: list[float] = []
+            sampling = threading.Event()
+            sampler = threading.Thread(target=sample_rss, args=(server, series, sampling), daemon=True)
+            sampler.start()
             t0 = time.monotonic()
             samples = asyncio.run(
                 run_clients(url, args.endpoint, args.clients, photo, size, args.duration, args.think)
             )
             wall = time.monotonic() - t0
+            sampling.set()
+            sampler.join()
             rss1 = server.memory_info().rss
             h1 = httpx.get(f"{url}/healthz").json()
         except BaseException:
@@ -284,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         rss_before_mb=round(rss0 / 2**20, 1),
         rss_after_mb=round(rss1 / 2**20, 1),
         rss_growth_pct=round(100 * (rss1 - rss0) / rss0, 2),
+        rss_series_mb=series,
         batches=batches,
         mean_batch=round(jobs / batches, 2) if batches else 0.0,
         machine=f"{platform.machine()} {platform.processor() or ''}".strip(),

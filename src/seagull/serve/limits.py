@@ -23,7 +23,7 @@ class Limits:
     work_side: int = 1024  # longer side at which /v1/map and /v1/segment proposals run
     request_timeout_s: float = 60.0  # queue wait + inference; 504 after this
     queue_size: int = 64  # jobs waiting for the inference worker; 503 beyond this
-    max_batch: int = 8  # queued /v1/assess requests the worker may run as one batch
+    max_batch: int = 16  # queued /v1/assess requests the worker may run as one batch
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -279,5 +279,5 @@ for (const r of document.querySelectorAll('input[name="mode"]')) {
 fetch("/v1/models").then((r) => r.json()).then((m) => {
   const md = m.models[0];
   $("model-info").textContent =
-    `model ${md.id} (${(md.parameters / 1e6).toFixed(1)} M parameters, ${md.device}) · prompts: ${m.segmenter}`;
+    `Model: ${md.id} (${(md.parameters / 1e6).toFixed(1)} M parameters, ${md.device}) · prompts: ${m.segmenter}`;
 }).catch(() => { $("model-info").textContent = "model information unavailable"; });

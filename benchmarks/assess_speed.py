@@ -161,7 +161,7 @@ def main() -> None:
     }
     print(
         f"{args.config}: {len(rois)} ROIs x {len(TASKS)} questions, image {img.shape[1]}x{img.shape[0]}, "
-        f"{torch.get_num_threads()} threads, median of {args.repeats}"
+        f"{torch.get_num_threads()} threads, best of {args.repeats} alternating runs"
     )
     print(f"{'path':<20}{'total s':>10}{'ms / ROI-question':>20}")
     print(f"{'released pattern':<20}{t_rel:>10.3f}{ms_rel:>20.1f}")

@@ -3,9 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
+import os
 import sys
 
 from .limits import Limits
+
+
+def limit_malloc_arenas(n: int = 2) -> bool:
+    """Cap glibc's malloc arenas (as ``MALLOC_ARENA_MAX=n`` would) unless the user set that variable.
+
+    Each request thread otherwise gets its own arena, and RSS climbs in steps under load without a
+    leak; the load benchmark measured +6.6 % RSS in 30 s at 20 clients by default and +0.5 % with 2.
+    Must run before the server starts its threads. A no-op off glibc.
+    """
+    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(-8, n))  # -8 = M_ARENA_MAX
+    except (OSError, AttributeError):
+        return False
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -30,6 +48,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "put it behind a proxy that has",
             file=sys.stderr,
         )
+    limit_malloc_arenas()
     print("seagull serve: loading the model ...", file=sys.stderr)
     app = create_app(args.model, limits, sam=args.sam, sam_type=args.sam_type)
     print(

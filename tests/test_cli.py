@@ -151,3 +151,27 @@ def test_synth_and_validate_commands(tmp_path, capsys):
     assert main(["data", "validate", str(out)]) == 0
     assert main(["synth", "--refs", "examples", "--out", str(tmp_path / "x"), "--families", "fog"]) == 2
     assert "unknown distortion families" in capsys.readouterr().err
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_batch_on_ray_matches_local(model_dir, tmp_path):
+    local, on_ray = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
+    args = [
+        EXAMPLE,
+        "examples/chelsea.jpg",
+        "--model",
+        model_dir,
+        "--box",
+        "0,0,50,50",
+        "--quiet",
+        "--tasks",
+        "quality",
+    ]
+    assert main(["assess", *args, "--output", str(local)]) == 0
+    assert main(["assess", *args, "--output", str(on_ray), "--ray"]) == 0
+    a = [json.loads(x) for x in local.read_text().splitlines()]
+    b = [json.loads(x) for x in on_ray.read_text().splitlines()]
+    assert [x["image"] for x in a] == [x["image"] for x in b]
+    for x, y in zip(a, b, strict=True):
+        assert x["rois"][0]["quality"] == pytest.approx(y["rois"][0]["quality"], abs=1e-5)

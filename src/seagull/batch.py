@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from .cluster import ray_session
 from .errors import ConfigError, SeagullError
 from .imageio import SUPPORTED_SUFFIXES, load_image
 
@@ -79,17 +80,11 @@ def assess_ray(
 ) -> Iterator[dict[str, Any]]:
     """One actor per worker loads the model once; images are spread round-robin. Paths must be
     readable on every node (a shared filesystem)."""
-    try:
-        import ray
-    except ImportError as e:
-        raise ConfigError("--ray needs the 'ray' package: pip install 'seagull[dist]'") from e
-    started = not ray.is_initialized()
-    if started:
-        if address and address != "local":
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
-        else:
-            ray.init(include_dashboard=False, log_to_driver=False)
+    with ray_session(address) as ray:
+        yield from _run_actors(ray, make_assessor, paths, build_rois, tasks, text, num_workers)
 
+
+def _run_actors(ray, make_assessor, paths, build_rois, tasks, text, num_workers) -> Iterator[dict[str, Any]]:
     @ray.remote(num_cpus=1)
     class Worker:
         def __init__(self) -> None:
@@ -98,12 +93,8 @@ def assess_ray(
         def run(self, path: str) -> dict[str, Any]:
             return assess_one(self.assessor, Path(path), build_rois, tasks, text)
 
-    try:
-        n = num_workers or max(1, int(ray.available_resources().get("CPU", 1)))
-        workers = [Worker.remote() for _ in range(min(n, len(paths)))]
-        refs = [workers[i % len(workers)].run.remote(str(p)) for i, p in enumerate(paths)]
-        for r in refs:  # keep the input order in the output
-            yield ray.get(r)
-    finally:
-        if started:
-            ray.shutdown()
+    n = num_workers or max(1, int(ray.available_resources().get("CPU", 1)))
+    workers = [Worker.remote() for _ in range(min(n, len(paths)))]
+    refs = [workers[i % len(workers)].run.remote(str(p)) for i, p in enumerate(paths)]
+    for r in refs:  # keep the input order in the output
+        yield ray.get(r)

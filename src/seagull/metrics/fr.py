@@ -137,9 +137,10 @@ def upsample_pair(x: torch.Tensor, y: torch.Tensor, min_side: int) -> tuple[torc
     h, w = x.shape[-2:]
     s = min_side / min(h, w)
     size = (max(min_side, math.ceil(h * s)), max(min_side, math.ceil(w * s)))
+    # Interpolation of values in [0, 1] can land a rounding error outside it; piq refuses that.
     return (
-        F.interpolate(x, size=size, mode="bilinear", align_corners=False),
-        F.interpolate(y, size=size, mode="bilinear", align_corners=False),
+        F.interpolate(x, size=size, mode="bilinear", align_corners=False).clamp_(0.0, 1.0),
+        F.interpolate(y, size=size, mode="bilinear", align_corners=False).clamp_(0.0, 1.0),
     )
 
 

@@ -314,3 +314,28 @@ def test_lora_on_the_language_model_trains_and_merges(tok):
     lora_grads = [p.grad for n, p in pm.named_parameters() if "lora_" in n]
     assert lora_grads and all(g is not None for g in lora_grads)
     assert isinstance(pm.merge_and_unload(), SeagullForCausalLM)
+
+
+def test_token_norm_brings_image_and_region_tokens_to_embedding_scale(tok):
+    torch.manual_seed(0)
+    m = build_model("seagull-test", tokenizer=tok, token_norm=True).eval()
+    img = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    masks = np.zeros((2, 48, 64), bool)
+    masks[0, :10, :10] = True
+    masks[1, 20:, 30:] = True
+    prompt = T.render_prompt([T.Turn("human", T.multi_region_preamble(2) + "Go.")])
+    ids = torch.tensor(tok(prompt)["input_ids"])
+    with torch.no_grad():
+        enc = m.encode_images([img])
+        regions = m.encode_regions(enc, [masks])
+        emb, _ = m.embed_sequence(ids, enc.image_tokens[0], regions)
+    scale = float(m.config.text_config.get("initializer_range", 0.02))
+    normed = m.token_norm.glob(regions[0])
+    assert torch.allclose(normed.std(-1, unbiased=False), torch.full((2,), scale), rtol=1e-2)
+    assert normed.abs().mean() < 10 * scale < regions[0].abs().mean()
+    # what the LM receives at the <global> positions (shifted by the spliced image tokens) is the normed token
+    shift = enc.image_tokens.shape[1] - 1
+    g_pos = (ids == m.config.global_token_id).nonzero().flatten() + shift
+    assert torch.allclose(emb[g_pos], normed, atol=1e-6)
+    # the released-style model keeps raw tokens (no norm)
+    assert build_model("seagull-test", tokenizer=tok).token_norm is None

@@ -138,6 +138,7 @@ NAMED_CONFIGS: dict[str, dict[str, Any]] = {
         "projector": {"type": "mlp2x_gelu", "level": 3, "token_grid": 12},
         "text_config": _llama_small(hidden=288, layers=6, heads=6, kv_heads=2, inter=768, vocab=2048),
         "conversation": "vicuna_v1",
+        "token_norm": True,
     },
     "seagull-test": {
         "vision": {
@@ -196,6 +197,7 @@ class SeagullConfig(PretrainedConfig):
         local_token_id: int | None = None,
         image_token_id: int | None = None,
         conversation: str = "vicuna_v1",
+        token_norm: bool = False,
         **kwargs: Any,
     ) -> None:
         self.vision = _merged(VISION_DEFAULTS, vision, "vision")
@@ -208,6 +210,9 @@ class SeagullConfig(PretrainedConfig):
         self.local_token_id = local_token_id
         self.image_token_id = image_token_id
         self.conversation = conversation
+        # LayerNorm the image and region tokens before the LM (small LMs trained from scratch: the
+        # MFE's outputs are orders of magnitude larger than word embeddings). Off for the released model.
+        self.token_norm = bool(token_norm)
         if self.mfe["mode"] not in ("compat", "adaptive"):
             raise ConfigError(f"mfe.mode must be 'compat' or 'adaptive', got {self.mfe['mode']!r}")
         if self.mfe["local_mode"] not in ("released", "native"):

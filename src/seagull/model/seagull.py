@@ -103,6 +103,18 @@ class SeagullPreTrainedModel(PreTrainedModel):
         return
 
 
+class TokenNorm(nn.Module):
+    """LayerNorms for the image, ``<global>`` and ``<local>`` tokens, scaled like word embeddings at init."""
+
+    def __init__(self, hidden: int, scale: float) -> None:
+        super().__init__()
+        self.image = nn.LayerNorm(hidden)
+        self.glob = nn.LayerNorm(hidden)
+        self.local = nn.LayerNorm(hidden)
+        for ln in (self.image, self.glob, self.local):
+            nn.init.constant_(ln.weight, scale)
+
+
 class SeagullForCausalLM(SeagullPreTrainedModel):
     """Vision tower -> MFE + projector -> causal LM through ``inputs_embeds``."""
 
@@ -121,6 +133,8 @@ class SeagullForCausalLM(SeagullPreTrainedModel):
         else:
             self.mm_projector = nn.Sequential(nn.Linear(c_img, hidden))
         self.language_model = AutoModelForCausalLM.from_config(config.text_pretrained_config())
+        scale = float(config.text_config.get("initializer_range", 0.02))
+        self.token_norm = TokenNorm(hidden, scale) if getattr(config, "token_norm", False) else None
         self.post_init()
         if vcfg.get("weights", "none") != "none" and not next(tower.parameters()).is_meta:
             pretrained = build_vision_tower(vcfg)  # loads the package / file weights
@@ -142,11 +156,14 @@ class SeagullForCausalLM(SeagullPreTrainedModel):
 
     def trainable_modules(self) -> dict[str, nn.Module]:
         """The parts SEAGULL trains (the LM through LoRA in the paper, fully here unless frozen)."""
-        return {
+        parts = {
             "mask_extractor": self.mask_extractor,
             "mm_projector": self.mm_projector,
             "language_model": self.language_model,
         }
+        if self.token_norm is not None:
+            parts["token_norm"] = self.token_norm
+        return parts
 
     def token_ids(self) -> tuple[int, int, int]:
         ids = (self.config.image_token_id, self.config.global_token_id, self.config.local_token_id)
@@ -210,9 +227,12 @@ class SeagullForCausalLM(SeagullPreTrainedModel):
         if n_roi:
             if bool((l_pos <= g_pos).any()):
                 raise RoiError("every <local> must follow its <global> in the prompt")
+            glob, local = regions
+            if self.token_norm is not None:
+                glob, local = self.token_norm.glob(glob), self.token_norm.local(local)
             emb = emb.clone()
-            emb[g_pos] = regions[0].to(emb.dtype)
-            emb[l_pos] = regions[1].to(emb.dtype)
+            emb[g_pos] = glob.to(emb.dtype)
+            emb[l_pos] = local.to(emb.dtype)
         img_pos = (ids == image_id).nonzero().flatten()
         if len(img_pos) > 1:
             raise ModelError(
@@ -222,6 +242,8 @@ class SeagullForCausalLM(SeagullPreTrainedModel):
             if image_tokens is None:
                 raise ModelError("the prompt holds <image> but no image was given")
             p = int(img_pos[0])
+            if self.token_norm is not None:
+                image_tokens = self.token_norm.image(image_tokens)
             emb = torch.cat([emb[:p], image_tokens.to(emb.dtype), emb[p + 1 :]])
             if labels is not None:
                 fill = labels.new_full((image_tokens.shape[0],), IGNORE_INDEX)

@@ -123,6 +123,8 @@ def set_trainable(cfg: TrainConfig, model: SeagullForCausalLM) -> SeagullForCaus
     model.requires_grad_(False)
     model.mask_extractor.requires_grad_(cfg.parts.mfe)
     model.mm_projector.requires_grad_(cfg.parts.projector)
+    if model.token_norm is not None:  # the norms belong with the parts that make the tokens
+        model.token_norm.requires_grad_(cfg.parts.mfe or cfg.parts.projector)
     if cfg.parts.lm == "full":
         model.language_model.requires_grad_(True)
     elif cfg.parts.lm == "lora":

@@ -318,7 +318,7 @@ def test_lora_on_the_language_model_trains_and_merges(tok):
 
 def test_token_norm_brings_image_and_region_tokens_to_embedding_scale(tok):
     torch.manual_seed(0)
-    m = build_model("seagull-test", tokenizer=tok, token_norm=True).eval()
+    m = build_model("seagull-test", tokenizer=tok, token_norm="layernorm").eval()
     img = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
     masks = np.zeros((2, 48, 64), bool)
     masks[0, :10, :10] = True
@@ -339,3 +339,13 @@ def test_token_norm_brings_image_and_region_tokens_to_embedding_scale(tok):
     assert torch.allclose(emb[g_pos], normed, atol=1e-6)
     # the released-style model keeps raw tokens (no norm)
     assert build_model("seagull-test", tokenizer=tok).token_norm is None
+
+
+def test_token_scale_keeps_magnitudes_and_bad_mode_is_refused(tok):
+    torch.manual_seed(0)
+    m = build_model("seagull-test", tokenizer=tok, token_norm="scale").eval()
+    x = torch.randn(3, m.config.hidden_size) * torch.tensor([[1.0], [5.0], [20.0]])
+    scale = float(m.config.text_config.get("initializer_range", 0.02))
+    assert torch.allclose(m.token_norm.glob(x), x * scale, rtol=1e-5)  # relative magnitudes survive
+    with pytest.raises(ConfigError, match="token_norm"):
+        build_model("seagull-test", tokenizer=tok, token_norm="batchnorm")

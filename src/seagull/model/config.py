@@ -138,7 +138,7 @@ NAMED_CONFIGS: dict[str, dict[str, Any]] = {
         "projector": {"type": "mlp2x_gelu", "level": 3, "token_grid": 12},
         "text_config": _llama_small(hidden=288, layers=6, heads=6, kv_heads=2, inter=768, vocab=2048),
         "conversation": "vicuna_v1",
-        "token_norm": False,  # LayerNorm here trained worse (docs/default_model.md); the option stays for experiments
+        "token_norm": "scale",  # see docs/default_model.md for the runs with none / layernorm
     },
     "seagull-test": {
         "vision": {
@@ -197,7 +197,7 @@ class SeagullConfig(PretrainedConfig):
         local_token_id: int | None = None,
         image_token_id: int | None = None,
         conversation: str = "vicuna_v1",
-        token_norm: bool = False,
+        token_norm: str | bool = "none",
         **kwargs: Any,
     ) -> None:
         self.vision = _merged(VISION_DEFAULTS, vision, "vision")
@@ -210,9 +210,10 @@ class SeagullConfig(PretrainedConfig):
         self.local_token_id = local_token_id
         self.image_token_id = image_token_id
         self.conversation = conversation
-        # LayerNorm the image and region tokens before the LM (small LMs trained from scratch: the
-        # MFE's outputs are orders of magnitude larger than word embeddings). Off for the released model.
-        self.token_norm = bool(token_norm)
+        # Bring image and region tokens to the word-embedding scale before the LM ("layernorm" or a
+        # learnable "scale"): for small LMs trained from scratch, whose embeddings are ~50x smaller than
+        # the MFE's outputs. "none" for the released model. (Booleans from older configs: True = layernorm.)
+        self.token_norm = {True: "layernorm", False: "none"}.get(token_norm, token_norm)
         if self.mfe["mode"] not in ("compat", "adaptive"):
             raise ConfigError(f"mfe.mode must be 'compat' or 'adaptive', got {self.mfe['mode']!r}")
         if self.mfe["local_mode"] not in ("released", "native"):

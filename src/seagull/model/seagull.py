@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,16 +104,31 @@ class SeagullPreTrainedModel(PreTrainedModel):
         return
 
 
-class TokenNorm(nn.Module):
-    """LayerNorms for the image, ``<global>`` and ``<local>`` tokens, scaled like word embeddings at init."""
+class _Scale(nn.Module):
+    """A learnable scalar gain (stored as its log), keeping each token's magnitude information."""
 
-    def __init__(self, hidden: int, scale: float) -> None:
+    def __init__(self, scale: float) -> None:
         super().__init__()
-        self.image = nn.LayerNorm(hidden)
-        self.glob = nn.LayerNorm(hidden)
-        self.local = nn.LayerNorm(hidden)
-        for ln in (self.image, self.glob, self.local):
-            nn.init.constant_(ln.weight, scale)
+        self.log_scale = nn.Parameter(torch.tensor(math.log(scale)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.log_scale.exp()
+
+
+class TokenNorm(nn.Module):
+    """Brings image, ``<global>`` and ``<local>`` tokens to the word-embedding scale before the LM:
+    ``layernorm`` (per-token LayerNorm) or ``scale`` (one learnable gain per token kind)."""
+
+    def __init__(self, hidden: int, scale: float, mode: str) -> None:
+        super().__init__()
+        if mode == "layernorm":
+            self.image, self.glob, self.local = (nn.LayerNorm(hidden) for _ in range(3))
+            for ln in (self.image, self.glob, self.local):
+                nn.init.constant_(ln.weight, scale)
+        elif mode == "scale":
+            self.image, self.glob, self.local = (_Scale(scale) for _ in range(3))
+        else:
+            raise ConfigError(f"token_norm must be 'none', 'layernorm' or 'scale', got {mode!r}")
 
 
 class SeagullForCausalLM(SeagullPreTrainedModel):
@@ -134,7 +150,8 @@ class SeagullForCausalLM(SeagullPreTrainedModel):
             self.mm_projector = nn.Sequential(nn.Linear(c_img, hidden))
         self.language_model = AutoModelForCausalLM.from_config(config.text_pretrained_config())
         scale = float(config.text_config.get("initializer_range", 0.02))
-        self.token_norm = TokenNorm(hidden, scale) if getattr(config, "token_norm", False) else None
+        mode = getattr(config, "token_norm", "none")
+        self.token_norm = TokenNorm(hidden, scale, mode) if mode != "none" else None
         self.post_init()
         if vcfg.get("weights", "none") != "none" and not next(tower.parameters()).is_meta:
             pretrained = build_vision_tower(vcfg)  # loads the package / file weights

@@ -51,6 +51,9 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "synth_throughput.json")
     a = ap.parse_args()
     common = dict(refs=a.refs, n_refs=a.n_refs, settings=a.settings, max_side=a.max_side)
+    # Warm-up: imports and metric set-up happen once here, not inside the first timed mode (forked
+    # workers inherit them, so every mode starts warm).
+    run_mode("warm-up", workers=1, **{**common, "n_refs": 1})
     rows = [run_mode("1 worker", workers=1, **common), run_mode("2 workers", workers=2, **common)]
     if not a.skip_ray:
         import ray

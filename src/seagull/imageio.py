@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -14,7 +13,7 @@ from .errors import ImageLoadError
 DEFAULT_MAX_PIXELS = 64_000_000  # about 8000 x 8000; larger files are refused (decompression bombs)
 SUPPORTED_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
 
-ImageInput = Union[str, Path, bytes, Image.Image, np.ndarray]
+ImageInput = str | Path | bytes | Image.Image | np.ndarray
 
 
 def _to_rgb8(img: Image.Image) -> Image.Image:

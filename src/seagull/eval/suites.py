@@ -27,18 +27,10 @@ from ..errors import SeagullError
 from ..imageio import load_image
 from ..roi import load_mask_file
 from . import metrics as M
-from .baselines import RoiPredictor, make_baseline
+from .baselines import BASELINE_NAMES, RoiPredictor, make_baseline
 
-SUITE_BASELINES: tuple[str, ...] = (
-    "brisque",
-    "niqe",
-    "piqe",
-    "laplacian_var",
-    "blur_effect",
-    "hf_ratio",
-    "whole_brisque",
-    "constant",
-)
+# The suites score image content; the geometry-only importance baselines have their own rows there.
+SUITE_BASELINES: tuple[str, ...] = tuple(n for n in BASELINE_NAMES if n not in ("roi_area", "roi_center"))
 
 
 @dataclass

@@ -9,13 +9,14 @@ import torch
 from seagull.errors import ConfigError
 
 
-def test_cached_split_equals_model_encoders(coffee: np.ndarray) -> None:
+@pytest.mark.parametrize("lowlevel", [False, True])
+def test_cached_split_equals_model_encoders(coffee: np.ndarray, lowlevel: bool) -> None:
     from seagull.model import build_model
     from seagull.model.tokenizer import train_tokenizer
     from seagull.train.features import encode_frozen, supports_split, trainable_tokens
 
     torch.manual_seed(0)
-    model = build_model("seagull-test", tokenizer=train_tokenizer()).eval()
+    model = build_model("seagull-test", tokenizer=train_tokenizer(), mfe={"lowlevel": lowlevel}).eval()
     assert supports_split(model)
     h, w = coffee.shape[:2]
     masks = np.zeros((3, h, w), bool)
@@ -33,6 +34,8 @@ def test_cached_split_equals_model_encoders(coffee: np.ndarray) -> None:
     assert all(p.grad is not None for p in model.mask_extractor.local_proj.parameters())
     assert all(p.grad is not None for p in model.mm_projector.parameters())
     assert all(p.grad is None for p in model.vision_tower.parameters())
+    if lowlevel:
+        assert all(p.grad is not None for p in model.mask_extractor.lowlevel_proj.parameters())
 
 
 def test_feature_cache_refused_for_released_mfe(tmp_path) -> None:
@@ -48,3 +51,23 @@ def test_feature_cache_refused_for_released_mfe(tmp_path) -> None:
     cfg.parts.lm = "full"
     with pytest.raises(ConfigError, match="feature_cache"):
         check_against_model(cfg, model)
+
+
+def test_store_completes_an_entry_cached_without_lowlevel_statistics(tmp_path) -> None:
+    from seagull.model import build_model
+    from seagull.model.tokenizer import train_tokenizer
+    from seagull.train.data import load_images
+    from seagull.train.features import FeatureStore
+    from test_train_data import synth_dataset
+
+    tok = train_tokenizer()
+    plain = build_model("seagull-test", tokenizer=tok).eval()
+    rich = build_model("seagull-test", tokenizer=tok, mfe={"lowlevel": True}).eval()
+    ref = load_images([synth_dataset()], None, limit=1)[0]
+    assert FeatureStore(plain, "disk", tmp_path).get(ref).lowlevel is None
+    store = FeatureStore(rich, "disk", tmp_path)
+    assert store.fingerprint == FeatureStore(plain, "disk", tmp_path).fingerprint
+    got = store.get(ref)
+    assert store.hits == 1 and got.lowlevel is not None and got.lowlevel.shape == (len(ref.record.rois), 32)
+    again = FeatureStore(rich, "disk", tmp_path).get(ref)  # written back: read, not recomputed
+    torch.testing.assert_close(again.lowlevel, got.lowlevel)

@@ -56,6 +56,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         ray_address=args.ray if args.ray not in (None, "local") else None,
         use_ray=args.ray is not None,
         limit=args.limit,
+        skip=args.skip,
         progress=not args.quiet,
     )
     print(
@@ -172,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="run on Ray (local runtime or ADDRESS)",
     )
     s.add_argument("--limit", type=int, default=None, help="only the first N references")
+    s.add_argument(
+        "--skip", type=int, default=0, help="leave out the first N references (with --limit: a slice)"
+    )
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_cmd_synth)
 

@@ -58,6 +58,9 @@ MFE_DEFAULTS: dict[str, Any] = {
     # the (frozen) tower and mask-pooled per level, then an MLP. Keeps noise and JPEG detail.
     "local_mode": "released",
     "local_window": 224,
+    # native only: add low-level statistics of each ROI at native resolution (model/lowlevel.py) to
+    # the local token through their own MLP.
+    "lowlevel": False,
     "keep_aspect": False,  # released: the crop is stretched to a square; True pads it to a square
     "mask_linear": True,  # the unused Osprey leftover, kept so released weights load strictly
     "mask_linear_in": 12544,
@@ -132,6 +135,7 @@ NAMED_CONFIGS: dict[str, dict[str, Any]] = {
             "local_hidden": 256,
             "local_mode": "native",
             "local_window": 192,
+            "lowlevel": True,
             "keep_aspect": True,
             "mask_linear": False,
         },

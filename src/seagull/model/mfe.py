@@ -22,6 +22,8 @@ from torch import nn
 from torchvision.ops import roi_align
 
 from ..errors import ConfigError, RoiError
+from .lowlevel import NAMES as LOWLEVEL_NAMES
+from .lowlevel import roi_context_statistics
 
 
 class Attention(nn.Module):
@@ -216,6 +218,8 @@ class MaskFeatureExtractor(nn.Module):
         else:
             # Mask-pooled mean and standard deviation of every tower level on the native window.
             self.local_proj = MLP(2 * sum(channels), int(cfg["local_hidden"]), out_dim, 2)
+            if cfg.get("lowlevel"):
+                self.lowlevel_proj = MLP(2 * len(LOWLEVEL_NAMES), int(cfg["local_hidden"]), out_dim, 2)
 
     # ------------------------------------------------------------------ global branch
 
@@ -295,20 +299,17 @@ class MaskFeatureExtractor(nn.Module):
                 )
         return torch.cat(out_img), (torch.cat(out_mask) if self.local_mode == "native" else torch.empty(0))
 
-    def local_tokens(
-        self, images: list[torch.Tensor], regions: RegionBatch, tower: nn.Module | None
-    ) -> torch.Tensor:
+    def local_inputs(
+        self, images: list[torch.Tensor], regions: RegionBatch, tower: nn.Module
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The native local branch up to its trainable MLPs (no MFE parameter is used: cacheable).
+
+        -> (mask-pooled mean and std of every tower level on the native window ``[N, 2 sum C]``;
+        with ``lowlevel``, each ROI's low-level statistics and their difference to its image's
+        ``[N, 32]``, else None).
+        """
         dtype = self.feat_linear.weight.dtype
         crops, crop_masks = self.crops(images, regions)
-        if self.local_mode == "released":
-            x = self.global_vit(crops.to(dtype))
-            if self.mode == "adaptive" or x.shape[-1] != self.local_side:
-                x = F.adaptive_avg_pool2d(x, self.local_side)
-            x = x.flatten(1)
-            x = self.sa.out_proj(self.sa.v_proj(x))  # attention over a length-1 sequence
-            return self.mlp(x)
-        if tower is None:
-            raise ConfigError("mfe.local_mode 'native' needs the vision tower")
         feats = tower(crops)
         inside = (crop_masks > 0.5).float()
         # A ROI with no pixel in its window (a ring around the centre) falls back to the whole window.
@@ -321,7 +322,44 @@ class MaskFeatureExtractor(nn.Module):
             mean = masked_mean(f, w)
             var = masked_mean((f - mean[:, :, None, None]) ** 2, w)
             stats += [mean, var.clamp_min(0).sqrt()]
-        return self.local_proj(torch.cat(stats, dim=1))
+        return torch.cat(stats, dim=1), self.lowlevel_inputs(images, regions, tower)
+
+    def lowlevel_inputs(
+        self, images: list[torch.Tensor], regions: RegionBatch, tower: nn.Module
+    ) -> torch.Tensor | None:
+        if not self.cfg.get("lowlevel"):
+            return None
+        mean, std = tower.mean[0], tower.std[0]  # the native images are tower-normalised; undo it
+        return torch.cat(
+            [
+                roi_context_statistics(img * std.to(img) + mean.to(img), m.to(img.device))
+                for img, m in zip(images, regions.masks, strict=True)
+            ]
+        ).to(self.feat_linear.weight.dtype)
+
+    def project_local(self, deep: torch.Tensor, lowlevel: torch.Tensor | None) -> torch.Tensor:
+        """The trainable part of the native local branch."""
+        out = self.local_proj(deep)
+        if self.cfg.get("lowlevel"):
+            if lowlevel is None:
+                raise ConfigError("this MFE adds low-level statistics to the local token; none were given")
+            out = out + self.lowlevel_proj(lowlevel.to(out.dtype))
+        return out
+
+    def local_tokens(
+        self, images: list[torch.Tensor], regions: RegionBatch, tower: nn.Module | None
+    ) -> torch.Tensor:
+        if self.local_mode == "released":
+            crops, _ = self.crops(images, regions)
+            x = self.global_vit(crops.to(self.feat_linear.weight.dtype))
+            if self.mode == "adaptive" or x.shape[-1] != self.local_side:
+                x = F.adaptive_avg_pool2d(x, self.local_side)
+            x = x.flatten(1)
+            x = self.sa.out_proj(self.sa.v_proj(x))  # attention over a length-1 sequence
+            return self.mlp(x)
+        if tower is None:
+            raise ConfigError("mfe.local_mode 'native' needs the vision tower")
+        return self.project_local(*self.local_inputs(images, regions, tower))
 
     def forward(
         self,

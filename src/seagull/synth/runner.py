@@ -77,11 +77,12 @@ def run_synthesis(
     ray_address: str | None = None,
     use_ray: bool = False,
     limit: int | None = None,
+    skip: int = 0,
     progress: bool = True,
     on_result: Callable[[ItemResult], None] | None = None,
 ) -> SynthSummary:
     t0 = time.perf_counter()
-    refs = discover_references(cfg.refs)[: limit or None]
+    refs = discover_references(cfg.refs)[skip:][: limit or None]
     cfg.out.mkdir(parents=True, exist_ok=True)
     _check_resume(cfg)
     finished = {p.stem for p in shard_paths(cfg.out)}

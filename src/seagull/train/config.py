@@ -76,6 +76,16 @@ class OptimConfig:
 
 
 @dataclass
+class AuxConfig:
+    """Helps for reading the region tokens: auxiliary region heads (train/region_heads.py), off while
+    ``weight`` is 0, and image-token dropout."""
+
+    weight: float = 0.0  # loss = LM loss + weight x region-head loss
+    warmup_steps: int = 0  # the first steps train the heads and the MFE only (no LM pass)
+    image_dropout: float = 0.0  # share of sequences whose image tokens are zeroed (train/step.py)
+
+
+@dataclass
 class TrainConfig:
     model: str = "seagull-test"  # named config, JSON file, or a trained model folder (stage 2 starts from it)
     model_overrides: dict[str, Any] = field(default_factory=dict)
@@ -104,6 +114,7 @@ class TrainConfig:
     parts: PartsConfig = field(default_factory=PartsConfig)
     lora: LoraSettings = field(default_factory=LoraSettings)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    aux: AuxConfig = field(default_factory=AuxConfig)
     source: Path | None = None  # the YAML file this came from
 
     # ------------------------------------------------------------------ validation
@@ -154,6 +165,12 @@ class TrainConfig:
             raise ConfigError(
                 f"optim.scheduler must be cosine, linear or constant, got {self.optim.scheduler!r}"
             )
+        if self.aux.weight < 0 or self.aux.warmup_steps < 0:
+            raise ConfigError(f"aux.weight and aux.warmup_steps must be >= 0, got {self.aux}")
+        if not 0 <= self.aux.image_dropout < 1:
+            raise ConfigError(f"aux.image_dropout must be in [0, 1), got {self.aux.image_dropout}")
+        if self.aux.warmup_steps and not self.aux.weight:
+            raise ConfigError("aux.warmup_steps needs aux.weight > 0 (the warm-up trains the region heads)")
         if self.optim.lr <= 0:
             raise ConfigError(f"optim.lr must be positive, got {self.optim.lr}")
         for name in (
@@ -271,6 +288,7 @@ def config_from_dict(raw: dict[str, Any], source: Path | None = None) -> TrainCo
         "parts": _build(PartsConfig, raw.pop("parts", None), "parts"),
         "lora": _build(LoraSettings, raw.pop("lora", None), "lora"),
         "optim": _build(OptimConfig, raw.pop("optim", None), "optim"),
+        "aux": _build(AuxConfig, raw.pop("aux", None), "aux"),
     }
     raw.pop("source", None)
     cfg: TrainConfig = _build(TrainConfig, raw, "the top level")
@@ -290,6 +308,7 @@ def config_from_dict(raw: dict[str, Any], source: Path | None = None) -> TrainCo
     cfg.cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else None
     cfg.deepspeed = rel(cfg.deepspeed) if cfg.deepspeed else None
     cfg.optim.betas = tuple(cfg.optim.betas)  # type: ignore[assignment]
+    cfg.aux.weight = float(cfg.aux.weight)
     for name in ("lr", "weight_decay", "max_grad_norm"):
         setattr(cfg.optim, name, float(getattr(cfg.optim, name)))
     return cfg

@@ -45,12 +45,15 @@ class FrozenFeatures:
     proj_in: torch.Tensor  # [T, C] projector input tokens
     pooled: list[torch.Tensor]  # four [R, C_l] mask-pooled means
     local_stats: torch.Tensor  # [R, 2 * sum C_l]
+    lowlevel: torch.Tensor | None = None  # [R, 32] (MFEs with ``lowlevel``)
 
     def to_dict(self) -> dict[str, torch.Tensor]:
         d = {f"grid{i}": g for i, g in enumerate(self.grids)}
         d.update({f"pooled{i}": p for i, p in enumerate(self.pooled)})
         d["proj_in"] = self.proj_in
         d["local_stats"] = self.local_stats
+        if self.lowlevel is not None:
+            d["lowlevel"] = self.lowlevel
         return {k: v.contiguous() for k, v in d.items()}
 
     @classmethod
@@ -60,11 +63,15 @@ class FrozenFeatures:
             d["proj_in"],
             [d[f"pooled{i}"] for i in range(4)],
             d["local_stats"],
+            d.get("lowlevel"),
         )
 
     def select(self, rois: list[int]) -> FrozenFeatures:
         idx = torch.as_tensor(rois, dtype=torch.long)
-        return FrozenFeatures(self.grids, self.proj_in, [p[idx] for p in self.pooled], self.local_stats[idx])
+        low = None if self.lowlevel is None else self.lowlevel[idx]
+        return FrozenFeatures(
+            self.grids, self.proj_in, [p[idx] for p in self.pooled], self.local_stats[idx], low
+        )
 
 
 def supports_split(model: SeagullForCausalLM) -> bool:
@@ -75,7 +82,10 @@ def supports_split(model: SeagullForCausalLM) -> bool:
 
 def preprocessing_fingerprint(model: SeagullForCausalLM) -> str:
     c = model.config
-    d = {"vision": c.vision, "mfe": c.mfe, "projector": c.projector}
+    # The low-level statistics are added to an existing entry on demand (FeatureStore.get), so turning
+    # them on does not invalidate the cached tower features.
+    mfe = {k: v for k, v in c.mfe.items() if k != "lowlevel"}
+    d = {"vision": c.vision, "mfe": mfe, "projector": c.projector}
     return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -98,19 +108,8 @@ def encode_frozen(model: SeagullForCausalLM, image: Any, masks: Any) -> FrozenFe
         masked_mean(f.expand(m.shape[0], -1, -1, -1), mask_weights(m, (f.shape[2], f.shape[3])).to(f.dtype))
         for f in feats
     ]
-    # The local branch up to its trainable MLP (mirrors MaskFeatureExtractor.local_tokens).
-    crops, crop_masks = mfe.crops([native], RegionBatch([m]))
-    cfeats = tower(crops)
-    inside = (crop_masks > 0.5).float()
-    empty = inside.sum(dim=(1, 2)) == 0
-    inside[empty] = 1.0
-    stats = []
-    for f in cfeats:
-        w = mask_weights(inside > 0, (f.shape[2], f.shape[3])).to(f.dtype)
-        mean = masked_mean(f, w)
-        var = masked_mean((f - mean[:, :, None, None]) ** 2, w)
-        stats += [mean, var.clamp_min(0).sqrt()]
-    return FrozenFeatures(grids, proj_in, pooled, torch.cat(stats, dim=1))
+    local_stats, lowlevel = mfe.local_inputs([native], RegionBatch([m]), tower)
+    return FrozenFeatures(grids, proj_in, pooled, local_stats, lowlevel)
 
 
 def trainable_tokens(
@@ -134,8 +133,19 @@ def trainable_tokens(
         pooled_sum = basic if pooled_sum is None else pooled_sum + basic
         cross_sum = crossed if cross_sum is None else cross_sum + crossed
     glob = mfe.final_mlp(torch.cat([mfe.cross_feat_linear(cross_sum), mfe.feat_linear(pooled_sum)], dim=-1))
-    local = mfe.local_proj(torch.cat([f.local_stats for f in frozen]).to(dev, dtype))
+    lowlevel = None
+    if all(f.lowlevel is not None for f in frozen):
+        lowlevel = torch.cat([f.lowlevel for f in frozen]).to(dev, dtype)
+    local = mfe.project_local(torch.cat([f.local_stats for f in frozen]).to(dev, dtype), lowlevel)
     return tokens, glob, local
+
+
+def lowlevel_frozen(model: SeagullForCausalLM, image: Any, masks: Any) -> torch.Tensor:
+    """Only the low-level statistics of :func:`encode_frozen` (to complete an older cache entry)."""
+    tower = model.vision_tower
+    native = tower.normalize(to_image_tensor(image).to(model.device)[None])[0]
+    m = to_mask_tensor(masks).to(model.device)
+    return model.mask_extractor.lowlevel_inputs([native], RegionBatch([m]), tower)
 
 
 def record_masks(ref: ImageRef) -> np.ndarray:
@@ -161,6 +171,14 @@ class FeatureStore:
         h = hashlib.sha1(f"{ref.key}::{ref.image_path.resolve()}".encode()).hexdigest()
         return self.cache_dir / h[:2] / f"{h}.safetensors"
 
+    def _save(self, ref: ImageRef, feats: FrozenFeatures) -> None:
+        if self.mode == "disk":
+            p = self._path(ref)
+            p.parent.mkdir(parents=True, exist_ok=True)
+            tmp = p.with_suffix(".tmp")
+            save_file(feats.to_dict(), str(tmp))
+            tmp.replace(p)
+
     def get(self, ref: ImageRef) -> FrozenFeatures:
         if ref.key in self.memory:
             self.hits += 1
@@ -175,12 +193,10 @@ class FeatureStore:
             self.misses += 1
             feats = encode_frozen(self.model, load_image(ref.image_path), record_masks(ref))
             feats = FrozenFeatures.from_dict({k: v.cpu() for k, v in feats.to_dict().items()})
-            if self.mode == "disk":
-                p = self._path(ref)
-                p.parent.mkdir(parents=True, exist_ok=True)
-                tmp = p.with_suffix(".tmp")
-                save_file(feats.to_dict(), str(tmp))
-                tmp.replace(p)
+            self._save(ref, feats)
+        elif feats.lowlevel is None and self.model.mask_extractor.cfg.get("lowlevel"):
+            feats.lowlevel = lowlevel_frozen(self.model, load_image(ref.image_path), record_masks(ref)).cpu()
+            self._save(ref, feats)
         if self.mode in ("memory", "disk"):
             self.memory[ref.key] = feats
         return feats

@@ -14,6 +14,7 @@ from ..imageio import load_image
 from ..model.seagull import ImageEncoding, SeagullForCausalLM
 from .data import Batch
 from .features import FeatureStore, record_masks, trainable_tokens
+from .region_heads import RegionHeads, region_loss, region_targets
 
 
 def encode_batch(
@@ -31,15 +32,28 @@ def encode_batch(
 
 
 def lm_inputs(
-    model: SeagullForCausalLM, batch: Batch, tokens: torch.Tensor, glob: torch.Tensor, local: torch.Tensor
+    model: SeagullForCausalLM,
+    batch: Batch,
+    tokens: torch.Tensor,
+    glob: torch.Tensor,
+    local: torch.Tensor,
+    image_dropout: float = 0.0,
 ) -> dict[str, torch.Tensor | None]:
-    """Splice each sequence's image tokens and its ROIs' tokens (in pair order) into its embeddings."""
+    """Splice each sequence's image tokens and its ROIs' tokens (in pair order) into its embeddings.
+
+    ``image_dropout``: the share of sequences whose image tokens are zeroed (modality dropout), so the
+    answer has to come from the region tokens; without it a small LM trained from scratch learns to
+    answer from the image tokens alone and ignores the region (docs/default_model.md).
+    """
     offsets = [0]
     for it in batch.items:
         offsets.append(offsets[-1] + len(it.rois))
     order = [offsets[i] + r for i, rois in zip(batch.seq_image, batch.seq_rois, strict=True) for r in rois]
     idx = torch.as_tensor(order, dtype=torch.long, device=glob.device)
     seq_tokens = tokens[torch.as_tensor(batch.seq_image, device=tokens.device)]
+    if image_dropout > 0:
+        keep = torch.rand(seq_tokens.shape[0]) >= image_dropout
+        seq_tokens = seq_tokens * keep.to(seq_tokens)[:, None, None]
     return model.build_inputs(
         batch.input_ids.to(model.device),
         batch.attention_mask.to(model.device),
@@ -51,21 +65,51 @@ def lm_inputs(
 
 
 class TrainStep(nn.Module):
-    """``forward(batch) -> loss``; holds the model so its parameters are this module's parameters."""
+    """``forward(batch) -> loss``; holds the model so its parameters are this module's parameters.
 
-    def __init__(self, model: SeagullForCausalLM, store: FeatureStore | None = None) -> None:
+    ``image_dropout`` zeroes the image tokens of that share of sequences (see :func:`lm_inputs`).
+    With ``heads`` the loss adds ``aux_weight`` x the region-head loss (see :mod:`.region_heads`);
+    ``forward(batch, lm=False)`` trains the heads and the MFE only (no LM pass: the warm-up steps).
+    ``last_parts`` keeps the loss terms of the last call for logging.
+    """
+
+    def __init__(
+        self,
+        model: SeagullForCausalLM,
+        store: FeatureStore | None = None,
+        heads: RegionHeads | None = None,
+        aux_weight: float = 0.0,
+        image_dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         self.model = model
         self.store = store
+        self.heads = heads
+        self.aux_weight = aux_weight
+        self.image_dropout = image_dropout
+        self.last_parts: dict[str, float] = {}
 
-    def forward(self, batch: Batch) -> torch.Tensor:
+    def forward(self, batch: Batch, lm: bool = True) -> torch.Tensor:
         tokens, glob, local = encode_batch(self.model, batch, self.store)
-        inputs = lm_inputs(self.model, batch, tokens, glob, local)
-        out = self.model.language_model(
-            inputs_embeds=inputs["inputs_embeds"],
-            attention_mask=inputs["attention_mask"],
-            position_ids=inputs["position_ids"],
-            labels=inputs["labels"],
-            use_cache=False,
-        )
-        return out.loss
+        loss = glob.new_zeros(())
+        self.last_parts = {}
+        if self.heads is not None:
+            norm = self.model.token_norm
+            g, loc = (norm.glob(glob), norm.local(local)) if norm is not None else (glob, local)
+            rois = [it.ref.record.rois[i] for it in batch.items for i in it.rois]
+            aux = region_loss(self.heads(g, loc), region_targets(rois))
+            loss = loss + self.aux_weight * aux
+            self.last_parts["aux_loss"] = float(aux.detach())
+        if lm:
+            drop = self.image_dropout if self.training else 0.0
+            inputs = lm_inputs(self.model, batch, tokens, glob, local, drop)
+            out = self.model.language_model(
+                inputs_embeds=inputs["inputs_embeds"],
+                attention_mask=inputs["attention_mask"],
+                position_ids=inputs["position_ids"],
+                labels=inputs["labels"],
+                use_cache=False,
+            )
+            loss = loss + out.loss
+            self.last_parts["lm_loss"] = float(out.loss.detach())
+        return loss

@@ -15,6 +15,8 @@ class MetricsLog:
         "epoch",
         "split",
         "loss",
+        "lm_loss",
+        "aux_loss",
         "lr",
         "images_per_s",
         "elapsed_s",

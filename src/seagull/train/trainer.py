@@ -25,6 +25,7 @@ from ..model.seagull import SeagullForCausalLM
 from .config import TrainConfig, config_hash
 from .data import ConversationDataset, ImageRef, collate, load_images, step_indices
 from .features import FeatureStore, supports_split
+from .region_heads import RegionHeads
 from .step import TrainStep
 from .tracking import MetricsLog
 from .validate import ValResult, validate
@@ -291,7 +292,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
     store = None
     if cfg.feature_cache != "none":
         store = FeatureStore(model, cfg.feature_cache, cfg.cache_dir)
-    step_module = TrainStep(model.to(accelerator.device), store)
+    heads = RegionHeads(model.config.hidden_size) if cfg.aux.weight > 0 else None
+    step_module = TrainStep(
+        model.to(accelerator.device), store, heads, cfg.aux.weight, cfg.aux.image_dropout
+    ).to(accelerator.device)
     params = [p for p in step_module.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, betas=cfg.optim.betas
@@ -338,7 +342,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
     t0 = time.perf_counter()
     per_micro = cfg.batch_images * world
     step_module.train()
-    running, n_run = 0.0, 0
+    running, n_run, parts = 0.0, 0, {}
     for step in range(start, total):
         for a in range(cfg.grad_accum):
             micro = step * cfg.grad_accum + a
@@ -347,13 +351,15 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
             torch.manual_seed(cfg.seed * 1_000_003 + micro)  # dropout etc. depend only on the micro-batch
             batch = collate([dataset.item(i, epoch) for i in mine], int(tokenizer.pad_token_id))
             with accelerator.accumulate(step_module):
-                loss = step_module(batch)
+                loss = step_module(batch, lm=step >= cfg.aux.warmup_steps)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and cfg.optim.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(params, cfg.optim.max_grad_norm)
                 optimizer.step()
                 optimizer.zero_grad()
             running += float(loss.detach())
+            for k, v in accelerator.unwrap_model(step_module).last_parts.items():
+                parts[k] = parts.get(k, 0.0) + v
             n_run += 1
         scheduler.step()
         result.losses.append(running / max(1, n_run))
@@ -368,11 +374,12 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
                 lr=scheduler.get_last_lr()[0],
                 images_per_s=(done - start) * per_micro * cfg.grad_accum / max(elapsed, 1e-9),
                 elapsed_s=elapsed,
+                **{k: v / n_run for k, v in parts.items()},
             )
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{running / n_run:.3f}")
-        running, n_run = 0.0, 0
+        running, n_run, parts = 0.0, 0, {}
         if done % cfg.save_every == 0 or done == total:
             state = {
                 "step": done,

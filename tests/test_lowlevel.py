@@ -1,0 +1,72 @@
+"""Low-level ROI statistics respond to the distortion they are meant to measure, inside the mask only."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from seagull.imageio import load_image
+from seagull.model.lowlevel import NAMES, roi_context_statistics, roi_statistics
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    from pathlib import Path
+
+    return load_image(Path(__file__).resolve().parents[1] / "examples" / "coffee.jpg")
+
+
+def _stats(img: np.ndarray, mask: np.ndarray | None = None) -> dict[str, float]:
+    x = torch.from_numpy(img.copy()).permute(2, 0, 1).float() / 255
+    m = torch.ones(1, *img.shape[:2]) if mask is None else torch.from_numpy(mask).float()[None]
+    return dict(zip(NAMES, roi_statistics(x, m)[0].tolist(), strict=True))
+
+
+def test_noise_blur_jpeg_and_exposure_move_their_statistics(photo: np.ndarray) -> None:
+    rng = np.random.default_rng(0)
+    clean = _stats(photo)
+    noisy = _stats(np.clip(photo + rng.normal(0, 12, photo.shape), 0, 255).astype(np.uint8))
+    blurred = _stats(np.asarray(Image.fromarray(photo).resize((150, 100)).resize(photo.shape[1::-1])))
+    buf = io.BytesIO()
+    Image.fromarray(photo).save(buf, "JPEG", quality=8)
+    jpeg = _stats(np.asarray(Image.open(buf).convert("RGB")))
+    dark = _stats((photo * 0.3).astype(np.uint8))
+    assert noisy["log_noise_sigma"] > clean["log_noise_sigma"] + 0.5
+    assert blurred["log_laplacian_var"] < clean["log_laplacian_var"] - 1.0
+    assert jpeg["blockiness_h"] > clean["blockiness_h"] + 0.1
+    assert dark["luma_mean"] < clean["luma_mean"] * 0.5 and dark["dark_fraction"] > clean["dark_fraction"]
+    gray = _stats(np.repeat(photo.mean(axis=2, keepdims=True), 3, axis=2).astype(np.uint8))
+    assert gray["colourfulness"] < 0.01 < clean["colourfulness"]
+
+
+def test_only_pixels_inside_the_mask_count(photo: np.ndarray) -> None:
+    h, w = photo.shape[:2]
+    left = np.zeros((h, w), bool)
+    left[:, : w // 2] = True
+    noisy = photo.copy()
+    rng = np.random.default_rng(0)
+    noisy[:, w // 2 :] = np.clip(noisy[:, w // 2 :] + rng.normal(0, 20, noisy[:, w // 2 :].shape), 0, 255)
+    a, b = _stats(photo, left), _stats(noisy, left)
+    # the mask's edge column sees one noisy neighbour through the 3x3 kernels; nothing more
+    assert b["log_noise_sigma"] == pytest.approx(a["log_noise_sigma"], abs=0.05)
+    assert _stats(noisy, ~left)["log_noise_sigma"] > a["log_noise_sigma"] + 0.5
+
+
+def test_empty_mask_falls_back_to_the_whole_crop(photo: np.ndarray) -> None:
+    empty = np.zeros(photo.shape[:2], bool)
+    assert _stats(photo, empty) == pytest.approx(_stats(photo))
+
+
+def test_context_statistics_are_the_roi_and_its_difference_to_the_image(photo: np.ndarray) -> None:
+    x = torch.from_numpy(photo.copy()).permute(2, 0, 1).float() / 255
+    m = torch.zeros(2, *photo.shape[:2])
+    m[0, :100, :100] = 1
+    m[1] = 1
+    out = roi_context_statistics(x, m)
+    assert out.shape == (2, 2 * len(NAMES))
+    assert torch.allclose(out[1, len(NAMES) :], torch.zeros(len(NAMES)), atol=1e-3)
+    assert torch.allclose(out[0, : len(NAMES)] - out[1, : len(NAMES)], out[0, len(NAMES) :], atol=1e-3)

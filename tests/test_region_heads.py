@@ -1,0 +1,79 @@
+"""Auxiliary region heads: label encoding, the loss, and a training run with a head-only warm-up."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from seagull.schema import DistortionLabel, RoiRecord
+from seagull.train.region_heads import GROUPS, IGNORE, RegionHeads, region_loss, region_targets
+from test_train_runs import config_file
+
+
+def _roi(quality: str, importance: str | None, *dist: tuple[str, str]) -> RoiRecord:
+    return RoiRecord(
+        id="r",
+        rle={},
+        bbox=[0, 0, 1, 1],
+        area=1,
+        source="test",
+        quality=0.5,
+        quality_level=quality,
+        importance_level=importance,
+        distortions=[DistortionLabel(t, 0.3, s) for t, s in dist],
+    )
+
+
+def test_targets_encode_levels_and_per_type_severity() -> None:
+    t = region_targets([_roi("bad", "essential", ("noise", "extreme")), _roi("excellent", None)])
+    assert t.shape == (2, len(GROUPS))
+    assert t[0, :2].tolist() == [0, 4]
+    # blur, colorfulness, compression, contrast, exposure, noise: absent = 0, extreme = 5
+    assert t[0, 2:].tolist() == [0, 0, 0, 0, 0, 5]
+    assert t[1, :2].tolist() == [4, IGNORE] and t[1, 2:].tolist() == [0] * 6
+
+
+def test_loss_skips_missing_labels_and_is_learnable() -> None:
+    torch.manual_seed(0)
+    heads = RegionHeads(8)
+    g, loc = torch.randn(16, 8), torch.randn(16, 8)
+    rois = [_roi("bad" if g[i, 0] > 0 else "excellent", None) for i in range(16)]
+    targets = region_targets(rois)
+    opt = torch.optim.Adam(heads.parameters(), lr=0.05)
+    first = float(region_loss(heads(g, loc), targets))
+    for _ in range(100):
+        opt.zero_grad()
+        loss = region_loss(heads(g, loc), targets)
+        loss.backward()
+        opt.step()
+    assert torch.isfinite(loss) and float(loss) < first / 2
+
+
+@pytest.mark.slow
+def test_run_with_head_warm_up_logs_both_losses(tmp_path: Path) -> None:
+    from seagull.model import load_model
+    from seagull.train.config import load_config
+    from seagull.train.trainer import train
+
+    cfg = load_config(
+        config_file(
+            tmp_path,
+            "aux",
+            max_steps=6,
+            val_every=100,
+            val_at_start=False,
+            log_every=1,
+            aux={"weight": 1.0, "warmup_steps": 3, "image_dropout": 0.5},
+        ),
+        output_dir=str(tmp_path / "out"),
+    )
+    result = train(cfg)
+    with (tmp_path / "out" / "metrics.csv").open() as f:
+        rows = [r for r in csv.DictReader(f) if r["split"] == "train"]
+    assert all(r["aux_loss"] for r in rows)
+    assert [bool(r["lm_loss"]) for r in rows] == [False] * 3 + [True] * 3
+    model = load_model(result.final_dir)
+    assert not any(k.startswith("heads") or "region_heads" in k for k in model.state_dict())

@@ -77,3 +77,21 @@ def test_run_with_head_warm_up_logs_both_losses(tmp_path: Path) -> None:
     assert [bool(r["lm_loss"]) for r in rows] == [False] * 3 + [True] * 3
     model = load_model(result.final_dir)
     assert not any(k.startswith("heads") or "region_heads" in k for k in model.state_dict())
+
+
+def test_answer_word_weights_and_the_weighted_loss() -> None:
+    from seagull.model.tokenizer import train_tokenizer
+    from seagull.train.step import answer_word_weights, weighted_lm_loss
+
+    tok = train_tokenizer()
+    w = answer_word_weights(tok, len(tok), 5.0)
+    good = tok(" good", add_special_tokens=False)["input_ids"]
+    the = tok(" the", add_special_tokens=False)["input_ids"]
+    assert w[good].tolist() == [5.0] * len(good) and w[the].tolist() == [1.0] * len(the)
+    torch.manual_seed(0)
+    logits = torch.randn(2, 6, len(tok))
+    labels = torch.full((2, 6), IGNORE)
+    labels[:, 3:] = torch.tensor([the[0], good[0], the[0]])
+    plain = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, len(tok)), labels[:, 1:].reshape(-1))
+    assert weighted_lm_loss(logits, labels, torch.ones(len(tok))) == pytest.approx(float(plain), rel=1e-5)
+    assert weighted_lm_loss(logits, labels, w) != pytest.approx(float(plain), rel=1e-3)

@@ -83,6 +83,7 @@ class AuxConfig:
     weight: float = 0.0  # loss = LM loss + weight x region-head loss
     warmup_steps: int = 0  # the first steps train the heads and the MFE only (no LM pass)
     image_dropout: float = 0.0  # share of sequences whose image tokens are zeroed (train/step.py)
+    answer_word_weight: float = 1.0  # LM loss weight of level/severity/type/Yes/No tokens (train/step.py)
 
 
 @dataclass
@@ -167,6 +168,8 @@ class TrainConfig:
             )
         if self.aux.weight < 0 or self.aux.warmup_steps < 0:
             raise ConfigError(f"aux.weight and aux.warmup_steps must be >= 0, got {self.aux}")
+        if self.aux.answer_word_weight <= 0:
+            raise ConfigError(f"aux.answer_word_weight must be positive, got {self.aux.answer_word_weight}")
         if not 0 <= self.aux.image_dropout < 1:
             raise ConfigError(f"aux.image_dropout must be in [0, 1), got {self.aux.image_dropout}")
         if self.aux.warmup_steps and not self.aux.weight:

@@ -7,11 +7,16 @@ the frozen tower is not run at all after the first time an image is seen. Wrappe
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..imageio import load_image
+from ..model.prompting import IGNORE_INDEX
 from ..model.seagull import ImageEncoding, SeagullForCausalLM
+from ..schema import DISTORTION_TYPES, IMPORTANCE_LEVELS, QUALITY_LEVELS, SEVERITY_LEVELS
 from .data import Batch
 from .features import FeatureStore, record_masks, trainable_tokens
 from .region_heads import RegionHeads, region_loss, region_targets
@@ -64,6 +69,33 @@ def lm_inputs(
     )
 
 
+def answer_word_weights(tokenizer: Any, vocab_size: int, weight: float) -> torch.Tensor:
+    """``[vocab]`` loss weights: ``weight`` for the tokens of level, severity and type words and Yes/No.
+
+    These few tokens carry the answer; the rest of an answer is template text that the LM learns in
+    the first hundred steps, after which it only dilutes the gradient of the words that matter.
+    """
+    words = [*QUALITY_LEVELS, *IMPORTANCE_LEVELS, *SEVERITY_LEVELS, *DISTORTION_TYPES, "Yes", "No"]
+    w = torch.ones(vocab_size)
+    for word in words:
+        for text in (word, " " + word):
+            w[tokenizer(text, add_special_tokens=False)["input_ids"]] = weight
+    return w
+
+
+def weighted_lm_loss(logits: torch.Tensor, labels: torch.Tensor, token_weights: torch.Tensor) -> torch.Tensor:
+    """Next-token cross-entropy with a weight per target token id (weighted mean over labelled tokens)."""
+    targets = labels[:, 1:]
+    ce = F.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
+        targets.reshape(-1),
+        ignore_index=IGNORE_INDEX,
+        reduction="none",
+    )
+    w = token_weights.to(ce.device)[targets.clamp_min(0).reshape(-1)] * (targets.reshape(-1) != IGNORE_INDEX)
+    return (ce * w).sum() / w.sum().clamp_min(1e-9)
+
+
 class TrainStep(nn.Module):
     """``forward(batch) -> loss``; holds the model so its parameters are this module's parameters.
 
@@ -80,6 +112,7 @@ class TrainStep(nn.Module):
         heads: RegionHeads | None = None,
         aux_weight: float = 0.0,
         image_dropout: float = 0.0,
+        token_weights: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -87,6 +120,7 @@ class TrainStep(nn.Module):
         self.heads = heads
         self.aux_weight = aux_weight
         self.image_dropout = image_dropout
+        self.token_weights = token_weights
         self.last_parts: dict[str, float] = {}
 
     def forward(self, batch: Batch, lm: bool = True) -> torch.Tensor:
@@ -107,9 +141,12 @@ class TrainStep(nn.Module):
                 inputs_embeds=inputs["inputs_embeds"],
                 attention_mask=inputs["attention_mask"],
                 position_ids=inputs["position_ids"],
-                labels=inputs["labels"],
+                labels=None if self.token_weights is not None else inputs["labels"],
                 use_cache=False,
             )
-            loss = loss + out.loss
-            self.last_parts["lm_loss"] = float(out.loss.detach())
+            lm_loss = out.loss
+            if self.token_weights is not None:
+                lm_loss = weighted_lm_loss(out.logits, inputs["labels"], self.token_weights)
+            loss = loss + lm_loss
+            self.last_parts["lm_loss"] = float(lm_loss.detach())
         return loss

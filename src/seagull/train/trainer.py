@@ -26,7 +26,7 @@ from .config import TrainConfig, config_hash
 from .data import ConversationDataset, ImageRef, collate, load_images, step_indices
 from .features import FeatureStore, supports_split
 from .region_heads import RegionHeads
-from .step import TrainStep
+from .step import TrainStep, answer_word_weights
 from .tracking import MetricsLog
 from .validate import ValResult, validate
 
@@ -293,8 +293,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
     if cfg.feature_cache != "none":
         store = FeatureStore(model, cfg.feature_cache, cfg.cache_dir)
     heads = RegionHeads(model.config.hidden_size) if cfg.aux.weight > 0 else None
+    weights = None
+    if cfg.aux.answer_word_weight != 1.0:
+        weights = answer_word_weights(tokenizer, len(tokenizer), cfg.aux.answer_word_weight)
     step_module = TrainStep(
-        model.to(accelerator.device), store, heads, cfg.aux.weight, cfg.aux.image_dropout
+        model.to(accelerator.device), store, heads, cfg.aux.weight, cfg.aux.image_dropout, weights
     ).to(accelerator.device)
     params = [p for p in step_module.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(

@@ -81,8 +81,8 @@ def default_model_dir() -> Path:
     if (DEFAULT_WEIGHTS_DIR / "config.json").is_file():
         return DEFAULT_WEIGHTS_DIR
     raise ModelError(
-        "no default model is shipped yet: pass a model folder, e.g. Assessor('path/to/model') "
-        "(a folder written by SeagullForCausalLM.save_pretrained with its tokenizer)"
+        f"the default model's files are missing from {DEFAULT_WEIGHTS_DIR} (a broken install?): reinstall "
+        "seagull, or pass a model folder, e.g. Assessor('path/to/model') (written by `seagull train`)"
     )
 
 

@@ -52,7 +52,10 @@ def to_image_tensor(image: Any) -> torch.Tensor:
             raise ModelError(
                 f"image array must be HxWx3 RGB, got shape {image.shape}; load it with seagull.imageio"
             )
-        t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+        arr = np.ascontiguousarray(image)
+        if not arr.flags.writeable:  # e.g. from np.asarray(PIL image); torch wants writable memory
+            arr = arr.copy()
+        t = torch.from_numpy(arr).permute(2, 0, 1)
     elif isinstance(image, torch.Tensor):
         if image.ndim != 3 or image.shape[0] != 3:
             raise ModelError(f"image tensor must be [3, H, W], got {tuple(image.shape)}")

@@ -1,0 +1,95 @@
+"""The shipped default model: it loads offline from the package, answers per region, and the CLI uses it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors import safe_open
+
+from seagull import assess as assess_mod
+from seagull.assess import DEFAULT_WEIGHTS_DIR, Assessor
+from seagull.errors import ModelError
+from seagull.roi import Roi, box_to_mask
+from seagull.schema import IMPORTANCE_LEVELS, QUALITY_LEVELS
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def test_missing_weights_folder_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(assess_mod, "DEFAULT_WEIGHTS_DIR", tmp_path)
+    with pytest.raises(ModelError, match="pass a model folder"):
+        Assessor()
+
+
+def test_shipped_files_are_small_safetensors_without_the_tower():
+    weights = DEFAULT_WEIGHTS_DIR / "model.safetensors"
+    assert weights.is_file() and weights.stat().st_size < 40 * 2**20
+    with safe_open(str(weights), "pt") as f:
+        keys = list(f.keys())
+    assert keys and not any(k.startswith("vision_tower.") for k in keys)  # read from its package instead
+    for name in ("config.json", "tokenizer.json"):
+        assert (DEFAULT_WEIGHTS_DIR / name).is_file()
+
+
+@pytest.fixture(scope="module")
+def default() -> Assessor:
+    return Assessor()
+
+
+def _rois(h: int, w: int) -> list[Roi]:
+    return [
+        Roi(box_to_mask([150, 40, 330, 300], h, w), name="cup"),
+        Roi(box_to_mask([0, 340, 600, 60], h, w), name="table"),
+        Roi(box_to_mask([10, 10, 80, 80], h, w), name="corner"),
+    ]
+
+
+def test_default_model_answers_every_task_per_region(default):
+    from seagull.imageio import load_image
+
+    img = load_image(EXAMPLES / "coffee.jpg")
+    res = default.assess(img, _rois(*img.shape[:2]))
+    for r in res:
+        assert 0 <= r.quality <= 1 and r.quality_level in QUALITY_LEVELS
+        assert 0 <= r.importance <= 1 and r.importance_level in IMPORTANCE_LEVELS
+        assert len(r.distortions) == 6
+    # The answers depend on the region, not only on the image.
+    assert len({round(r.quality, 4) for r in res}) > 1
+    assert len({round(r.importance, 4) for r in res}) > 1
+
+
+def test_default_model_sees_a_region_made_worse(default):
+    """Noise added inside one box only lowers that box's quality score."""
+    from seagull.imageio import load_image
+
+    img = load_image(EXAMPLES / "coffee.jpg")
+    h, w = img.shape[:2]
+    box = box_to_mask([150, 40, 330, 300], h, w)
+    noisy = img.astype(np.float32)
+    noisy[box] += np.random.default_rng(0).normal(0, 40, noisy[box].shape)
+    noisy = np.clip(noisy, 0, 255).astype(np.uint8)
+    roi = [Roi(box, name="cup")]
+    clean_q = default.assess(img, roi)[0]
+    noisy_q = default.assess(noisy, roi)[0]
+    assert noisy_q.quality < clean_q.quality - 0.05
+    noise = {d.type: d.confidence for d in noisy_q.distortions}["noise"]
+    assert noise > {d.type: d.confidence for d in clean_q.distortions}["noise"]
+
+
+def test_cli_assess_with_no_model_argument_runs_offline(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run(
+        [sys.executable, "-m", "seagull", "assess", str(EXAMPLES / "coffee.jpg"), "--rois",
+         str(EXAMPLES / "coffee_rois.json"), "--json"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    text = json.dumps(data)
+    assert "quality" in text and "importance" in text

@@ -256,8 +256,8 @@ class Assessor:
     ) -> dict[int, dict[Any, torch.Tensor]]:
         """For "... ASSISTANT: With": logits after "With" and after "With <severity>" for each severity.
 
-        The "With" suffix runs once; each severity word is fed on top of its cache, so a severity
-        costs one token per ROI.
+        The "With" suffix runs once; the severity words are fed on top of its cache in one batched
+        pass, so a severity costs one token per ROI.
         """
         out: dict[int, dict[Any, torch.Tensor]] = {}
         emb = self.model.get_input_embeddings()
@@ -271,19 +271,28 @@ class Assessor:
                 logits_to_keep=1,
             )
             got: list[dict[Any, torch.Tensor]] = [{"with": logits[j, -1].float()} for j in range(len(idx))]
-            # Each severity continues from the same "With" state (update() concatenates new tensors).
-            state = [(lay.keys, lay.values) for lay in sub.layers]
-            n = len(idx)
-            for sv, toks in self.severity_tokens.items():
-                t = torch.tensor(toks, device=self.device)
-                mask = torch.cat(
-                    [inputs["attention_mask"], inputs["attention_mask"].new_ones((n, len(toks)))], 1
-                )
-                pos = inputs["position_ids"][:, -1:] + 1 + torch.arange(len(toks), device=self.device)
-                fresh = DynamicCache(ddp_cache_data=state)
-                lg, _ = self.model.run_lm(emb(t)[None].expand(n, -1, -1), mask, pos, fresh, logits_to_keep=1)
+            # Every severity continues from the same "With" state: the state is repeated once per
+            # severity word along the batch and all continuations run in one pass.
+            n, words = len(idx), list(self.severity_tokens)
+            length = len(self.severity_tokens[words[0]])
+            if any(len(t) != length for t in self.severity_tokens.values()):
+                raise ModelError("severity words tokenise to different lengths; they cannot be batched")
+            k = len(words)
+            state = DynamicCache(
+                ddp_cache_data=[
+                    (lay.keys.repeat(k, 1, 1, 1), lay.values.repeat(k, 1, 1, 1)) for lay in sub.layers
+                ]
+            )
+            toks = torch.tensor([self.severity_tokens[w] for w in words], device=self.device)  # [k, length]
+            embeds = emb(toks).repeat_interleave(n, dim=0)  # row w * n + j: word w after item j
+            mask = torch.cat(
+                [inputs["attention_mask"], inputs["attention_mask"].new_ones((n, length))], 1
+            ).repeat(k, 1)
+            pos = (inputs["position_ids"][:, -1:] + 1 + torch.arange(length, device=self.device)).repeat(k, 1)
+            lg, _ = self.model.run_lm(embeds, mask, pos, state, logits_to_keep=1)
+            for w, sv in enumerate(words):
                 for j in range(n):
-                    got[j][("after", sv)] = lg[j, -1].float()
+                    got[j][("after", sv)] = lg[w * n + j, -1].float()
             out.update({i: got[j] for j, i in enumerate(idx)})
         return out
 

@@ -75,12 +75,11 @@ def test_cached_batched_path_equals_plain_full_prompt(assessor, tok):
 
 
 def test_distortion_confidence_and_severity_equal_full_prompts(assessor, tok):
-    """Judgment confidences and the cached "With <severity>" continuation equal plain full prompts."""
+    """Type confidences and the cached "With <severity>" continuations equal plain full prompts."""
     img, rr = image(seed=7), rois()[:2]
     res = assessor.assess(img, rr, tasks=("distortion",))
     model = assessor.model
     ask = T.render_prompt([T.Turn("human", T.region_question("distortion"))])
-    judge = T.render_prompt([T.Turn("human", T.PREAMBLE + T.judgment_type_question("noise"))])
     for k, r in enumerate(rr):
 
         def last_logits(text: str, mask: np.ndarray = r.mask) -> torch.Tensor:
@@ -88,16 +87,22 @@ def test_distortion_confidence_and_severity_equal_full_prompts(assessor, tok):
             with torch.no_grad():
                 return model(ids, images=[img], masks=[mask[None]]).logits[0, -1]
 
-        conf = yes_confidence(last_logits(judge)[None], assessor.yes_id, assessor.no_id)[0]
-        noise = res[k].distortions[DISTORTION_TYPES.index("noise")]
-        assert noise.confidence == pytest.approx(float(conf), abs=1e-5)
+        p_with = yes_confidence(last_logits(ask)[None], assessor.with_id, assessor.clean_id)[0]
         with_row = last_logits(ask + " With")[None]
         after = torch.stack([last_logits(f"{ask} With {s}") for s in SEVERITY_LEVELS])
+        p_sev = torch.softmax(with_row[0, assessor.severity_ids], dim=-1)
         ti = DISTORTION_TYPES.index("noise")
+        p_noise = sum(
+            p_sev[j] * torch.softmax(after[j, assessor.type_ids[s]], dim=-1)[ti]
+            for j, s in enumerate(SEVERITY_LEVELS)
+        )
+        noise = res[k].distortions[ti]
+        assert noise.confidence == pytest.approx(float(p_with * p_noise), abs=1e-5)
         post = severity_posterior(
             with_row, after, assessor.severity_ids, [assessor.type_ids[s][ti] for s in SEVERITY_LEVELS]
         )
         assert list(noise.severity_probs.values()) == pytest.approx(post.tolist(), abs=1e-5)
+        assert sum(d.confidence for d in res[k].distortions) == pytest.approx(float(p_with), abs=1e-5)
 
 
 def test_deterministic_and_independent_of_other_rois(assessor):

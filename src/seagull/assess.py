@@ -40,7 +40,7 @@ DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 @dataclass
 class DistortionResult:
     type: str
-    confidence: float  # P(Yes) of "Is this region in <type> distortion?"
+    confidence: float  # P(the answer names this type): P("With ...") x P(type | "With <severity>")
     present: bool
     severity_level: str
     severity: float  # expectation over the severity words, 0 (slight) .. 1 (extreme)
@@ -132,8 +132,6 @@ class Assessor:
             ("quality",): ask(T.QUESTIONS["quality"]) + " " + T.ANSWER_PREFIX["quality"],
             ("importance",): ask(T.QUESTIONS["importance"]) + " " + T.ANSWER_PREFIX["importance"],
         }
-        for t in DISTORTION_TYPES:
-            texts[("judge", t)] = ask(T.judgment_type_question(t))
         texts[("with",)] = ask(T.QUESTIONS["distortion"]) + " With"
         for s in SEVERITY_LEVELS:
             texts[("severity", s)] = ask(T.QUESTIONS["distortion"]) + f" With {s}"
@@ -157,7 +155,8 @@ class Assessor:
         self.importance_ids = answer_word_ids(
             tok, f"{tail} {T.ANSWER_PREFIX['importance']}", IMPORTANCE_LEVELS
         )
-        self.yes_id, self.no_id = answer_word_ids(tok, tail, ["Yes", "No"])
+        # The distortion answer starts "With <severity> <type>" or "No obvious distortion."
+        self.with_id, self.clean_id = answer_word_ids(tok, tail, ["With", "No"])
         self.severity_ids = answer_word_ids(tok, f"{tail} With", SEVERITY_LEVELS)
         self.type_ids = {
             s: answer_word_ids(tok, f"{tail} With {s}", DISTORTION_TYPES) for s in SEVERITY_LEVELS
@@ -254,7 +253,7 @@ class Assessor:
         cache: DynamicCache,
         n_images: int,
     ) -> dict[int, dict[Any, torch.Tensor]]:
-        """For "... ASSISTANT: With": logits after "With" and after "With <severity>" for each severity.
+        """For "... ASSISTANT: With": logits before and after "With", and after "With <severity>" for each severity.
 
         The "With" suffix runs once; the severity words are fed on top of its cache in one batched
         pass, so a severity costs one token per ROI.
@@ -268,9 +267,12 @@ class Assessor:
                 inputs["attention_mask"],
                 inputs["position_ids"],
                 sub,
-                logits_to_keep=1,
+                logits_to_keep=2,
             )
-            got: list[dict[Any, torch.Tensor]] = [{"with": logits[j, -1].float()} for j in range(len(idx))]
+            # Position -2 predicts the answer's first word ("With" or "No"), -1 the word after "With".
+            got: list[dict[Any, torch.Tensor]] = [
+                {"first": logits[j, -2].float(), "with": logits[j, -1].float()} for j in range(len(idx))
+            ]
             # Every severity continues from the same "With" state: the state is repeated once per
             # severity word along the batch and all continuations run in one pass.
             n, words = len(idx), list(self.severity_tokens)
@@ -370,12 +372,10 @@ class Assessor:
             keys.append(("quality",))
         if "importance" in tasks:
             keys.append(("importance",))
-        if "distortion" in tasks:
-            keys += [("judge", t) for t in DISTORTION_TYPES]
         items = [_Item(j, b, key) for j, (b, _) in enumerate(flat) for key in keys]
         got: dict[int, dict[Any, torch.Tensor]] = {j: {} for j in range(len(flat))}
         for i, row in self._score(items, regions, cache, len(arrays)).items():
-            got[items[i].roi][items[i].key if items[i].key[0] == "judge" else items[i].key[0]] = row
+            got[items[i].roi][items[i].key[0]] = row
         if "distortion" in tasks:
             with_items = [_Item(j, b, ("with",)) for j, (b, _) in enumerate(flat)]
             for i, rows in self._score_severity(with_items, regions, cache, len(arrays)).items():
@@ -395,8 +395,8 @@ class Assessor:
         return out
 
     def _fill(self, results: list[RoiAssessment], got: dict[int, dict[Any, torch.Tensor]]) -> None:
-        """Turn next-token logits into scores. ``got[roi]`` maps "quality", "importance",
-        ("judge", type), "with" and ("after", severity) to logits over the vocabulary."""
+        """Turn next-token logits into scores. ``got[roi]`` maps "quality", "importance", "first" (the
+        distortion answer's first word), "with" and ("after", severity) to logits over the vocabulary."""
         for j, rows in got.items():
             res = results[j]
             if "quality" in rows:
@@ -408,8 +408,16 @@ class Assessor:
             if "with" in rows:
                 sev_rows = rows["with"][None]
                 type_rows = torch.stack([rows[("after", sv)] for sv in SEVERITY_LEVELS])
+                p_with = float(yes_confidence(rows["first"][None], self.with_id, self.clean_id)[0])
+                p_sev = torch.softmax(sev_rows[0, self.severity_ids], dim=-1)
+                # P(type | "With") = sum over severities of P(s | "With") P(type | "With s"), the type
+                # words renormalised among themselves.
+                p_type = sum(
+                    p_sev[k] * torch.softmax(type_rows[k, self.type_ids[sv]], dim=-1)
+                    for k, sv in enumerate(SEVERITY_LEVELS)
+                )
                 for ti, t in enumerate(DISTORTION_TYPES):
-                    conf = float(yes_confidence(rows[("judge", t)][None], self.yes_id, self.no_id)[0])
+                    conf = p_with * float(p_type[ti])
                     # Row k scores the type token that follows severity word k.
                     tids = [self.type_ids[sv][ti] for sv in SEVERITY_LEVELS]
                     post = severity_posterior(sev_rows, type_rows, self.severity_ids, tids)

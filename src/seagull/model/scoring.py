@@ -3,8 +3,10 @@
 - Quality / importance: after the fixed answer prefix ``templates.ANSWER_PREFIX[task]``, a softmax
   over the next-token logits of the five level words; score = expectation with weights
   0, .25, .5, .75, 1 (bad..excellent, unimportant..essential).
-- Distortion type: the yes/no judgment ``templates.judgment_type_question(t)``; confidence =
-  P(Yes) / (P(Yes) + P(No)) at the first answer token.
+- Distortion type (in :mod:`seagull.assess`): the distortion answer "With <severity> <type>" or
+  "No obvious distortion."; confidence of type t = P("With" vs "No" at the first answer token) x
+  P(t | "With"), summed over the severity words. (The per-type yes/no judgments, scored with
+  :func:`yes_confidence`, barely depended on the type asked in the shipped small model.)
 - Severity of type t: constrained scoring of the answer ``With <severity> <t>``:
   P(s | t) proportional to P(s | "With") * P(t | "With s"), for the five severity words.
 - Text: greedy decoding; answers parse with the templates' strict parsers, else AnswerParseError.

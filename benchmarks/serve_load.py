@@ -70,6 +70,10 @@ class Report:
     rss_series_mb: list[float] = field(default_factory=list)  # sampled each second during the run
     batches: int = 0
     mean_batch: float = 0.0
+    # CPU seconds per answered request during the measured run: both sides share this machine's cores.
+    server_cpu_ms_per_request: float = 0.0
+    client_cpu_ms_per_request: float = 0.0
+    worker_busy_ms_per_request: float = 0.0  # wall time the inference thread spent on the model
     target_met: bool = False
     machine: str = ""
     cpus: int = 0
@@ -205,6 +209,10 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
+def per_request(seconds: float, n: int) -> float:
+    return round(1000 * seconds / n, 1) if n else float("nan")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", help="model folder (default: the shipped default model)")
@@ -250,11 +258,15 @@ def main(argv: list[str] | None = None) -> int:
             sampling = threading.Event()
             sampler = threading.Thread(target=sample_rss, args=(server, series, sampling), daemon=True)
             sampler.start()
+            cpu0 = server.cpu_times()
+            own0 = psutil.Process().cpu_times()
             t0 = time.monotonic()
             samples = asyncio.run(
                 run_clients(url, args.endpoint, args.clients, photo, size, args.duration, args.think)
             )
             wall = time.monotonic() - t0
+            cpu1 = server.cpu_times()
+            own1 = psutil.Process().cpu_times()
             sampling.set()
             sampler.join()
             rss1 = server.memory_info().rss
@@ -300,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
         rss_series_mb=series,
         batches=batches,
         mean_batch=round(jobs / batches, 2) if batches else 0.0,
+        server_cpu_ms_per_request=per_request(sum(cpu1[:2]) - sum(cpu0[:2]), len(lat)),
+        client_cpu_ms_per_request=per_request(sum(own1[:2]) - sum(own0[:2]), len(lat)),
+        worker_busy_ms_per_request=per_request(h1["busy_s"] - h0["busy_s"], jobs),
         machine=f"{platform.machine()} {platform.processor() or ''}".strip(),
         cpus=os.cpu_count() or 0,
         load_avg_before=[round(v, 2) for v in load_before],
@@ -325,6 +340,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{rep.rss_growth_pct:+.1f} %  ({rep.warmup_s:g} s warm-up at the same load)",
         ),
         ("worker batches (mean size)", f"{rep.batches} ({rep.mean_batch:.2f})"),
+        (
+            "per request: model wall / server CPU / client CPU",
+            f"{rep.worker_busy_ms_per_request:.0f} / {rep.server_cpu_ms_per_request:.0f} / "
+            f"{rep.client_cpu_ms_per_request:.0f} ms",
+        ),
         ("cpus / load before", f"{rep.cpus} / {rep.load_avg_before}"),
         ("target (20 clients, 0 errors, p95<=2s, RSS<+10%)", "met" if rep.target_met else "NOT met"),
     ]

@@ -93,3 +93,33 @@ def test_cli_assess_with_no_model_argument_runs_offline(tmp_path):
     data = json.loads(out.stdout)
     text = json.dumps(data)
     assert "quality" in text and "importance" in text
+
+
+def test_the_fused_tower_gives_the_same_features_and_scores(default, coffee):
+    import torch
+
+    from seagull.model.seagull import load_model
+
+    plain = load_model(DEFAULT_WEIGHTS_DIR)  # not fused: BatchNorm layers, contiguous layout
+    assert default.model.vision_tower.fused and not plain.vision_tower.fused
+    torch.manual_seed(0)
+    x = torch.randn(3, 3, 384, 384)  # 3 images: more than one chunk of MAX_CHUNK_PIXELS
+    window = torch.randn(1, 3, 192, 192)
+    with torch.inference_mode():
+        for inputs in (x, window):
+            got, want = default.model.vision_tower(inputs), plain.vision_tower(inputs)
+            for g, w in zip(got, want, strict=True):
+                assert g.shape == w.shape and torch.allclose(g, w, atol=1e-3, rtol=1e-3)
+    h, w = coffee.shape[:2]
+    fused_res = default.assess(coffee, _rois(h, w))
+    plain_res = Assessor(plain, tokenizer=DEFAULT_WEIGHTS_DIR).assess(coffee, _rois(h, w))
+    for a, b in zip(fused_res, plain_res, strict=True):
+        assert a.quality == pytest.approx(b.quality, abs=1e-3)
+        assert a.importance == pytest.approx(b.importance, abs=1e-3)
+
+
+def test_a_fused_tower_refuses_weight_loading_and_saving(default, tmp_path):
+    with pytest.raises(ModelError, match="fused"):
+        default.model.vision_tower.load_trunk_state({}, "x")
+    with pytest.raises(ModelError, match="fused"):
+        default.model.save_pretrained(tmp_path / "m")

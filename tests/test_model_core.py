@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from seagull import templates as T
-from seagull.errors import ConfigError, RoiError
+from seagull.errors import ConfigError, ModelError, RoiError
 from seagull.model import SeagullForCausalLM, build_model, get_config, load_model
 from seagull.model.mfe import boxes_from_masks
 from seagull.model.prompting import IGNORE_INDEX, collate_conversations, encode_conversation
@@ -349,3 +349,28 @@ def test_token_scale_keeps_magnitudes_and_bad_mode_is_refused(tok):
     assert torch.allclose(m.token_norm.glob(x), x * scale, rtol=1e-5)  # relative magnitudes survive
     with pytest.raises(ConfigError, match="token_norm"):
         build_model("seagull-test", tokenizer=tok, token_norm="batchnorm")
+
+
+def test_folding_batchnorms_keeps_the_tower_features(tok):
+    from seagull.model.vision import build_vision_tower
+
+    torch.manual_seed(0)
+    cfg = build_model("seagull-test", tokenizer=tok).config.vision
+    tower = build_vision_tower({**cfg, "weights": "none"})
+    for mod in tower.modules():  # non-trivial statistics, so a wrong fold would show
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.running_mean.uniform_(-0.5, 0.5)
+            mod.running_var.uniform_(0.5, 2.0)
+            mod.weight.data.uniform_(0.5, 1.5)
+            mod.bias.data.uniform_(-0.2, 0.2)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.inference_mode():
+        want = tower(x)
+        assert tower.fuse_for_inference() > 10
+        got = tower(x)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in tower.modules())
+    for g, w in zip(got, want, strict=True):
+        assert torch.allclose(g, w, atol=1e-4, rtol=1e-4)
+    trainable = build_vision_tower({**cfg, "weights": "none", "frozen": False})
+    with pytest.raises(ModelError, match="frozen"):
+        trainable.fuse_for_inference()

@@ -105,6 +105,8 @@ class Assessor:
         if isinstance(model, (str, Path)):
             path = Path(model)
             self.model = load_model(path, device=device)
+            if self.model.vision_tower.frozen:  # this Assessor owns the model: fold it for speed
+                self.model.vision_tower.fuse_for_inference()
             tokenizer = tokenizer if tokenizer is not None else load_tokenizer(path)
         elif isinstance(model, SeagullForCausalLM):
             self.model = model.to(device).eval()
@@ -150,6 +152,10 @@ class Assessor:
                 raise ModelError("prompts tokenise to different prefixes; the shared KV cache cannot be used")
             self.suffixes[key] = ids[k:]
         self.prefix_ids = prefix or []
+        if image_id not in self.prefix_ids:
+            raise ModelError("the prompt prefix holds no <image> token")
+        self.image_at = self.prefix_ids.index(image_id)
+        self._system: DynamicCache | None = None
         tail = "ASSISTANT:"
         self.quality_ids = answer_word_ids(tok, f"{tail} {T.ANSWER_PREFIX['quality']}", QUALITY_LEVELS)
         self.importance_ids = answer_word_ids(
@@ -173,15 +179,33 @@ class Assessor:
     # ------------------------------------------------------------------ model passes
 
     @torch.inference_mode()
+    def _system_cache(self) -> DynamicCache:
+        """The LM cache of the prompt text before ``<image>`` (the same for every image), computed once."""
+        if self._system is None:
+            ids = torch.tensor(self.prefix_ids[: self.image_at], device=self.device)
+            embeds = self.model.embed_sequence(ids, None, None)[0][None]
+            length = embeds.shape[1]
+            mask = torch.ones((1, length), dtype=torch.long, device=self.device)
+            _, self._system = self.model.run_lm(
+                embeds, mask, torch.arange(length, device=self.device)[None], logits_to_keep=1
+            )
+        return self._system
+
+    @torch.inference_mode()
     def _prefix_cache(self, image_tokens: torch.Tensor) -> DynamicCache:
-        ids = torch.tensor(self.prefix_ids, device=self.device)
+        """The LM cache of the shared prompt prefix for each image: the cached system text, then the
+        image tokens and the text up to the first region token."""
+        ids = torch.tensor(self.prefix_ids[self.image_at :], device=self.device)  # starts with <image>
         embeds = torch.stack(
             [self.model.embed_sequence(ids, image_tokens[b], None)[0] for b in range(image_tokens.shape[0])]
         )
         n, length = embeds.shape[:2]
-        mask = torch.ones((n, length), dtype=torch.long, device=self.device)
-        pos = torch.arange(length, device=self.device)[None].expand(n, -1)
-        _, cache = self.model.run_lm(embeds, mask, pos, logits_to_keep=1)
+        start = self.image_at
+        mask = torch.ones((n, start + length), dtype=torch.long, device=self.device)
+        pos = torch.arange(start, start + length, device=self.device)[None].expand(n, -1)
+        _, cache = self.model.run_lm(
+            embeds, mask, pos, expand_cache(self._system_cache(), n), logits_to_keep=1
+        )
         return cache
 
     def _chunk_inputs(

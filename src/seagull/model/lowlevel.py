@@ -38,24 +38,27 @@ NAMES = (
 EPS = 1e-6
 MAX_PIXELS = 4_000_000  # larger images are area-downscaled first (bounds time and memory)
 
-_LAPLACE = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
-_NOISE = torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
+def _laplacian(y: torch.Tensor) -> torch.Tensor:
+    """``[H, W]`` -> ``[H-2, W-2]``: the 4-neighbour Laplacian (0 1 0 / 1 -4 1 / 0 1 0), 'valid'."""
+    return y[:-2, 1:-1] + y[2:, 1:-1] + y[1:-1, :-2] + y[1:-1, 2:] - 4 * y[1:-1, 1:-1]
 
 
-def _conv3(y: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """``[H, W]`` -> ``[H-2, W-2]`` 'valid' 3x3 convolution."""
-    return F.conv2d(y[None, None], k.to(y)[None, None])[0, 0]
+def _immerkaer(y: torch.Tensor) -> torch.Tensor:
+    """``[H, W]`` -> ``[H-2, W-2]``: Immerkaer's kernel (1 -2 1 / -2 4 -2 / 1 -2 1), 'valid'. It is
+    separable: a second difference across rows of a second difference down columns."""
+    rows = y[:-2] - 2 * y[1:-1] + y[2:]
+    return rows[:, :-2] - 2 * rows[:, 1:-1] + rows[:, 2:]
 
 
 def pixel_maps(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """RGB ``[3, H, W]`` in [0, 1] -> (``[(H-2)(W-2), 18]`` per-pixel quantities whose masked means give
+    """RGB ``[3, H, W]`` in [0, 1] -> (``[18, (H-2)(W-2)]`` per-pixel quantities whose masked means give
     the statistics, horizontal and vertical neighbour steps ``[H-2, W-2]`` each), on interior pixels."""
     x = image.float().clamp(0, 1)
     r, g, b = x[0], x[1], x[2]
     y = 0.299 * r + 0.587 * g + 0.114 * b
     inner = (slice(1, -1), slice(1, -1))
-    lap = _conv3(y, _LAPLACE)
-    noise = _conv3(y, _NOISE).abs() * (math.sqrt(math.pi / 2) / 6)
+    lap = _laplacian(y)
+    noise = _immerkaer(y).abs() * (math.sqrt(math.pi / 2) / 6)
     gx = (y[1:-1, 2:] - y[1:-1, 1:-1]).abs()
     gy = (y[2:, 1:-1] - y[1:-1, 1:-1]).abs()
     grad = (gx**2 + gy**2).sqrt()
@@ -71,23 +74,21 @@ def pixel_maps(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.T
         lap, lap**2, lap.abs(), noise, grad, (grad < 0.01).float(), hp**2,
         rg, rg**2, yb, yb**2, sat, sat**2, chroma,
     ]  # fmt: skip
-    return torch.stack(cols, dim=-1).reshape(-1, len(cols)), gx, gy
+    # One contiguous row per quantity: stacking along dim 0 is a plain copy (dim -1 interleaves, 5x slower).
+    return torch.stack(cols).reshape(len(cols), -1), gx, gy
 
 
-def _grid_phase_sums(w: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """``[R, h, n]`` weights x ``[h, n]`` values -> ``[R, 8]`` weighted sums by position mod 8 along the last axis.
-
-    Positions count from 1 because the maps start at the image's second pixel column (row).
-    """
-    cols = torch.einsum("rhn,hn->rn", w, values)
-    n = cols.shape[1]
-    phase = torch.arange(1, n + 1, device=cols.device) % 8
-    return torch.zeros((cols.shape[0], 8), dtype=cols.dtype, device=cols.device).index_add_(1, phase, cols)
+def _phase_sums(cols: torch.Tensor) -> torch.Tensor:
+    """``[R, n]`` -> ``[R, 8]`` sums by position mod 8. Positions count from 1 because the maps start at
+    the image's second pixel column (row)."""
+    phase = torch.arange(1, cols.shape[1] + 1, device=cols.device) % 8
+    return cols.new_zeros((cols.shape[0], 8)).index_add_(1, phase, cols)
 
 
 def _blockiness(w: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
-    """Mean step of the strongest 8-px grid phase over the mean of all phases (1 = no grid)."""
-    phase = _grid_phase_sums(w, steps) / _grid_phase_sums(w, torch.ones_like(steps)).clamp_min(EPS)
+    """``[R, h, n]`` weights, ``[h, n]`` steps -> the mean step of the strongest 8-px grid phase along
+    the last axis over the mean of all phases (1 = no grid)."""
+    phase = _phase_sums((w * steps).sum(dim=1)) / _phase_sums(w.sum(dim=1)).clamp_min(EPS)
     return phase.max(dim=1).values / phase.mean(dim=1).clamp_min(EPS)
 
 
@@ -107,7 +108,7 @@ def roi_statistics(image: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     wm = m[:, 1:-1, 1:-1]
     wm = torch.where(wm.sum(dim=(1, 2), keepdim=True) > 0, wm, torch.ones_like(wm))
     flat_w = wm.reshape(wm.shape[0], -1)
-    e = (flat_w @ maps) / flat_w.sum(dim=1, keepdim=True)  # masked means of the 18 quantities
+    e = (flat_w @ maps.T) / flat_w.sum(dim=1, keepdim=True)  # masked means of the 18 quantities
     (y, y2, dark, bright, lap, lap2, lap_abs, noise, grad, flat, hp2, rg, rg2, yb, yb2, sat, sat2, chroma) = (
         e.T
     )

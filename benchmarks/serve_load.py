@@ -2,12 +2,17 @@
 
 Starts the server as its own process on 127.0.0.1 (never another address), warms it up, then runs
 ``--clients`` closed-loop clients (each sends its next request when the last one is answered, after
-``--think`` seconds) for ``--duration`` seconds. Reports requests/s, p50/p95/max latency, errors by
+``--think`` seconds) for ``--duration`` seconds. With ``--photos same`` (the default) every request
+posts the same photo with a new box, as the web page does when a user clicks around one photo (the
+server's image cache then skips the tower and the prompt prefix); with ``--photos distinct`` every
+request posts a photo the server has not seen (the photo rolled by a different offset), so each one
+pays for the whole model. Reports requests/s, p50/p95/max latency, errors by
 kind, the server's resident memory (RSS) before and after, and the worker's batching; prints a table
 and writes JSON to benchmarks/results/.
 
     python benchmarks/serve_load.py                      # default model, 20 clients, 30 s, /v1/assess
     python benchmarks/serve_load.py --model path/to/model --endpoint map --clients 4
+    python benchmarks/serve_load.py --photos distinct     # a new photo in every request
     python benchmarks/serve_load.py --random-model       # a small random model (until the default exists)
 
 Target (issue 7) with the default model: 20 clients, zero errors, p95 <= 2 s, RSS growth < 10 %.
@@ -51,6 +56,7 @@ class Report:
     model: str
     model_note: str
     endpoint: str
+    photos: str
     clients: int
     duration_s: float
     think_s: float
@@ -74,6 +80,8 @@ class Report:
     server_cpu_ms_per_request: float = 0.0
     client_cpu_ms_per_request: float = 0.0
     worker_busy_ms_per_request: float = 0.0  # wall time the inference thread spent on the model
+    image_cache_hits: int = 0  # during the measured run
+    image_cache_misses: int = 0
     target_met: bool = False
     machine: str = ""
     cpus: int = 0
@@ -165,7 +173,7 @@ async def client_loop(
     url: str,
     endpoint: str,
     cid: int,
-    photo: bytes,
+    photos: PhotoSource,
     size: tuple[int, int],
     stop: float,
     think: float,
@@ -177,6 +185,7 @@ async def client_loop(
             path, data = request_parts(endpoint, cid, i, *size)
             t0 = time.monotonic()
             try:
+                photo = photos.next()
                 r = await http.post(path, files={"image": ("photo.jpg", photo, "image/jpeg")}, data=data)
                 status = r.status_code
             except httpx.HTTPError:
@@ -187,13 +196,44 @@ async def client_loop(
                 await asyncio.sleep(think)
 
 
-async def run_clients(url, endpoint, clients, photo, size, duration, think) -> list[Sample]:
+async def run_clients(url, endpoint, clients, photos, size, duration, think) -> list[Sample]:
     samples: list[Sample] = []
     stop = time.monotonic() + duration
     await asyncio.gather(
-        *(client_loop(url, endpoint, c, photo, size, stop, think, samples) for c in range(clients))
+        *(client_loop(url, endpoint, c, photos, size, stop, think, samples) for c in range(clients))
     )
     return samples
+
+
+class PhotoSource:
+    """The photo of each request: always the same bytes, or (``distinct``) a new variant each time."""
+
+    def __init__(self, path: Path, distinct: bool, count: int) -> None:
+        self.data = path.read_bytes()
+        self.variants: list[bytes] = []
+        if distinct:
+            import io
+
+            import numpy as np
+            from PIL import Image
+
+            with Image.open(path) as im:
+                arr = np.asarray(im.convert("RGB"))
+            h, w = arr.shape[:2]
+            for k in range(count):  # rolled by k pixels (wrapping to rows): no two share their pixels
+                buf = io.BytesIO()
+                rolled = np.roll(np.roll(arr, k % w, axis=1), (k // w) % h, axis=0)
+                Image.fromarray(rolled).save(buf, "JPEG", quality=92)
+                self.variants.append(buf.getvalue())
+        self.sent = 0
+
+    def next(self) -> bytes:
+        if not self.variants:
+            return self.data
+        if self.sent >= len(self.variants):
+            raise RuntimeError("ran out of distinct photos; raise the count in PhotoSource")
+        self.sent += 1
+        return self.variants[self.sent - 1]
 
 
 def sample_rss(proc: psutil.Process, out: list[float], stop: threading.Event) -> None:
@@ -207,6 +247,12 @@ def percentile(values: list[float], q: float) -> float:
     if len(values) == 1:
         return values[0]
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def cache_count(h0: dict, h1: dict, key: str) -> int:
+    if not h0.get("image_cache") or not h1.get("image_cache"):
+        return 0
+    return int(h1["image_cache"][key] - h0["image_cache"][key])
 
 
 def per_request(seconds: float, n: int) -> float:
@@ -223,6 +269,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--think", type=float, default=0.0, help="seconds each client waits between requests")
     p.add_argument("--endpoint", choices=("assess", "segment", "map"), default="assess")
     p.add_argument("--image", type=Path, default=DEFAULT_IMAGE)
+    p.add_argument(
+        "--photos",
+        choices=("same", "distinct"),
+        default="same",
+        help="same: one photo, a new box per request (the page's clicks); distinct: a new photo per request",
+    )
     p.add_argument("--max-batch", type=int, default=None, help="server: assess requests batched together")
     p.add_argument("--tag", default="", help="suffix of the JSON result's file name")
     args = p.parse_args(argv)
@@ -231,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from PIL import Image
 
-    photo = args.image.read_bytes()
+    # Enough distinct photos for 30 requests/s over the warm-up and the run.
+    photos = PhotoSource(args.image, args.photos == "distinct", int(30 * (args.warmup + args.duration)) + 100)
     with Image.open(args.image) as im:
         size = im.size
     with tempfile.TemporaryDirectory() as tmp_s:
@@ -251,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
             rss_start = server.memory_info().rss
             # Warm-up at the same concurrency: lazy imports, allocator pools and the largest batches
             # are in place, so "before -> after" measures growth under steady load (a leak), not start-up.
-            asyncio.run(run_clients(url, args.endpoint, args.clients, photo, size, args.warmup, args.think))
+            asyncio.run(run_clients(url, args.endpoint, args.clients, photos, size, args.warmup, args.think))
             rss0 = server.memory_info().rss
             h0 = httpx.get(f"{url}/healthz").json()
             series: list[float] = []
@@ -262,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
             own0 = psutil.Process().cpu_times()
             t0 = time.monotonic()
             samples = asyncio.run(
-                run_clients(url, args.endpoint, args.clients, photo, size, args.duration, args.think)
+                run_clients(url, args.endpoint, args.clients, photos, size, args.duration, args.think)
             )
             wall = time.monotonic() - t0
             cpu1 = server.cpu_times()
@@ -293,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         model=label,
         model_note=note,
         endpoint=args.endpoint,
+        photos=args.photos,
         clients=args.clients,
         duration_s=round(wall, 2),
         think_s=args.think,
@@ -315,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
         server_cpu_ms_per_request=per_request(sum(cpu1[:2]) - sum(cpu0[:2]), len(lat)),
         client_cpu_ms_per_request=per_request(sum(own1[:2]) - sum(own0[:2]), len(lat)),
         worker_busy_ms_per_request=per_request(h1["busy_s"] - h0["busy_s"], jobs),
+        image_cache_hits=cache_count(h0, h1, "hits"),
+        image_cache_misses=cache_count(h0, h1, "misses"),
         machine=f"{platform.machine()} {platform.processor() or ''}".strip(),
         cpus=os.cpu_count() or 0,
         load_avg_before=[round(v, 2) for v in load_before],
@@ -324,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     rows = [
         ("model", f"{rep.model} ({rep.model_note})"),
-        ("endpoint / image", f"{rep.endpoint} / {rep.image}"),
+        ("endpoint / image / photos", f"{rep.endpoint} / {rep.image} / {rep.photos}"),
         ("clients / think", f"{rep.clients} / {rep.think_s:g} s"),
         ("duration", f"{rep.duration_s:.1f} s"),
         ("requests (ok)", f"{rep.requests} ({rep.ok})"),
@@ -345,6 +401,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{rep.worker_busy_ms_per_request:.0f} / {rep.server_cpu_ms_per_request:.0f} / "
             f"{rep.client_cpu_ms_per_request:.0f} ms",
         ),
+        ("image cache hits / misses", f"{rep.image_cache_hits} / {rep.image_cache_misses}"),
         ("cpus / load before", f"{rep.cpus} / {rep.load_avg_before}"),
         ("target (20 clients, 0 errors, p95<=2s, RSS<+10%)", "met" if rep.target_met else "NOT met"),
     ]
@@ -353,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     for k, v in rows:
         print(f"  {k:<{width}}  {v}")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    name = f"serve_load_{rep.endpoint}_{rep.clients}c{('_' + args.tag) if args.tag else ''}.json"
+    name = f"serve_load_{rep.endpoint}_{rep.photos}_{rep.clients}c{('_' + args.tag) if args.tag else ''}.json"
     (RESULTS / name).write_text(json.dumps(asdict(rep), indent=2) + "\n")
     print(f"  -> {RESULTS.relative_to(REPO) / name}")
     return 0

@@ -404,3 +404,30 @@ def test_cli_parser_defaults_to_loopback():
     args = build_parser().parse_args(["serve"])
     assert (args.host, args.port, args.model, args.sam) == ("127.0.0.1", 8000, None, None)
     assert callable(args.func)
+
+
+def test_a_repeated_photo_is_encoded_once_and_answers_the_same(model_dir):
+    from seagull.serve import Limits, create_app
+
+    with TestClient(create_app(model_dir, Limits(image_cache_mb=8))) as c:
+        first = post(c, "/v1/assess", box="10,10,200,100").json()
+        again = post(c, "/v1/assess", box="10,10,200,100").json()
+        cache = c.get("/healthz").json()["image_cache"]
+    assert (cache["entries"], cache["hits"], cache["misses"]) == (1, 1, 1) and cache["max_mb"] == 8
+    assert again["rois"][0]["quality"] == pytest.approx(first["rois"][0]["quality"], abs=1e-6)
+    with TestClient(create_app(model_dir, Limits(image_cache_mb=0))) as c:
+        post(c, "/v1/assess", box="10,10,200,100")
+        assert c.get("/healthz").json()["image_cache"]["entries"] == 0
+
+
+def test_serve_keeps_openmp_threads_spinning_unless_the_user_chose(monkeypatch):
+    from seagull.serve.commands import keep_openmp_threads_spinning
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    keep_openmp_threads_spinning()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE" and int(os.environ["GOMP_SPINCOUNT"]) > 0
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    monkeypatch.delenv("GOMP_SPINCOUNT")
+    keep_openmp_threads_spinning()
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE" and "GOMP_SPINCOUNT" not in os.environ

@@ -18,6 +18,7 @@ from transformers.cache_utils import DynamicCache
 
 from . import templates as T
 from .errors import ModelError
+from .image_cache import ImageCache, image_digest
 from .imageio import load_image
 from .model.prompting import pad_batch, tokenize_prompt
 from .model.scoring import (
@@ -30,7 +31,7 @@ from .model.scoring import (
     severity_posterior,
     yes_confidence,
 )
-from .model.seagull import SeagullForCausalLM, expand_cache, load_model
+from .model.seagull import ImageEncoding, SeagullForCausalLM, expand_cache, load_model
 from .roi import Roi
 from .schema import DISTORTION_TYPES, IMPORTANCE_LEVELS, QUALITY_LEVELS, SEVERITY_LEVELS, TASKS
 
@@ -77,6 +78,29 @@ class _Item:
     key: tuple[str, ...]
 
 
+@dataclass
+class _CachedImage:
+    """What one image contributes before any region: its encoding and its LM prefix cache (per layer)."""
+
+    encoding: ImageEncoding
+    prefix: list[tuple[torch.Tensor, torch.Tensor]]
+
+    @classmethod
+    def take(cls, enc: ImageEncoding, cache: DynamicCache, i: int) -> _CachedImage:
+        """Image ``i`` of a batch, copied so that the batch's tensors are not kept alive."""
+        one = enc.select(i)
+        return cls(
+            ImageEncoding(
+                [f.clone() for f in one.features], one.image_tokens.clone(), [n.clone() for n in one.native]
+            ),
+            [(lay.keys[i : i + 1].clone(), lay.values[i : i + 1].clone()) for lay in cache.layers],
+        )
+
+    @property
+    def nbytes(self) -> int:
+        return self.encoding.nbytes + sum(t.numel() * t.element_size() for kv in self.prefix for t in kv)
+
+
 def default_model_dir() -> Path:
     if (DEFAULT_WEIGHTS_DIR / "config.json").is_file():
         return DEFAULT_WEIGHTS_DIR
@@ -97,6 +121,7 @@ class Assessor:
         batch_size: int = 64,
         max_new_tokens: int = 40,
         presence_threshold: float = 0.5,
+        image_cache_mb: float = 0,
     ) -> None:
         from .model.tokenizer import load_tokenizer
 
@@ -119,6 +144,8 @@ class Assessor:
         self.batch_size = int(batch_size)
         self.max_new_tokens = int(max_new_tokens)
         self.presence_threshold = float(presence_threshold)
+        # Per-image work reused for repeated photos (interactive use); 0 = off.
+        self.image_cache = ImageCache(int(image_cache_mb * 2**20))
         self._prepare_prompts()
 
     # ------------------------------------------------------------------ prompts
@@ -207,6 +234,32 @@ class Assessor:
             embeds, mask, pos, expand_cache(self._system_cache(), n), logits_to_keep=1
         )
         return cache
+
+    @torch.inference_mode()
+    def _encode(self, arrays: list[np.ndarray]) -> tuple[ImageEncoding, DynamicCache]:
+        """The images' encodings and LM prefix caches. With the image cache on, images seen before
+        come from it and only the others run through the tower and the LM."""
+        if not self.image_cache.enabled:
+            enc = self.model.encode_images(arrays)
+            return enc, self._prefix_cache(enc.image_tokens)
+        keys = [image_digest(a) for a in arrays]
+        parts: dict[str, _CachedImage | None] = {k: self.image_cache.get(k) for k in dict.fromkeys(keys)}
+        todo = [k for k, part in parts.items() if part is None]
+        if todo:
+            enc = self.model.encode_images([arrays[keys.index(k)] for k in todo])
+            cache = self._prefix_cache(enc.image_tokens)
+            for j, k in enumerate(todo):
+                part = _CachedImage.take(enc, cache, j)
+                self.image_cache.put(k, part, part.nbytes)
+                parts[k] = part
+        chosen = [parts[k] for k in keys]
+        layers = zip(*(p.prefix for p in chosen), strict=True)  # type: ignore[union-attr]
+        cache = DynamicCache(
+            ddp_cache_data=[
+                (torch.cat([k for k, _ in lay]), torch.cat([v for _, v in lay])) for lay in layers
+            ]
+        )
+        return ImageEncoding.cat([p.encoding for p in chosen]), cache  # type: ignore[union-attr]
 
     def _chunk_inputs(
         self,
@@ -384,13 +437,12 @@ class Assessor:
         if not flat:
             return [[] for _ in images]
         with torch.inference_mode():
-            enc = self.model.encode_images(arrays)
+            enc, cache = self._encode(arrays)
             masks = [
                 np.stack([r.mask for r in rois]) if rois else np.zeros((0, *a.shape[:2]), bool)
                 for a, rois in zip(arrays, rois_per_image, strict=True)
             ]
             regions = self.model.encode_regions(enc, masks)
-            cache = self._prefix_cache(enc.image_tokens)
         keys: list[tuple[str, ...]] = []
         if "quality" in tasks:
             keys.append(("quality",))

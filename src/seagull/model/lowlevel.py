@@ -38,6 +38,7 @@ NAMES = (
 EPS = 1e-6
 MAX_PIXELS = 4_000_000  # larger images are area-downscaled first (bounds time and memory)
 
+
 def _laplacian(y: torch.Tensor) -> torch.Tensor:
     """``[H, W]`` -> ``[H-2, W-2]``: the 4-neighbour Laplacian (0 1 0 / 1 -4 1 / 0 1 0), 'valid'."""
     return y[:-2, 1:-1] + y[2:, 1:-1] + y[1:-1, :-2] + y[1:-1, 2:] - 4 * y[1:-1, 1:-1]

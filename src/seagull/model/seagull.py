@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,22 @@ class ImageEncoding:
         return ImageEncoding(
             [f[i : i + 1] for f in self.features], self.image_tokens[i : i + 1], [self.native[i]]
         )
+
+    @staticmethod
+    def cat(encodings: Sequence[ImageEncoding]) -> ImageEncoding:
+        """One batch from several, in order."""
+        if len(encodings) == 1:
+            return encodings[0]
+        return ImageEncoding(
+            [torch.cat(level) for level in zip(*(e.features for e in encodings), strict=True)],
+            torch.cat([e.image_tokens for e in encodings]),
+            [n for e in encodings for n in e.native],
+        )
+
+    @property
+    def nbytes(self) -> int:
+        tensors = [*self.features, self.image_tokens, *self.native]
+        return sum(t.numel() * t.element_size() for t in tensors)
 
 
 def to_image_tensor(image: Any) -> torch.Tensor:
@@ -404,7 +421,9 @@ class SeagullForCausalLM(SeagullPreTrainedModel):
         Package-provided tower weights and tied copies are not written; :func:`load_model` restores them.
         """
         if self.vision_tower.fused:
-            raise ModelError("this model's tower was fused for inference; save the model loaded before fusing")
+            raise ModelError(
+                "this model's tower was fused for inference; save the model loaded before fusing"
+            )
         out = Path(save_directory)
         out.mkdir(parents=True, exist_ok=True)
         if tokenizer is not None:

@@ -37,7 +37,12 @@ def _fold_batchnorms(module: nn.Module) -> int:
     for prev, name in zip([None, *names], names, strict=False):
         child = module._modules[name]
         conv = module._modules.get(prev) if prev is not None else None
-        if isinstance(child, BatchNormAct2d) and isinstance(conv, nn.Conv2d) and child.affine and child.track_running_stats:
+        if (
+            isinstance(child, BatchNormAct2d)
+            and isinstance(conv, nn.Conv2d)
+            and child.affine
+            and child.track_running_stats
+        ):
             scale = child.weight / torch.sqrt(child.running_var + child.eps)
             bias = conv.bias if conv.bias is not None else torch.zeros_like(child.running_mean)
             conv.weight = nn.Parameter(conv.weight * scale[:, None, None, None], requires_grad=False)

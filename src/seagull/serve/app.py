@@ -47,16 +47,29 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAP_TASKS = ("quality", "importance")
 
 
-def _load_assessor(model: Any) -> tuple[Any, str]:
+def _load_assessor(model: Any, image_cache_mb: float) -> tuple[Any, str]:
     from ..assess import Assessor
 
     if isinstance(model, Assessor):
         return model, getattr(model, "model_id", "custom")
     if model is None:
-        return Assessor(), "default"
+        return Assessor(image_cache_mb=image_cache_mb), "default"
     if isinstance(model, (str, Path)):
-        return Assessor(model), Path(model).name or "model"
+        return Assessor(model, image_cache_mb=image_cache_mb), Path(model).name or "model"
     raise ModelError(f"model must be None, a model folder or an Assessor, got {type(model).__name__}")
+
+
+def _cache_info(assessor: Any) -> dict[str, Any] | None:
+    cache = getattr(assessor, "image_cache", None)
+    if cache is None:
+        return None
+    return {
+        "entries": len(cache),
+        "mb": round(cache.nbytes / 2**20, 1),
+        "max_mb": round(cache.max_bytes / 2**20, 1),
+        "hits": cache.hits,
+        "misses": cache.misses,
+    }
 
 
 def _model_info(assessor: Any, model_id: str) -> dict[str, Any]:
@@ -123,7 +136,7 @@ def create_app(
 ) -> FastAPI:
     """The server for ``model`` (None: the shipped default; a model folder; or an Assessor)."""
     limits = limits or Limits()
-    assessor, model_id = _load_assessor(model)
+    assessor, model_id = _load_assessor(model, limits.image_cache_mb)
     segmenter = Segmenter(sam, sam_type, limits.work_side)
     worker = InferenceWorker(assessor, limits.queue_size, limits.max_batch)
     info = _model_info(assessor, model_id)
@@ -175,6 +188,7 @@ def create_app(
             "jobs": worker.stats.jobs,
             "batches": worker.stats.batches,
             "busy_s": round(worker.stats.busy_s, 3),
+            "image_cache": _cache_info(assessor),
             "uptime_s": round(time.time() - started, 1),
         }
         return JSONResponse(body, status_code=200 if ok else 503)

@@ -24,10 +24,15 @@ class Limits:
     request_timeout_s: float = 60.0  # queue wait + inference; 504 after this
     queue_size: int = 64  # jobs waiting for the inference worker; 503 beyond this
     max_batch: int = 16  # queued /v1/assess requests the worker may run as one batch
+    # Memory for the encodings of recent photos: the page posts the photo with every click, and a
+    # repeated photo then skips the vision tower and the prompt prefix (0 = off).
+    image_cache_mb: float = 256.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
             v = getattr(self, f.name)
+            if f.name == "image_cache_mb" and v == 0:
+                continue
             if not v > 0:
                 raise ConfigError(f"server limit {f.name} must be positive, got {v}")
 

@@ -29,7 +29,7 @@ from .model.scoring import (
     level_scores,
     parse_answer,
     severity_posterior,
-    yes_confidence,
+    type_confidences,
 )
 from .model.seagull import ImageEncoding, SeagullForCausalLM, expand_cache, load_model
 from .roi import Roi
@@ -484,16 +484,16 @@ class Assessor:
             if "with" in rows:
                 sev_rows = rows["with"][None]
                 type_rows = torch.stack([rows[("after", sv)] for sv in SEVERITY_LEVELS])
-                p_with = float(yes_confidence(rows["first"][None], self.with_id, self.clean_id)[0])
-                p_sev = torch.softmax(sev_rows[0, self.severity_ids], dim=-1)
-                # P(type | "With") = sum over severities of P(s | "With") P(type | "With s"), the type
-                # words renormalised among themselves.
-                p_type = sum(
-                    p_sev[k] * torch.softmax(type_rows[k, self.type_ids[sv]], dim=-1)
-                    for k, sv in enumerate(SEVERITY_LEVELS)
+                confidences = type_confidences(
+                    rows["first"],
+                    rows["with"],
+                    type_rows,
+                    (self.with_id, self.clean_id),
+                    self.severity_ids,
+                    [self.type_ids[sv] for sv in SEVERITY_LEVELS],
                 )
                 for ti, t in enumerate(DISTORTION_TYPES):
-                    conf = p_with * float(p_type[ti])
+                    conf = float(confidences[ti])
                     # Row k scores the type token that follows severity word k.
                     tids = [self.type_ids[sv][ti] for sv in SEVERITY_LEVELS]
                     post = severity_posterior(sev_rows, type_rows, self.severity_ids, tids)

@@ -93,6 +93,31 @@ def yes_confidence(logits: torch.Tensor, yes_id: int, no_id: int) -> torch.Tenso
     return torch.softmax(logits[:, [yes_id, no_id]].float(), dim=-1)[:, 0]
 
 
+def type_confidences(
+    first: torch.Tensor,
+    after_with: torch.Tensor,
+    after_severity: torch.Tensor,
+    with_clean_ids: Sequence[int],
+    severity_ids: Sequence[int],
+    type_ids: Sequence[Sequence[int]],
+) -> torch.Tensor:
+    """``[T]`` P(the distortion answer names each type), from the answer "With <severity> <type>" or
+    "No obvious distortion.": P("With" vs "No") x sum over severities s of P(s | "With") P(type | "With s"),
+    the type words renormalised among themselves.
+
+    ``first [vocab]``: logits of the answer's first word; ``after_with [vocab]``: after "With";
+    ``after_severity [S, vocab]``: row k after "With <severity_k>", where the type words are
+    ``type_ids[k]`` (a word's first token can depend on the word before it).
+    """
+    p_with = yes_confidence(first[None], *with_clean_ids)[0]
+    p_sev = torch.softmax(after_with[list(severity_ids)].float(), dim=-1)
+    p_type = sum(
+        p_sev[k] * torch.softmax(after_severity[k, list(ids)].float(), dim=-1)
+        for k, ids in enumerate(type_ids)
+    )
+    return p_with * p_type
+
+
 def severity_posterior(
     sev_logits: torch.Tensor, type_logits: torch.Tensor, sev_ids: Sequence[int], type_ids: Sequence[int]
 ) -> torch.Tensor:

@@ -2,8 +2,9 @@
 
 Scores follow the Q-Align method the project uses everywhere: after the fixed answer prefix
 (``templates.ANSWER_PREFIX``) the next-token probabilities of the five level words give an
-expectation in [0, 1]; a distortion type is predicted present when the yes/no judgment question for
-that type gives P(Yes) > P(No). No text is generated or parsed.
+expectation in [0, 1]; a distortion type is predicted present when the distortion answer names it
+with probability above 0.5 (``scoring.type_confidences``, as the Assessor scores it). No text is
+generated or parsed.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from .. import templates as T
 from ..errors import ModelError
 from ..eval.metrics import sample_average_prf, srcc, type_set
 from ..model.prompting import IGNORE_INDEX, pad_batch, tokenize_prompt
+from ..model.scoring import answer_word_ids, type_confidences
 from ..model.seagull import SeagullForCausalLM
-from ..schema import DISTORTION_TYPES, IMPORTANCE_LEVELS, QUALITY_LEVELS
+from ..schema import DISTORTION_TYPES, IMPORTANCE_LEVELS, QUALITY_LEVELS, SEVERITY_LEVELS
 from .data import Batch, ImageRef, TrainItem
 from .features import FeatureStore
 from .step import encode_batch, lm_inputs
@@ -55,14 +57,21 @@ class PromptSet:
             text = T.render_prompt([T.Turn("human", T.PREAMBLE + question)], add_generation_prompt=True)
             return tokenize_prompt(tokenizer, text + (f" {prefix}" if prefix else ""), image_token_id)
 
+        # quality, importance, "... ASSISTANT: With", then "... ASSISTANT: With <severity>" for each.
         self.prompts: list[list[int]] = [
             prompt(T.QUESTIONS["quality"], T.ANSWER_PREFIX["quality"]),
             prompt(T.QUESTIONS["importance"], T.ANSWER_PREFIX["importance"]),
-            *[prompt(T.judgment_type_question(t)) for t in DISTORTION_TYPES],
+            prompt(T.QUESTIONS["distortion"], "With"),
+            *[prompt(T.QUESTIONS["distortion"], f"With {s}") for s in SEVERITY_LEVELS],
         ]
         self.quality_ids = [word_id(tokenizer, w) for w in QUALITY_LEVELS]
         self.importance_ids = [word_id(tokenizer, w) for w in IMPORTANCE_LEVELS]
-        self.yes_no = [word_id(tokenizer, "Yes"), word_id(tokenizer, "No")]
+        tail = "ASSISTANT:"
+        self.with_clean_ids = answer_word_ids(tokenizer, tail, ["With", "No"])
+        self.severity_ids = answer_word_ids(tokenizer, f"{tail} With", SEVERITY_LEVELS)
+        self.type_ids = [
+            answer_word_ids(tokenizer, f"{tail} With {s}", DISTORTION_TYPES) for s in SEVERITY_LEVELS
+        ]
 
 
 def expectation(logits: torch.Tensor, ids: list[int]) -> torch.Tensor:
@@ -79,7 +88,7 @@ def score_image(
     pad_id: int,
     store: FeatureStore | None,
 ) -> dict[str, torch.Tensor]:
-    """Quality and importance expectations ``[R]`` and P(yes) per type ``[R, 6]`` for ROIs of one image."""
+    """Quality and importance expectations ``[R]`` and type confidences ``[R, 6]`` for ROIs of one image."""
     seqs = [p for _ in rois for p in prompts.prompts]
     ids, mask = pad_batch(seqs, pad_id)
     k = len(prompts.prompts)
@@ -97,12 +106,26 @@ def score_image(
         inputs["inputs_embeds"], inputs["attention_mask"], inputs["position_ids"], use_cache=False
     )
     last = inputs["attention_mask"].sum(dim=1) - 1
-    final = logits[torch.arange(logits.shape[0]), last].view(len(rois), k, -1)
-    yes_no = torch.softmax(final[:, 2:, prompts.yes_no].float(), dim=-1)[..., 0]
+    rows = torch.arange(logits.shape[0])
+    final = logits[rows, last].view(len(rois), k, -1)
+    before_last = logits[rows, last - 1].view(len(rois), k, -1)  # prompt 2: the answer's first word
+    types = torch.stack(
+        [
+            type_confidences(
+                before_last[j, 2],
+                final[j, 2],
+                final[j, 3:],
+                prompts.with_clean_ids,
+                prompts.severity_ids,
+                prompts.type_ids,
+            )
+            for j in range(len(rois))
+        ]
+    )
     return {
         "quality": expectation(final[:, 0], prompts.quality_ids),
         "importance": expectation(final[:, 1], prompts.importance_ids),
-        "p_yes": yes_no,
+        "types": types,
     }
 
 
@@ -138,7 +161,7 @@ def validate(
             i_true.append(roi.importance)
             t_pred.append(
                 type_set(
-                    [t for t, p in zip(DISTORTION_TYPES, s["p_yes"][j].tolist(), strict=True) if p > 0.5]
+                    [t for t, p in zip(DISTORTION_TYPES, s["types"][j].tolist(), strict=True) if p > 0.5]
                 )
             )
             t_true.append(type_set([d.type for d in roi.distortions]))

@@ -431,3 +431,17 @@ def test_serve_keeps_openmp_threads_spinning_unless_the_user_chose(monkeypatch):
     monkeypatch.delenv("GOMP_SPINCOUNT")
     keep_openmp_threads_spinning()
     assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE" and "GOMP_SPINCOUNT" not in os.environ
+
+
+def test_limits_must_be_positive_and_the_image_cache_may_be_off():
+    from seagull.errors import ConfigError
+    from seagull.serve import Limits
+
+    assert Limits(image_cache_mb=0).image_cache_mb == 0
+    with pytest.raises(ConfigError, match="image_cache_mb must be >= 0"):
+        Limits(image_cache_mb=-1)
+    with pytest.raises(ConfigError, match="max_rois must be positive"):
+        Limits(max_rois=0)
+    assert Limits.from_dict(Limits(max_batch=4).to_dict()).max_batch == 4
+    with pytest.raises(ConfigError, match="unknown server limit"):
+        Limits.from_dict({"max_boxes": 3})

@@ -31,7 +31,9 @@ class Limits:
     def __post_init__(self) -> None:
         for f in fields(self):
             v = getattr(self, f.name)
-            if f.name == "image_cache_mb" and v == 0:
+            if f.name == "image_cache_mb":  # 0 turns the cache off
+                if not v >= 0:
+                    raise ConfigError(f"server limit image_cache_mb must be >= 0 (0 = off), got {v}")
                 continue
             if not v > 0:
                 raise ConfigError(f"server limit {f.name} must be positive, got {v}")

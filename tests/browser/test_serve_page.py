@@ -1,7 +1,8 @@
 """The web page in headless Chromium: upload a photo, click a region, read the result; map every region.
 
-Runs `seagull serve` as a real process on loopback with a small random model, and drives Debian's
-system Chromium with Playwright (no browser download). Screenshots go to tests/artifacts/.
+Runs `seagull serve` as a real process on loopback with the shipped default model (what a user gets
+from a fresh install), and drives Debian's system Chromium with Playwright (no browser download).
+Screenshots go to tests/artifacts/.
 
 Needs:  apt-get install -y chromium   and   pip install playwright   (never `playwright install`).
 """
@@ -54,20 +55,11 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """`seagull serve` on a free loopback port with a random `seagull-test` model folder."""
-    import torch
-
-    from seagull.model import build_model
-    from seagull.model.tokenizer import train_tokenizer
-
-    folder = tmp_path_factory.mktemp("browser") / "model"
-    torch.manual_seed(0)
-    tok = train_tokenizer()
-    build_model("seagull-test", tokenizer=tok).eval().save_pretrained(folder, tokenizer=tok)
+    """`seagull serve` on a free loopback port with the shipped default model (no --model)."""
     port = free_port()
     log = (tmp_path_factory.getbasetemp() / "serve.log").open("w")
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "seagull", "serve", "--model", str(folder), "--port", str(port)]
+    cmd = [sys.executable, "-m", "seagull", "serve", "--port", str(port)]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -116,7 +108,7 @@ def click_photo_pixel(page, x: float, y: float) -> None:
 
 def test_upload_click_and_read_the_region_result(page):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    assert "model" in page.locator("#model-info").inner_text()
+    assert "default" in page.locator("#model-info").inner_text()
     page.set_input_files("#file", str(PHOTO))
     page.wait_for_selector("body[data-state='ready']")
     assert page.evaluate("document.getElementById('canvas').width") == 600

@@ -70,3 +70,7 @@ def test_cached_images_give_the_same_answers(models):
     assert cached.image_cache.hits == 2
     assert first == pytest.approx(want, abs=1e-5)
     assert again == pytest.approx(_scores(plain.assess_batch([b, a], [rois[:1], rois])), abs=1e-5)
+    c, d = (rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(2))
+    fresh = _scores(cached.assess_batch([c, d], [rois, rois[:1]]))  # all new: the encoded batch as is
+    assert fresh == pytest.approx(_scores(plain.assess_batch([c, d], [rois, rois[:1]])), abs=1e-5)
+    assert len(cached.image_cache) == 4

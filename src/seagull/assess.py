@@ -252,6 +252,8 @@ class Assessor:
                 part = _CachedImage.take(enc, cache, j)
                 self.image_cache.put(k, part, part.nbytes)
                 parts[k] = part
+            if todo == keys:  # all new and distinct: the batch just encoded is the answer as it is
+                return enc, cache
         chosen = [parts[k] for k in keys]
         layers = zip(*(p.prefix for p in chosen), strict=True)  # type: ignore[union-attr]
         cache = DynamicCache(

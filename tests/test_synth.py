@@ -15,6 +15,7 @@ import pytest
 
 from seagull.errors import ConfigError
 from seagull.imageio import load_image, save_image
+from seagull.roi import rle_to_mask
 from seagull.schema import iter_records, shard_paths
 from seagull.synth import SynthConfig, discover_references, run_synthesis
 from seagull.synth.validate import validate_dataset
@@ -173,6 +174,42 @@ def test_bad_configuration_is_refused(tmp_path):
         SynthConfig("examples", tmp_path, settings=0)
     with pytest.raises(ConfigError, match="neither"):
         discover_references(tmp_path / "missing")
+    with pytest.raises(ConfigError, match="at most 1"):
+        SynthConfig("examples", tmp_path, local_fraction=0.6, background_fraction=0.5)
+    with pytest.raises(ConfigError, match="background-fraction"):
+        SynthConfig("examples", tmp_path, background_fraction=1.5)
+
+
+def test_background_scope_blurs_everything_but_the_subject(kodak_small, tmp_path):
+    """A defocused-background item: the subject ROI keeps the reference's pixels and its clean label,
+    the rest of the photo is blurred and ROIs there are labelled by the full-reference change."""
+    cfg = SynthConfig(
+        kodak_small,
+        tmp_path / "bg",
+        settings=2,
+        families=("blur",),
+        max_rois=4,
+        max_side=160,
+        background_fraction=1.0,
+    )
+    run_synthesis(cfg, limit=2, progress=False)
+    assert validate_dataset(tmp_path / "bg")[1] == []
+    seen = 0
+    for rec in iter_records(tmp_path / "bg"):
+        if rec.distortion["family"] == "none":
+            continue
+        assert rec.distortion["scope"] == "background"
+        k = rec.distortion["local_roi"]
+        subject = rec.rois[k]
+        others = [r for j, r in enumerate(rec.rois) if j != k]
+        ref = load_image(tmp_path / "bg" / rec.image.replace(Path(rec.image).name, "clean.png"))
+        img = load_image(tmp_path / "bg" / rec.image)
+        inside = rle_to_mask(subject.rle)
+        assert inside.any() and (img[inside] == ref[inside]).all()  # the feathered seam lies outside
+        assert (img[~inside] != ref[~inside]).mean() > 0.5
+        assert subject.quality >= max(r.quality for r in others) - 1e-6
+        seen += 1
+    assert seen == 4  # 2 references x 2 settings
 
 
 @pytest.mark.ray

@@ -46,6 +46,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         max_side=args.max_side,
         clean=not args.no_clean,
         local_fraction=args.local_fraction,
+        background_fraction=args.background_fraction,
         metric=args.metric or "",
         settings_per_ref=args.settings_per_ref,
         importance_max_side=args.importance_max_side,
@@ -161,6 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--local-fraction", type=float, default=0.0, help="share of images distorted inside one ROI only"
+    )
+    s.add_argument(
+        "--background-fraction",
+        type=float,
+        default=0.0,
+        help="share of images distorted everywhere but one ROI (with blur: a defocused background)",
     )
     s.add_argument("--metric", default="", help="full-reference label metric (default: the project's choice)")
     s.add_argument("--workers", type=int, default=1, help="local worker processes")

@@ -56,6 +56,10 @@ class SynthConfig:
     max_side: int = 512  # references are downscaled to this working size first
     clean: bool = True  # also emit the undistorted reference (labels: excellent, no distortion)
     local_fraction: float = 0.0  # share of items distorted inside one ROI only
+    # Share of items distorted everywhere except one ROI (the subject), like a defocused background
+    # behind a sharp subject with blur; the seam is feathered by ``background_feather`` pixels.
+    background_fraction: float = 0.0
+    background_feather: float = 4.0
     metric: str = ""  # full-reference label metric; "" = the default
     thresholds: Thresholds = field(default_factory=lambda: DEFAULT_THRESHOLDS)
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
@@ -84,6 +88,17 @@ class SynthConfig:
             raise ConfigError(
                 f"--settings-per-ref must be between 1 and --settings ({self.settings}), got {self.settings_per_ref}"
             )
+        for name in ("local_fraction", "background_fraction"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be in [0, 1], got {v}")
+        if self.local_fraction + self.background_fraction > 1.0:
+            raise ConfigError(
+                f"--local-fraction ({self.local_fraction}) plus --background-fraction "
+                f"({self.background_fraction}) must be at most 1: an item is local, background or global"
+            )
+        if not np.isfinite(self.background_feather) or self.background_feather < 0:
+            raise ConfigError(f"background feather must be >= 0 pixels, got {self.background_feather}")
         if abs(sum(self.split_fractions) - 1.0) > 1e-6:
             raise ConfigError(f"split fractions must sum to 1, got {self.split_fractions}")
 
@@ -96,6 +111,9 @@ class SynthConfig:
         d["thresholds"] = self.thresholds.to_dict()
         d["families"] = list(self.families)
         d["split_fractions"] = list(self.split_fractions)
+        if not self.background_fraction:  # folders written before the option existed still resume
+            d.pop("background_fraction")
+            d.pop("background_feather")
         return d
 
 
@@ -250,6 +268,21 @@ def _label_rois(
     ]
 
 
+def choose_scope(
+    image: np.ndarray, distorted: np.ndarray, masks: list[np.ndarray], seed: int, cfg: SynthConfig
+) -> tuple[str, np.ndarray, int | None]:
+    """Where one item's distortion goes: ``("global", image, None)``, ``("local", image, k)`` (inside
+    ROI k only) or ``("background", image, k)`` (everywhere but ROI k). One draw from the item's seed
+    picks the scope, another the ROI, so folders made with the same seed agree item by item."""
+    u = (seed % 10_000) / 10_000
+    k = seed % len(masks)
+    if u < cfg.local_fraction:
+        return "local", D.apply_in_mask(image, distorted, masks[k]), k
+    if u < cfg.local_fraction + cfg.background_fraction:
+        return "background", D.apply_in_mask(image, distorted, ~masks[k], cfg.background_feather), k
+    return "global", distorted, None
+
+
 def conversation_seed(cfg_seed: int, sample_id: str) -> int:
     return item_seed(cfg_seed, "conv", sample_id)
 
@@ -335,13 +368,7 @@ def _process(ref: Reference, cfg: SynthConfig, res: ItemResult) -> None:
             t = time.perf_counter()
             subtype = D.choose_subtype(family, sid, cfg.seed)
             out = D.apply_distortion(image, family, setting, subtype, seed=seed)
-            scope = "global"
-            dist_img = out.image
-            local_roi = None
-            if cfg.local_fraction > 0 and (seed % 10_000) / 10_000 < cfg.local_fraction:
-                local_roi = seed % len(rois)
-                dist_img = D.apply_in_mask(image, out.image, masks[local_roi])
-                scope = "local"
+            scope, dist_img, local_roi = choose_scope(image, out.image, masks, seed, cfg)
             res.seconds["distort"] += time.perf_counter() - t
 
             t = time.perf_counter()
@@ -366,7 +393,7 @@ def _process(ref: Reference, cfg: SynthConfig, res: ItemResult) -> None:
                 "num_settings": D.NUM_SETTINGS,
                 "params": out.params,
                 "scope": scope,
-                "local_roi": local_roi,
+                "local_roi": local_roi,  # the distorted ROI ("local") or the sharp subject ("background")
             }
             add(sid, rel, distortion, labels)
 

@@ -71,3 +71,22 @@ def test_store_completes_an_entry_cached_without_lowlevel_statistics(tmp_path) -
     assert store.hits == 1 and got.lowlevel is not None and got.lowlevel.shape == (len(ref.record.rois), 32)
     again = FeatureStore(rich, "disk", tmp_path).get(ref)  # written back: read, not recomputed
     torch.testing.assert_close(again.lowlevel, got.lowlevel)
+
+
+def test_store_recomputes_an_entry_cached_for_another_roi_set(tmp_path) -> None:
+    """A folder re-made with more ROIs per image must not reuse features of the old ROI set."""
+    import dataclasses
+
+    from seagull.model import build_model
+    from seagull.model.tokenizer import train_tokenizer
+    from seagull.train.data import load_images
+    from seagull.train.features import FeatureStore
+    from test_train_data import synth_dataset
+
+    model = build_model("seagull-test", tokenizer=train_tokenizer()).eval()
+    ref = load_images([synth_dataset()], None, limit=1)[0]
+    FeatureStore(model, "disk", tmp_path).get(ref)
+    fewer = dataclasses.replace(ref, record=dataclasses.replace(ref.record, rois=ref.record.rois[:1]))
+    store = FeatureStore(model, "disk", tmp_path)
+    got = store.get(fewer)
+    assert store.misses == 1 and store.hits == 0 and got.local_stats.shape[0] == 1

@@ -188,7 +188,10 @@ class FeatureStore:
             p = self._path(ref)
             if p.is_file():
                 feats = FrozenFeatures.from_dict(load_file(str(p)))
-                self.hits += 1
+                if feats.local_stats.shape[0] != len(ref.record.rois):
+                    feats = None  # written for another ROI set of this image (a re-made folder): stale
+                else:
+                    self.hits += 1
         if feats is None:
             self.misses += 1
             feats = encode_frozen(self.model, load_image(ref.image_path), record_masks(ref))

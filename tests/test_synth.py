@@ -182,7 +182,8 @@ def test_bad_configuration_is_refused(tmp_path):
 
 def test_background_scope_blurs_everything_but_the_subject(kodak_small, tmp_path):
     """A defocused-background item: the subject ROI keeps the reference's pixels and its clean label,
-    the rest of the photo is blurred and ROIs there are labelled by the full-reference change."""
+    the rest of the photo is blurred, is one more ROI, and ROIs there are labelled by the full-reference
+    change."""
     cfg = SynthConfig(
         kodak_small,
         tmp_path / "bg",
@@ -200,14 +201,17 @@ def test_background_scope_blurs_everything_but_the_subject(kodak_small, tmp_path
             continue
         assert rec.distortion["scope"] == "background"
         k = rec.distortion["local_roi"]
-        subject = rec.rois[k]
+        subject, background = rec.rois[k], rec.rois[-1]
         others = [r for j, r in enumerate(rec.rois) if j != k]
+        assert background.source == "background"
+        assert (rle_to_mask(background.rle) == ~rle_to_mask(subject.rle)).all()
         ref = load_image(tmp_path / "bg" / rec.image.replace(Path(rec.image).name, "clean.png"))
         img = load_image(tmp_path / "bg" / rec.image)
         inside = rle_to_mask(subject.rle)
         assert inside.any() and (img[inside] == ref[inside]).all()  # the feathered seam lies outside
         assert (img[~inside] != ref[~inside]).mean() > 0.5
         assert subject.quality >= max(r.quality for r in others) - 1e-6
+        assert background.quality < subject.quality and background.distortions[0].type == "blur"
         seen += 1
     assert seen == 4  # 2 references x 2 settings
 

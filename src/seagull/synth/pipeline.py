@@ -372,9 +372,15 @@ def _process(ref: Reference, cfg: SynthConfig, res: ItemResult) -> None:
             res.seconds["distort"] += time.perf_counter() - t
 
             t = time.perf_counter()
-            q = fr.roi_quality(image, dist_img, masks, metric=metric)
-            imp = fr.roi_importance(image, dist_img, masks, metric=metric, max_side=cfg.importance_max_side)
-            labels = _label_rois(rois, q, imp, family, subtype, cfg)
+            item_rois = rois
+            if scope == "background":  # the distorted background as one ROI too, as users draw it
+                item_rois = [*rois, Roi(~masks[local_roi], name="background", source="background")]
+            item_masks = [r.mask for r in item_rois]
+            q = fr.roi_quality(image, dist_img, item_masks, metric=metric)
+            imp = fr.roi_importance(
+                image, dist_img, item_masks, metric=metric, max_side=cfg.importance_max_side
+            )
+            labels = _label_rois(item_rois, q, imp, family, subtype, cfg)
             res.seconds["label"] += time.perf_counter() - t
 
             t = time.perf_counter()
@@ -393,7 +399,9 @@ def _process(ref: Reference, cfg: SynthConfig, res: ItemResult) -> None:
                 "num_settings": D.NUM_SETTINGS,
                 "params": out.params,
                 "scope": scope,
-                "local_roi": local_roi,  # the distorted ROI ("local") or the sharp subject ("background")
+                # the distorted ROI ("local") or the sharp subject ("background"; then the last ROI
+                # is the distorted rest of the photo)
+                "local_roi": local_roi,
             }
             add(sid, rel, distortion, labels)
 

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from seagull.errors import ConfigError
 from seagull.eval import commands
 from seagull.eval.baselines import QuantileCalibration, make_baseline, quantile_map
 from seagull.eval.predictions import (
@@ -137,6 +138,36 @@ def test_synthetic_evaluation_end_to_end(tiny_dataset, tmp_path):
     assert by["laplacian_var"].type_f1["blur"] > 0
     files = sorted(p.name for p in (tmp_path / "predictions").glob("*.jsonl"))
     assert "laplacian_var.jsonl" in files
+
+
+def test_several_folders_are_pooled(tiny_dataset, tmp_path):
+    """Folders made from the same photos repeat record ids: pooled, ids are prefixed by folder name,
+    every record is read from its own folder, and folders with other thresholds are refused."""
+    import shutil
+
+    other = tmp_path / "evalset-copy"
+    shutil.copytree(tiny_dataset, other)
+    (other / "images" / "kodim01" / "clean.png").unlink()  # must not be read from the first folder
+    kw = dict(baselines=["laplacian_var"], bootstrap=0, include_fr=False)
+    one = evaluate_synthetic(tiny_dataset, None, **kw)
+    res = evaluate_synthetic([tiny_dataset, other], tmp_path / "r", **kw)
+    assert res.info["rois"] == 2 * one.info["rois"] and res.info["records"] == 2 * one.info["records"]
+    # the deleted image is one reported failure, not a crash, and not read from the other folder
+    assert (
+        [f for f in res.info["failures"] if "clean.png" in f]
+        == [f for f in res.info["failures"] if f.startswith("evalset-copy/kodim01__clean: ")]
+        != []
+    )
+    ids = set(res.predictions["laplacian_var"])
+    assert f"{tiny_dataset.name}/kodim01__clean" in ids and "evalset-copy/kodim02__clean" in ids
+    assert (
+        "evalset-copy/kodim01__clean" not in ids and len(ids) == 2 * len(one.predictions["laplacian_var"]) - 1
+    )
+    card = json.loads((other / "dataset.json").read_text())
+    card["thresholds"]["visible"] = 0.5
+    (other / "dataset.json").write_text(json.dumps(card))
+    with pytest.raises(ConfigError, match="evaluate them separately"):
+        evaluate_synthetic([tiny_dataset, other], None, **kw)
 
 
 @pytest.mark.slow
@@ -287,6 +318,7 @@ def test_register_adds_eval_and_bench():
     commands.register(sub)
     args = p.parse_args(["eval", "--data", "x", "--out", "y", "--suite", "cuhk", "--limit", "3"])
     assert args.func is commands.cmd_eval and args.limit == 3
+    assert p.parse_args(["eval", "--data", "a", "b", "--out", "y"]).data == ["a", "b"]
     assert p.parse_args(["bench", "--images", "x"]).func is commands.cmd_bench
 
 

@@ -26,6 +26,12 @@ def _baselines(text: str | None) -> list[str] | None:
     return [b.strip() for b in text.split(",") if b.strip()]
 
 
+def _data_dirs(args: argparse.Namespace) -> list[Path]:
+    """``--data``: one or more folders (a single string from a hand-made Namespace counts as one)."""
+    data = args.data
+    return [Path(data)] if isinstance(data, (str, Path)) else [Path(d) for d in data]
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from . import report
 
@@ -37,7 +43,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from .synthetic import DEFAULT_SYNTH_BASELINES, evaluate_synthetic
 
         res = evaluate_synthetic(
-            Path(args.data),
+            _data_dirs(args),
             out,
             model_predictor=model,
             baselines=_baselines(args.baselines) if args.baselines is not None else DEFAULT_SYNTH_BASELINES,
@@ -50,7 +56,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         report.write_protocol_report(out, res.scores, res.labels, res.predictions, res.info)
         main, types = report.protocol_tables(res.scores)
         print(
-            f"{res.info['records']} images, {res.info['rois']} ROIs from {args.data}; calibration: {res.info['calibration']}"
+            f"{res.info['records']} images, {res.info['rois']} ROIs from {res.info['dataset']}; calibration: {res.info['calibration']}"
         )
         print(main)
         print()
@@ -63,11 +69,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         if args.suite not in SUITES:
             raise ConfigError(f"unknown suite {args.suite!r}; choose synthetic, {', '.join(SUITES)}")
+        data = _data_dirs(args)
+        if len(data) != 1:
+            raise ConfigError(f"--suite {args.suite} reads one data folder; got {len(data)}")
         names = _baselines(args.baselines)
         preds = default_predictors(model, SUITE_BASELINES if names is None else names)
-        res = SUITES[args.suite](Path(args.data), preds, limit=args.limit)
+        res = SUITES[args.suite](data[0], preds, limit=args.limit)
         report.write_suite_report(out, res)
-        print(f"suite {args.suite} on {args.data}: {json.dumps(res.info, default=str)}")
+        print(f"suite {args.suite} on {data[0]}: {json.dumps(res.info, default=str)}")
         print(report.suite_tables(res))
     print(f"report written to {out}/report.md")
     return 0
@@ -78,7 +87,7 @@ def _eval_predictions(args: argparse.Namespace, out: Path) -> int:
     from . import report
     from .predictions import load_prediction_dir, load_prediction_file
     from .protocol import labels_from_record, score_predictor
-    from .synthetic import load_records
+    from .synthetic import load_folders
 
     if args.suite != "synthetic":
         raise ConfigError(
@@ -86,12 +95,13 @@ def _eval_predictions(args: argparse.Namespace, out: Path) -> int:
         )
     p = Path(args.predictions)
     preds = load_prediction_dir(p) if p.is_dir() else dict([load_prediction_file(p)])
-    records = load_records(Path(args.data), args.split, args.limit)
+    data = _data_dirs(args)
+    records = load_folders(data, args.split, args.limit)
     labels = [lab for rec in records for lab in labels_from_record(rec)]
     scores = [score_predictor(name, labels, pr, args.bootstrap) for name, pr in preds.items()]
     info = {
         "suite": "synthetic (saved predictions)",
-        "dataset": str(args.data),
+        "dataset": ", ".join(str(d) for d in data),
         "predictions": str(p),
         "rois": len(labels),
     }
@@ -139,7 +149,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument(
         "--model", default="none", help="model folder for the Assessor, or 'none' for baselines only"
     )
-    e.add_argument("--data", required=True, help="dataset folder (synthetic) or the suite's data folder")
+    e.add_argument(
+        "--data",
+        required=True,
+        nargs="+",
+        help="dataset folder(s) (synthetic; several are pooled, ids prefixed by folder name) or the suite's data folder",
+    )
     e.add_argument("--suite", default="synthetic", choices=["synthetic", "cuhk", "konstanz", "tid2013"])
     e.add_argument("--out", required=True, help="report folder (report.json, report.md, plots, predictions/)")
     e.add_argument(

@@ -1,7 +1,7 @@
-"""Evaluate predictors on a dataset folder written by ``seagull synth`` (or any folder in the schema).
+"""Evaluate predictors on dataset folders written by ``seagull synth`` (or any folder in the schema).
 
 Records come from :func:`seagull.schema.iter_records`; the image of a record is
-``dataset_dir / record.image``; ROI masks are decoded from ``roi.rle``; labels are the RoiRecord
+``dataset_dir / record.image`` (several folders are pooled by :func:`load_folders`); ROI masks are decoded from ``roi.rle``; labels are the RoiRecord
 fields. Baselines are calibrated onto the label scale by :class:`QuantileCalibration` (on the
 evaluated set's label marginal by default, or on a held-out split with ``calibration_split``).
 Every predictor's answers are written to ``predictions/<name>.jsonl`` in the report folder.
@@ -9,6 +9,7 @@ Every predictor's answers are written to ``predictions/<name>.jsonl`` in the rep
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..errors import SeagullError
+from ..errors import ConfigError, SeagullError
 from ..imageio import load_image
 from ..roi import rle_to_mask
 from ..schema import DEFAULT_THRESHOLDS, SampleRecord, Thresholds, iter_records, read_card
@@ -60,6 +61,56 @@ def load_records(dataset_dir: Path, split: str | None = None, limit: int | None 
     return recs
 
 
+def load_folders(
+    dirs: Sequence[Path], split: str | None = None, limit: int | None = None
+) -> list[SampleRecord]:
+    """Records of one folder as they are, or of several pooled: each record's id is prefixed with its
+    folder's name (ids repeat across folders made from the same photos) and its image and reference
+    paths are made absolute, so every record is read without knowing its folder. ``limit`` applies
+    per folder."""
+    dirs = [Path(d) for d in dirs]
+    if len(dirs) == 1:
+        return load_records(dirs[0], split, limit)
+    names = [d.name for d in dirs]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"dataset folders must have distinct names to pool them, got {names}")
+    out: list[SampleRecord] = []
+    for d in dirs:
+        for rec in load_records(d, split, limit):
+            ref = Path(rec.reference)
+            if not (ref.is_absolute() or ref.exists()):
+                ref = d / ref
+            out.append(
+                dataclasses.replace(
+                    rec,
+                    id=f"{d.name}/{rec.id}",
+                    image=str((d / rec.image).resolve()),
+                    reference=str(ref.resolve()),
+                )
+            )
+    return out
+
+
+def folders_thresholds(dirs: Sequence[Path]) -> tuple[dict[str, Any], Thresholds, str | None]:
+    """The dataset card, level thresholds and label metric shared by ``dirs`` (defaults, with a
+    warning, where a folder has no usable card); folders that disagree cannot be pooled."""
+    seen: list[tuple[dict[str, Any], Thresholds, str | None]] = []
+    for d in dirs:
+        try:
+            card = read_card(Path(d))
+            seen.append((card, Thresholds.from_dict(card["thresholds"]), card.get("label_metric") or None))
+        except (SeagullError, KeyError):
+            log.warning("%s has no usable dataset.json; using the default thresholds", d)
+            seen.append(({}, DEFAULT_THRESHOLDS, None))
+    first = seen[0]
+    for d, (_, th, metric) in zip(dirs, seen, strict=True):
+        if th != first[1] or metric != first[2]:
+            raise ConfigError(
+                f"{d} uses other level thresholds or label metric than {dirs[0]}; evaluate them separately"
+            )
+    return first
+
+
 def record_masks(rec: SampleRecord) -> list[np.ndarray]:
     return [rle_to_mask(r.rle, f"{rec.id}/{r.id}") for r in rec.rois]
 
@@ -71,10 +122,11 @@ class ReferenceCache:
     def __init__(self, dataset_dir: Path, records: Sequence[SampleRecord]) -> None:
         self.dir = Path(dataset_dir)
         self.clean = {r.reference: r.image for r in records if r.distortion.get("family") in ("none", None)}
-        self._cache: dict[str, np.ndarray] = {}
+        self._cache: dict[tuple[str, int, int], np.ndarray] = {}
 
     def get(self, rec: SampleRecord) -> np.ndarray:
-        if rec.reference not in self._cache:
+        key = (rec.reference, rec.height, rec.width)  # pooled folders may hold one photo at two sizes
+        if key not in self._cache:
             if rec.reference in self.clean:
                 img = load_image(self.dir / self.clean[rec.reference])
             else:
@@ -82,8 +134,8 @@ class ReferenceCache:
                 img = load_image(p if p.is_absolute() or p.exists() else self.dir / p)
             if img.shape[:2] != (rec.height, rec.width):
                 img = cv2.resize(img, (rec.width, rec.height), interpolation=cv2.INTER_AREA)
-            self._cache = {rec.reference: img}  # one reference at a time keeps memory flat
-        return self._cache[rec.reference]
+            self._cache = {key: img}  # one reference at a time keeps memory flat
+        return self._cache[key]
 
 
 def run_predictors(
@@ -101,8 +153,12 @@ def run_predictors(
         run.outputs[n] = {}
         run.seconds[n] = 0.0
     for k, rec in enumerate(records):
-        image = load_image(Path(dataset_dir) / rec.image)
-        masks = record_masks(rec)
+        try:
+            image = load_image(Path(dataset_dir) / rec.image)
+            masks = record_masks(rec)
+        except SeagullError as e:  # one unreadable record is reported; the run goes on
+            run.failures.append(f"{rec.id}: {e}")
+            continue
         for p in predictors:
             t = time.perf_counter()
             try:
@@ -184,7 +240,7 @@ class SyntheticResult:
 
 
 def evaluate_synthetic(
-    dataset_dir: Path,
+    dataset_dir: Path | Sequence[Path],
     out_dir: Path | None = None,
     model_predictor: RoiPredictor | None = None,
     baselines: Sequence[str] = DEFAULT_SYNTH_BASELINES,
@@ -194,16 +250,11 @@ def evaluate_synthetic(
     bootstrap: int = 200,
     include_fr: bool = True,
 ) -> SyntheticResult:
-    dataset_dir = Path(dataset_dir)
-    try:
-        card = read_card(dataset_dir)
-        thresholds = Thresholds.from_dict(card["thresholds"])
-        fr_metric = card.get("label_metric") or None
-    except (SeagullError, KeyError):
-        card, thresholds, fr_metric = {}, DEFAULT_THRESHOLDS, None
-        log.warning("%s has no usable dataset.json; using the default thresholds", dataset_dir)
-    records = load_records(dataset_dir, split, limit)
-    all_records = list(iter_records(dataset_dir))
+    dirs = [Path(dataset_dir)] if isinstance(dataset_dir, (str, Path)) else [Path(d) for d in dataset_dir]
+    card, thresholds, fr_metric = folders_thresholds(dirs)
+    records = load_folders(dirs, split, limit)
+    all_records = load_folders(dirs)
+    dataset_dir = dirs[0]  # pooled records carry absolute paths; one folder's are relative to it
     predictors: list[RoiPredictor] = [make_baseline(b) for b in baselines]
     if model_predictor is not None:
         predictors.insert(0, model_predictor)
@@ -213,7 +264,7 @@ def evaluate_synthetic(
 
     cal_run = None
     if calibration_split:
-        cal_records = load_records(dataset_dir, calibration_split, limit)
+        cal_records = load_folders(dirs, calibration_split, limit)
         cal_labels = [lab for rec in cal_records for lab in labels_from_record(rec)]
         cal = calibration_from_labels(
             cal_labels, thresholds, f"split {calibration_split!r} ({len(cal_labels)} ROIs)"
@@ -234,8 +285,8 @@ def evaluate_synthetic(
     n_img = len(records)
     info = {
         "suite": "synthetic",
-        "dataset": str(dataset_dir),
-        "dataset_name": card.get("name"),
+        "dataset": ", ".join(str(d) for d in dirs),
+        "dataset_name": card.get("name") if len(dirs) == 1 else None,
         "label_metric": fr_metric,
         "split": split,
         "records": n_img,

@@ -1,8 +1,8 @@
 """Evaluate predictors on dataset folders written by ``seagull synth`` (or any folder in the schema).
 
 Records come from :func:`seagull.schema.iter_records`; the image of a record is
-``dataset_dir / record.image`` (several folders are pooled by :func:`load_folders`); ROI masks are decoded from ``roi.rle``; labels are the RoiRecord
-fields. Baselines are calibrated onto the label scale by :class:`QuantileCalibration` (on the
+``dataset_dir / record.image`` (several folders are pooled by :func:`load_folders`); ROI masks are
+decoded from ``roi.rle``; labels are the RoiRecord fields. Baselines are calibrated onto the label scale by :class:`QuantileCalibration` (on the
 evaluated set's label marginal by default, or on a held-out split with ``calibration_split``).
 Every predictor's answers are written to ``predictions/<name>.jsonl`` in the report folder.
 """

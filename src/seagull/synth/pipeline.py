@@ -272,8 +272,8 @@ def choose_scope(
     image: np.ndarray, distorted: np.ndarray, masks: list[np.ndarray], seed: int, cfg: SynthConfig
 ) -> tuple[str, np.ndarray, int | None]:
     """Where one item's distortion goes: ``("global", image, None)``, ``("local", image, k)`` (inside
-    ROI k only) or ``("background", image, k)`` (everywhere but ROI k). One draw from the item's seed
-    picks the scope, another the ROI, so folders made with the same seed agree item by item."""
+    ROI k only) or ``("background", image, k)`` (everywhere but ROI k). Scope and ROI both follow from
+    the item's seed, as local items always did, so earlier folders are made again item by item."""
     u = (seed % 10_000) / 10_000
     k = seed % len(masks)
     if u < cfg.local_fraction:

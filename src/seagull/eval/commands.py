@@ -26,12 +26,6 @@ def _baselines(text: str | None) -> list[str] | None:
     return [b.strip() for b in text.split(",") if b.strip()]
 
 
-def _data_dirs(args: argparse.Namespace) -> list[Path]:
-    """``--data``: one or more folders (a single string from a hand-made Namespace counts as one)."""
-    data = args.data
-    return [Path(data)] if isinstance(data, (str, Path)) else [Path(d) for d in data]
-
-
 def cmd_eval(args: argparse.Namespace) -> int:
     from . import report
 
@@ -40,10 +34,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return _eval_predictions(args, out)
     model = _model(args)
     if args.suite == "synthetic":
-        from .synthetic import DEFAULT_SYNTH_BASELINES, evaluate_synthetic
+        from .synthetic import DEFAULT_SYNTH_BASELINES, as_dirs, evaluate_synthetic
 
         res = evaluate_synthetic(
-            _data_dirs(args),
+            as_dirs(args.data),
             out,
             model_predictor=model,
             baselines=_baselines(args.baselines) if args.baselines is not None else DEFAULT_SYNTH_BASELINES,
@@ -66,10 +60,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
             print(f"  failed: {f}")
     else:
         from .suites import SUITE_BASELINES, SUITES, default_predictors
+        from .synthetic import as_dirs
 
         if args.suite not in SUITES:
             raise ConfigError(f"unknown suite {args.suite!r}; choose synthetic, {', '.join(SUITES)}")
-        data = _data_dirs(args)
+        data = as_dirs(args.data)
         if len(data) != 1:
             raise ConfigError(f"--suite {args.suite} reads one data folder; got {len(data)}")
         names = _baselines(args.baselines)
@@ -87,7 +82,7 @@ def _eval_predictions(args: argparse.Namespace, out: Path) -> int:
     from . import report
     from .predictions import load_prediction_dir, load_prediction_file
     from .protocol import labels_from_record, score_predictor
-    from .synthetic import load_folders
+    from .synthetic import as_dirs, load_folders
 
     if args.suite != "synthetic":
         raise ConfigError(
@@ -95,7 +90,7 @@ def _eval_predictions(args: argparse.Namespace, out: Path) -> int:
         )
     p = Path(args.predictions)
     preds = load_prediction_dir(p) if p.is_dir() else dict([load_prediction_file(p)])
-    data = _data_dirs(args)
+    data = as_dirs(args.data)
     records = load_folders(data, args.split, args.limit)
     labels = [lab for rec in records for lab in labels_from_record(rec)]
     scores = [score_predictor(name, labels, pr, args.bootstrap) for name, pr in preds.items()]

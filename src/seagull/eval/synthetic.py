@@ -61,6 +61,11 @@ def load_records(dataset_dir: Path, split: str | None = None, limit: int | None 
     return recs
 
 
+def as_dirs(data: str | Path | Sequence[str | Path]) -> list[Path]:
+    """One folder or several, as a list of paths."""
+    return [Path(data)] if isinstance(data, (str, Path)) else [Path(d) for d in data]
+
+
 def load_folders(
     dirs: Sequence[Path], split: str | None = None, limit: int | None = None
 ) -> list[SampleRecord]:
@@ -250,7 +255,7 @@ def evaluate_synthetic(
     bootstrap: int = 200,
     include_fr: bool = True,
 ) -> SyntheticResult:
-    dirs = [Path(dataset_dir)] if isinstance(dataset_dir, (str, Path)) else [Path(d) for d in dataset_dir]
+    dirs = as_dirs(dataset_dir)
     card, thresholds, fr_metric = folders_thresholds(dirs)
     records = load_folders(dirs, split, limit)
     all_records = load_folders(dirs)

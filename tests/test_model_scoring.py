@@ -6,17 +6,15 @@ import pytest
 import torch
 
 from seagull import templates as T
-from seagull.errors import AnswerParseError, ModelError
+from seagull.errors import AnswerParseError
 from seagull.model.scoring import (
-    answer_word_ids,
     expected_scores,
     level_scores,
     parse_answer,
     severity_posterior,
     yes_confidence,
 )
-from seagull.model.tokenizer import train_tokenizer
-from seagull.schema import DISTORTION_TYPES, QUALITY_LEVELS, SEVERITY_LEVELS
+from seagull.schema import QUALITY_LEVELS
 
 IDS = [3, 7, 11, 13, 17]
 
@@ -60,16 +58,6 @@ def test_yes_confidence_and_severity_posterior():
     assert int(post.argmax()) == 3 and post.sum() == pytest.approx(1.0)
     sev_logits[0, 1] = 30.0  # unless the severity word itself is overwhelmingly likely
     assert int(severity_posterior(sev_logits, type_logits, sev_ids, type_ids).argmax()) == 1
-
-
-def test_answer_word_ids_with_the_project_tokenizer():
-    tok = train_tokenizer()
-    ids = answer_word_ids(tok, "ASSISTANT: The quality is", QUALITY_LEVELS)
-    assert [tok.decode([i]) for i in ids] == [f" {w}" for w in QUALITY_LEVELS]
-    assert len(set(answer_word_ids(tok, "ASSISTANT: With mild", DISTORTION_TYPES))) == 6
-    assert len(answer_word_ids(tok, "ASSISTANT: With", SEVERITY_LEVELS)) == 5
-    with pytest.raises(ModelError, match="share first tokens"):
-        answer_word_ids(tok, "ASSISTANT:", ["good", "good"])
 
 
 def test_parse_answer_is_strict():

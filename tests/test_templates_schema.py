@@ -1,10 +1,14 @@
+import random
+
 import pytest
 
 from seagull import templates as T
-from seagull.errors import AnswerParseError, RoiError, SchemaError
+from seagull.errors import AnswerParseError, ConfigError, RoiError, SchemaError
 from seagull.schema import (
     QUALITY_LEVELS,
     SEVERITY_LEVELS,
+    DistortionLabel,
+    RoiRecord,
     Thresholds,
     importance_level,
     quality_level,
@@ -82,3 +86,48 @@ def test_shard_round_trip_and_bad_json(tmp_path):
     (tmp_path / "b.jsonl").write_text('{"id": 1}\n{broken\n')
     with pytest.raises(SchemaError, match="b.jsonl:2"):
         list(read_shard(tmp_path / "b.jsonl"))
+
+
+def _roi(importance_level: str | None = "minor", types: tuple[str, ...] = ("blur",)) -> RoiRecord:
+    return RoiRecord(
+        id="r",
+        rle={},
+        bbox=[0, 0, 1, 1],
+        area=1,
+        source="test",
+        quality=0.6,
+        quality_level="good",
+        importance=0.3 if importance_level else None,
+        importance_level=importance_level,
+        distortions=[DistortionLabel(t, 0.3, "mild") for t in types],
+    )
+
+
+def test_label_conversations_ask_every_question_and_parse_back():
+    rois = [_roi(), _roi(types=()), _roi(types=("noise", "blur"))]
+    convs = T.label_conversations(rois, seed=3)
+    assert convs == T.label_conversations(rois, seed=3)
+    assert [c["rois"] for c in convs[:3]] == [[0], [1], [2]] and len(convs[3]["rois"]) == 3
+    for roi, conv in zip(rois, convs, strict=False):
+        turns = conv["turns"]
+        assert turns[0]["value"].startswith(T.PREAMBLE) and len(turns) == 12
+        answers = {t["value"] for t in turns if t["from"] == "gpt"}
+        assert T.answer_quality("good") in answers and T.answer_importance("minor") in answers
+        pairs = [(d.type, d.severity_level) for d in roi.distortions]
+        assert T.answer_distortion(pairs) in answers
+    assert T.count_regions(convs[3]["turns"][0]["value"]) == 3
+
+
+def test_drawn_conversation_follows_the_mix_and_the_labels():
+    rng = random.Random(0)
+    conv = T.drawn_conversation(4, _roi(), {"distortion": 1.0, "quality": 0.0}, 3, rng)
+    assert conv["rois"] == [4] and len(conv["turns"]) == 6
+    assert [t["value"] for t in conv["turns"][1::2]] == [T.answer_distortion([("blur", "mild")])] * 3
+    # Without an importance level, neither the importance question nor its yes/no question is drawn.
+    no_imp = _roi(importance_level=None)
+    assert "importance" not in T.judgment_kinds(no_imp)
+    mix = {"importance": 1.0, "judgment": 1.0}
+    texts = [t["value"] for _ in range(30) for t in T.drawn_conversation(0, no_imp, mix, 2, rng)["turns"]]
+    assert not any("importance" in x or "None" in x for x in texts)
+    with pytest.raises(ConfigError):
+        T.task_turn("beauty", _roi(), rng)

@@ -64,31 +64,3 @@ def test_step_order_reshuffles_per_epoch_and_covers_the_set() -> None:
     assert [step_indices(10, 0, s, 2)[1] for s in range(5)] != [
         step_indices(10, 0, s, 2)[1] for s in range(5, 10)
     ]
-
-
-def test_validation_scores_regions_as_the_assessor_does():
-    """The training curve's metrics read the same probabilities as `seagull assess` and `seagull eval`."""
-    import torch
-
-    from seagull.assess import Assessor
-    from seagull.imageio import load_image
-    from seagull.model import build_model
-    from seagull.model.tokenizer import train_tokenizer
-    from seagull.roi import Roi
-    from seagull.train.data import load_images
-    from seagull.train.features import record_masks
-    from seagull.train.validate import PromptSet, score_image
-
-    tok = train_tokenizer()
-    torch.manual_seed(0)
-    model = build_model("seagull-test", tokenizer=tok).eval()
-    ref = load_images([synth_dataset()], "train")[0]
-    rois = [i for i, r in enumerate(ref.record.rois) if r.quality_level is not None][:3]
-    got = score_image(model, ref, rois, PromptSet(tok, model.config.image_token_id), tok.pad_token_id, None)
-    masks = record_masks(ref)[rois]
-    want = Assessor(model, tokenizer=tok).assess(load_image(ref.image_path), [Roi(m) for m in masks])
-    for j, res in enumerate(want):
-        assert float(got["quality"][j]) == pytest.approx(res.quality, abs=1e-4)
-        assert float(got["importance"][j]) == pytest.approx(res.importance, abs=1e-4)
-        confidences = [d.confidence for d in res.distortions]
-        assert got["types"][j].tolist() == pytest.approx(confidences, abs=1e-4)

@@ -16,36 +16,17 @@ import numpy as np
 import torch
 from transformers.cache_utils import DynamicCache
 
-from . import templates as T
-from .errors import ModelError
+from .errors import ModelError, RoiError
 from .image_cache import ImageCache, image_digest
-from .imageio import load_image
-from .model.prompting import pad_batch, tokenize_prompt
-from .model.scoring import (
-    LEVEL_WEIGHTS,
-    LevelScore,
-    answer_word_ids,
-    greedy_generate,
-    level_scores,
-    parse_answer,
-    severity_posterior,
-    type_confidences,
-)
+from .imageio import DEFAULT_MAX_PIXELS, check_image_side, load_image
+from .model.processor import PRESENCE_THRESHOLD, DistortionResult, ScoringProcessor
+from .model.prompting import pad_batch
+from .model.scoring import greedy_generate, parse_answer
 from .model.seagull import ImageEncoding, SeagullForCausalLM, expand_cache, load_model
-from .roi import Roi
-from .schema import DISTORTION_TYPES, IMPORTANCE_LEVELS, QUALITY_LEVELS, SEVERITY_LEVELS, TASKS
+from .roi import Roi, check_roi_size
+from .schema import TASKS
 
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-
-
-@dataclass
-class DistortionResult:
-    type: str
-    confidence: float  # P(the answer names this type): P("With ...") x P(type | "With <severity>")
-    present: bool
-    severity_level: str
-    severity: float  # expectation over the severity words, 0 (slight) .. 1 (extreme)
-    severity_probs: dict[str, float]
 
 
 @dataclass
@@ -113,6 +94,8 @@ def default_model_dir() -> Path:
 class Assessor:
     """``Assessor(model_path_or_model, device="cpu")``; ``assess(image, rois) -> list[RoiAssessment]``."""
 
+    max_pixels = DEFAULT_MAX_PIXELS  # larger images are refused; set it on an instance to allow more
+
     def __init__(
         self,
         model: str | Path | SeagullForCausalLM | None = None,
@@ -120,7 +103,7 @@ class Assessor:
         tokenizer: Any = None,
         batch_size: int = 64,
         max_new_tokens: int = 40,
-        presence_threshold: float = 0.5,
+        presence_threshold: float = PRESENCE_THRESHOLD,
         image_cache_mb: float = 0,
     ) -> None:
         from .model.tokenizer import load_tokenizer
@@ -151,25 +134,12 @@ class Assessor:
     # ------------------------------------------------------------------ prompts
 
     def _prepare_prompts(self) -> None:
-        tok = self.tokenizer
+        """The scorer's prompts split at the first region token: a shared prefix and one suffix each."""
         image_id, global_id, _ = self.model.token_ids()
-
-        def ask(question: str) -> str:
-            return T.render_prompt([T.Turn("human", T.PREAMBLE + question)])
-
-        texts: dict[tuple[str, ...], str] = {
-            ("quality",): ask(T.QUESTIONS["quality"]) + " " + T.ANSWER_PREFIX["quality"],
-            ("importance",): ask(T.QUESTIONS["importance"]) + " " + T.ANSWER_PREFIX["importance"],
-        }
-        texts[("with",)] = ask(T.QUESTIONS["distortion"]) + " With"
-        for s in SEVERITY_LEVELS:
-            texts[("severity", s)] = ask(T.QUESTIONS["distortion"]) + f" With {s}"
-        for task in TASKS:
-            texts[("text", task)] = ask(T.QUESTIONS[task])
+        self.processor = ScoringProcessor(self.tokenizer, image_id, self.presence_threshold)
         self.suffixes: dict[tuple[str, ...], list[int]] = {}
         prefix: list[int] | None = None
-        for key, text in texts.items():
-            ids = tokenize_prompt(tok, text, image_id)
+        for key, ids in self.processor.prompts.items():
             if global_id not in ids:
                 raise ModelError("the tokenizer does not keep <global> as one token")
             k = ids.index(global_id)  # everything before the first region token is shared
@@ -183,25 +153,8 @@ class Assessor:
             raise ModelError("the prompt prefix holds no <image> token")
         self.image_at = self.prefix_ids.index(image_id)
         self._system: DynamicCache | None = None
-        tail = "ASSISTANT:"
-        self.quality_ids = answer_word_ids(tok, f"{tail} {T.ANSWER_PREFIX['quality']}", QUALITY_LEVELS)
-        self.importance_ids = answer_word_ids(
-            tok, f"{tail} {T.ANSWER_PREFIX['importance']}", IMPORTANCE_LEVELS
-        )
-        # The distortion answer starts "With <severity> <type>" or "No obvious distortion."
-        self.with_id, self.clean_id = answer_word_ids(tok, tail, ["With", "No"])
-        self.severity_ids = answer_word_ids(tok, f"{tail} With", SEVERITY_LEVELS)
-        self.type_ids = {
-            s: answer_word_ids(tok, f"{tail} With {s}", DISTORTION_TYPES) for s in SEVERITY_LEVELS
-        }
         # The tokens that continue "... With" for each severity word (fed on top of its cached suffix).
-        with_ids = self.suffixes[("with",)]
-        self.severity_tokens: dict[str, list[int]] = {}
-        for sv, sid in zip(SEVERITY_LEVELS, self.severity_ids, strict=True):
-            full = self.suffixes[("severity", sv)]
-            if full[: len(with_ids)] != with_ids or full[len(with_ids)] != sid:
-                raise ModelError(f"severity word {sv!r} does not tokenise the same inside the prompt")
-            self.severity_tokens[sv] = full[len(with_ids) :]
+        self.severity_tokens = self.processor.severity_tokens
 
     # ------------------------------------------------------------------ model passes
 
@@ -427,10 +380,14 @@ class Assessor:
         bad = [t for t in tasks if t not in TASKS]
         if bad:
             raise ModelError(f"unknown task(s) {bad}; choose from {TASKS}")
-        arrays = [load_image(im) for im in images]
-        for arr, rois in zip(arrays, rois_per_image, strict=True):
+        arrays = [load_image(im, self.max_pixels) for im in images]
+        for i, (arr, rois) in enumerate(zip(arrays, rois_per_image, strict=True)):
+            check_image_side(arr, str(images[i]) if isinstance(images[i], (str, Path)) else f"image {i}")
             for r in rois:
+                if not isinstance(r, Roi):
+                    raise RoiError(f"image {i}: ROIs must be seagull.roi.Roi objects, got {type(r).__name__}")
                 r.check_size(arr.shape[0], arr.shape[1])
+                check_roi_size(r)
         flat: list[tuple[int, Roi]] = [(b, r) for b, rois in enumerate(rois_per_image) for r in rois]
         results = [
             RoiAssessment(name=r.name, bbox=tuple(int(v) for v in r.bbox), area=r.area)
@@ -476,38 +433,11 @@ class Assessor:
         """Turn next-token logits into scores. ``got[roi]`` maps "quality", "importance", "first" (the
         distortion answer's first word), "with" and ("after", severity) to logits over the vocabulary."""
         for j, rows in got.items():
-            res = results[j]
-            if "quality" in rows:
-                q: LevelScore = level_scores(rows["quality"][None], self.quality_ids, QUALITY_LEVELS)[0]
+            res, scores = results[j], self.processor.score(rows)
+            if scores.quality is not None:
+                q = scores.quality
                 res.quality, res.quality_level, res.quality_probs = q.score, q.level, q.probs
-            if "importance" in rows:
-                s = level_scores(rows["importance"][None], self.importance_ids, IMPORTANCE_LEVELS)[0]
-                res.importance, res.importance_level, res.importance_probs = s.score, s.level, s.probs
-            if "with" in rows:
-                sev_rows = rows["with"][None]
-                type_rows = torch.stack([rows[("after", sv)] for sv in SEVERITY_LEVELS])
-                confidences = type_confidences(
-                    rows["first"],
-                    rows["with"],
-                    type_rows,
-                    (self.with_id, self.clean_id),
-                    self.severity_ids,
-                    [self.type_ids[sv] for sv in SEVERITY_LEVELS],
-                )
-                for ti, t in enumerate(DISTORTION_TYPES):
-                    conf = float(confidences[ti])
-                    # Row k scores the type token that follows severity word k.
-                    tids = [self.type_ids[sv][ti] for sv in SEVERITY_LEVELS]
-                    post = severity_posterior(sev_rows, type_rows, self.severity_ids, tids)
-                    probs = post.tolist()
-                    sev_score = float(sum(p * w for p, w in zip(probs, LEVEL_WEIGHTS, strict=True)))
-                    res.distortions.append(
-                        DistortionResult(
-                            type=t,
-                            confidence=conf,
-                            present=conf >= self.presence_threshold,
-                            severity_level=SEVERITY_LEVELS[int(np.argmax(probs))],
-                            severity=sev_score,
-                            severity_probs=dict(zip(SEVERITY_LEVELS, probs, strict=True)),
-                        )
-                    )
+            if scores.importance is not None:
+                i = scores.importance
+                res.importance, res.importance_level, res.importance_probs = i.score, i.level, i.probs
+            res.distortions.extend(scores.distortions)

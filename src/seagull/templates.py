@@ -1,4 +1,5 @@
-"""Instruction and answer templates, SEAGULL-compatible, plus the Vicuna-v1 conversation format.
+"""Instruction and answer templates, SEAGULL-compatible, the Vicuna-v1 conversation format, and the
+one generator of conversations from labels (stored by synthesis, drawn by training).
 
 The preamble and the three questions are the released inference prompts verbatim (odd spacing
 included) so the released SEAGULL-7B sees what it was trained on. Answers follow the authors'
@@ -8,12 +9,14 @@ development templates. Parsing is strict: an answer that does not follow a templ
 
 from __future__ import annotations
 
+import random
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from .errors import AnswerParseError, RoiError
-from .schema import DISTORTION_TYPES, IMPORTANCE_LEVELS, QUALITY_LEVELS, SEVERITY_LEVELS
+from .errors import AnswerParseError, ConfigError, RoiError
+from .schema import DISTORTION_TYPES, IMPORTANCE_LEVELS, QUALITY_LEVELS, SEVERITY_LEVELS, RoiRecord
 
 IMAGE_TOKEN = "<image>"
 GLOBAL_TOKEN = "<global>"
@@ -181,3 +184,83 @@ def count_regions(text: str) -> int:
     if n_global != n_local:
         raise RoiError(f"prompt has {n_global} {GLOBAL_TOKEN} but {n_local} {LOCAL_TOKEN} tokens")
     return n_global
+
+
+# ---------------------------------------------------------------- conversations from labels
+
+ROI_TASKS = ("quality", "importance", "distortion")
+JUDGMENT_KINDS = ("type", "quality", "importance")
+
+
+def judgment_kinds(roi: RoiRecord) -> list[str]:
+    """The yes/no question kinds a ROI's labels can answer (importance needs an importance level)."""
+    return [k for k in JUDGMENT_KINDS if k != "importance" or roi.importance_level]
+
+
+def judgment_turn(kind: str, roi: RoiRecord, rng: random.Random) -> tuple[str, str]:
+    """A yes/no question of one kind, asked about the true label half of the time, and its answer."""
+    if kind == "type":
+        present = [d.type for d in roi.distortions]
+        asked = rng.choice(present) if present and rng.random() < 0.5 else rng.choice(DISTORTION_TYPES)
+        return judgment_type_question(asked), judgment_type_answer(asked, present)
+    if kind == "quality":
+        asked = roi.quality_level if rng.random() < 0.5 else rng.choice(QUALITY_LEVELS)
+        return judgment_quality_question(asked), judgment_quality_answer(asked, roi.quality_level or "")
+    asked = roi.importance_level if rng.random() < 0.5 else rng.choice(IMPORTANCE_LEVELS)
+    return judgment_importance_question(asked), judgment_importance_answer(asked, roi.importance_level or "")
+
+
+def task_turn(task: str, roi: RoiRecord, rng: random.Random) -> tuple[str, str]:
+    """(question, answer) about one labelled ROI; "judgment" draws its kind and question from ``rng``."""
+    if task == "quality":
+        return QUESTIONS["quality"], answer_quality(roi.quality_level or "")
+    if task == "importance":
+        return QUESTIONS["importance"], answer_importance(roi.importance_level or "")
+    if task == "distortion":
+        return QUESTIONS["distortion"], answer_distortion(
+            [(d.type, d.severity_level) for d in roi.distortions]
+        )
+    if task == "judgment":
+        return judgment_turn(rng.choice(judgment_kinds(roi)), roi, rng)
+    raise ConfigError(f"unknown task {task!r}; expected one of {(*ROI_TASKS, 'judgment')}")
+
+
+def conversation(rois: list[int], pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """``{"rois": [...], "turns": [...]}``; the first question carries the preamble naming the ROIs."""
+    turns = []
+    for k, (q, a) in enumerate(pairs):
+        first = multi_region_preamble(len(rois)) + q if k == 0 else q
+        turns += [{"from": "human", "value": first}, {"from": "gpt", "value": a}]
+    return {"rois": rois, "turns": turns}
+
+
+def label_conversations(rois: Sequence[RoiRecord], seed: int) -> list[dict[str, Any]]:
+    """The conversations stored with a labelled image. Per ROI: the three SEAGULL questions (shuffled)
+    then one yes/no question per kind; with two or more ROIs, one conversation asking a question
+    about each of up to three regions."""
+    rng = random.Random(seed)
+    convs = []
+    for i, roi in enumerate(rois):
+        pairs = [task_turn(t, roi, rng) for t in ROI_TASKS]
+        rng.shuffle(pairs)
+        pairs += [judgment_turn(k, roi, rng) for k in judgment_kinds(roi)]
+        convs.append(conversation([i], pairs))
+    if len(rois) >= 2:
+        picked = rng.sample(range(len(rois)), k=min(3, len(rois)))
+        pairs = []
+        for k, i in enumerate(picked):
+            q, a = task_turn(rng.choice(ROI_TASKS), rois[i], rng)
+            pairs.append((f"For Region {k + 1}: {q}", a))
+        convs.append(conversation(picked, pairs))
+    return convs
+
+
+def drawn_conversation(
+    roi_index: int, roi: RoiRecord, mix: Mapping[str, float], turns: int, rng: random.Random
+) -> dict[str, Any]:
+    """One conversation about one ROI whose ``turns`` questions are drawn by the task weights ``mix``
+    (tasks of :data:`ROI_TASKS` and "judgment"); importance is left out when the ROI has no level."""
+    usable = [t for t, w in mix.items() if w > 0 and (t != "importance" or roi.importance_level)]
+    weights = [float(mix[t]) for t in usable]
+    pairs = [task_turn(rng.choices(usable, weights=weights, k=1)[0], roi, rng) for _ in range(turns)]
+    return conversation([roi_index], pairs)

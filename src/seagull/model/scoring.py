@@ -1,12 +1,15 @@
 """Numbers from logits (Q-Align), per-type distortion confidences, severities, greedy text, parsing.
 
+The math only: which prompts are scored and which token ids are read is
+:class:`seagull.model.processor.ScoringProcessor`'s business.
+
 - Quality / importance: after the fixed answer prefix ``templates.ANSWER_PREFIX[task]``, a softmax
-  over the next-token logits of the five level words; score = expectation with weights
-  0, .25, .5, .75, 1 (bad..excellent, unimportant..essential).
-- Distortion type (in :mod:`seagull.assess`): the distortion answer "With <severity> <type>" or
-  "No obvious distortion."; confidence of type t = P("With" vs "No" at the first answer token) x
-  P(t | "With"), summed over the severity words. (The per-type yes/no judgments, scored with
-  :func:`yes_confidence`, barely depended on the type asked in the shipped small model.)
+  over the next-token logits of the five level words; score = expectation with the weights
+  :data:`LEVEL_WEIGHTS` 0, .25, .5, .75, 1 (bad..excellent, unimportant..essential; for severities
+  slight..extreme); level = the most probable word.
+- Distortion type: the distortion answer "With <severity> <type>" or "No obvious distortion.";
+  confidence of type t = P("With" vs "No" at the first answer token) x P(t | "With"), summed over
+  the severity words (:func:`type_confidences`).
 - Severity of type t: constrained scoring of the answer ``With <severity> <t>``:
   P(s | t) proportional to P(s | "With") * P(t | "With s"), for the five severity words.
 - Text: greedy decoding; answers parse with the templates' strict parsers, else AnswerParseError.
@@ -21,9 +24,9 @@ from typing import Any
 import torch
 
 from .. import templates as T
-from ..errors import AnswerParseError, ModelError
+from ..errors import AnswerParseError
 
-LEVEL_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+LEVEL_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # of the five level words, lowest first; the only copy
 
 
 @dataclass
@@ -33,35 +36,6 @@ class LevelScore:
     score: float
     level: str
     probs: dict[str, float]
-
-
-def answer_word_ids(tokenizer: Any, context: str, words: Sequence[str]) -> list[int]:
-    """The first token of each ``" " + word`` as it follows ``context`` (distinct, or ModelError).
-
-    Computed from the tokenisation of ``context`` and ``context + " " + word`` so it works for
-    byte-level BPE and SentencePiece tokenizers alike.
-    """
-    base = tokenizer(context, add_special_tokens=False)["input_ids"]
-    out = []
-    for w in words:
-        full = tokenizer(f"{context} {w}", add_special_tokens=False)["input_ids"]
-        if full[: len(base)] != base or len(full) == len(base):
-            raise ModelError(
-                f"tokenizer merges {w!r} with the text before it; it cannot be scored as a next token"
-            )
-        out.append(full[len(base)])
-    if len(set(out)) != len(out):
-        raise ModelError(
-            f"words {list(words)} share first tokens {out} in this tokenizer; their scores would be equal"
-        )
-    return out
-
-
-def word_token_counts(tokenizer: Any, context: str, words: Sequence[str]) -> list[int]:
-    base = tokenizer(context, add_special_tokens=False)["input_ids"]
-    return [
-        len(tokenizer(f"{context} {w}", add_special_tokens=False)["input_ids"]) - len(base) for w in words
-    ]
 
 
 def level_distribution(logits: torch.Tensor, ids: Sequence[int]) -> torch.Tensor:

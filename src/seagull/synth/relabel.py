@@ -19,7 +19,7 @@ from ..schema import (
     shard_paths,
     write_shard,
 )
-from .conversations import build_conversations
+from ..templates import label_conversations
 from .pipeline import conversation_seed, level_fields
 
 
@@ -44,7 +44,7 @@ def relabel_dataset(root: Path, thresholds: Thresholds) -> int:
                 )
                 for dl in roi.distortions:
                     counts["severity"][dl.severity_level] = counts["severity"].get(dl.severity_level, 0) + 1
-            rec.conversations = build_conversations(rec.rois, conversation_seed(seed, rec.id))
+            rec.conversations = label_conversations(rec.rois, conversation_seed(seed, rec.id))
             records.append(rec)
             n += 1
         write_shard(shard, records)

@@ -1,7 +1,7 @@
 """Training data: dataset folders -> items (one image, several conversations about its ROIs) -> batches.
 
-Conversations are either the stored ones of the records or regenerated from the labels with
-:mod:`seagull.templates` under the configured task mix (quality / importance / distortion /
+Conversations are either the stored ones of the records or drawn from the labels by
+:func:`seagull.templates.drawn_conversation` under the configured task mix (quality / importance / distortion /
 judgment). Everything random about an item is drawn from ``(seed, epoch, index)``, so the data order
 and content of any step can be rebuilt after a restart without saving iterator state.
 """
@@ -9,7 +9,7 @@ and content of any step can be rebuilt after a restart without saving iterator s
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,14 +19,7 @@ import torch
 from .. import templates as T
 from ..errors import ConfigError
 from ..model.prompting import EncodedConversation, collate_conversations, encode_conversation
-from ..schema import (
-    DISTORTION_TYPES,
-    IMPORTANCE_LEVELS,
-    QUALITY_LEVELS,
-    RoiRecord,
-    SampleRecord,
-    iter_records,
-)
+from ..schema import SampleRecord, iter_records
 
 
 @dataclass(frozen=True)
@@ -55,56 +48,6 @@ def load_images(folders: Sequence[Path], split: str | None, limit: int | None = 
     if limit:
         out = out[:limit]
     return out
-
-
-# --------------------------------------------------------------------------- conversations
-
-
-def _distortion_answer(roi: RoiRecord) -> str:
-    return T.answer_distortion([(d.type, d.severity_level) for d in roi.distortions])
-
-
-def _judgment(roi: RoiRecord, rng: random.Random) -> tuple[str, str]:
-    """A yes/no question about type, quality or importance, asked about the true label half of the time."""
-    kind = rng.choice(("type", "quality", "importance"))
-    if kind == "type":
-        present = [d.type for d in roi.distortions]
-        asked = rng.choice(present) if present and rng.random() < 0.5 else rng.choice(DISTORTION_TYPES)
-        return T.judgment_type_question(asked), T.judgment_type_answer(asked, present)
-    if kind == "quality":
-        asked = roi.quality_level if rng.random() < 0.5 else rng.choice(QUALITY_LEVELS)
-        return T.judgment_quality_question(asked), T.judgment_quality_answer(asked, roi.quality_level or "")
-    asked = roi.importance_level if rng.random() < 0.5 else rng.choice(IMPORTANCE_LEVELS)
-    return T.judgment_importance_question(asked), T.judgment_importance_answer(
-        asked, roi.importance_level or ""
-    )
-
-
-def task_turn(task: str, roi: RoiRecord, rng: random.Random) -> tuple[str, str]:
-    if task == "quality":
-        return T.QUESTIONS["quality"], T.answer_quality(roi.quality_level or "")
-    if task == "importance":
-        return T.QUESTIONS["importance"], T.answer_importance(roi.importance_level or "")
-    if task == "distortion":
-        return T.QUESTIONS["distortion"], _distortion_answer(roi)
-    if task == "judgment":
-        return _judgment(roi, rng)
-    raise ConfigError(f"unknown task {task!r}")
-
-
-def regenerate_conversation(
-    roi_index: int, roi: RoiRecord, mix: Mapping[str, float], turns: int, rng: random.Random
-) -> dict[str, Any]:
-    """One conversation about one ROI: ``turns`` questions drawn by the task mix, the first with the preamble."""
-    usable = [t for t, w in mix.items() if w > 0 and (t != "importance" or roi.importance_level)]
-    weights = [float(mix[t]) for t in usable]
-    out = []
-    for k in range(turns):
-        task = rng.choices(usable, weights=weights, k=1)[0]
-        q, a = task_turn(task, roi, rng)
-        out.append({"from": "human", "value": (T.PREAMBLE + q) if k == 0 else q})
-        out.append({"from": "gpt", "value": a})
-    return {"rois": [roi_index], "turns": out}
 
 
 # --------------------------------------------------------------------------- dataset
@@ -151,7 +94,7 @@ class ConversationDataset:
             return rng.sample(convs, k=min(self.convs_per_image, len(convs)))
         picked = [rng.choice(labelled) for _ in range(self.convs_per_image)]
         return [
-            regenerate_conversation(i, ref.record.rois[i], self.task_mix, self.turns_per_conversation, rng)
+            T.drawn_conversation(i, ref.record.rois[i], self.task_mix, self.turns_per_conversation, rng)
             for i in picked
         ]
 

@@ -1,10 +1,7 @@
-"""Validation pass: level-logit scores on held-out ROIs -> quality / importance SRCC and type F1.
-
-Scores follow the Q-Align method the project uses everywhere: after the fixed answer prefix
-(``templates.ANSWER_PREFIX``) the next-token probabilities of the five level words give an
-expectation in [0, 1]; a distortion type is predicted present when the distortion answer names it
-with probability above 0.5 (``scoring.type_confidences``, as the Assessor scores it). No text is
-generated or parsed.
+"""Validation pass: level-logit scores on held-out ROIs -> quality / importance SRCC, level accuracy
+and type F1, scored by :class:`seagull.model.processor.ScoringProcessor` exactly as the Assessor
+scores them (same prompts, answer-word ids, level = most probable word, presence threshold), from
+full prompts through the training forward. No text is generated or parsed.
 """
 
 from __future__ import annotations
@@ -14,13 +11,11 @@ from typing import Any
 
 import torch
 
-from .. import templates as T
-from ..errors import ModelError
 from ..eval.metrics import sample_average_prf, srcc, type_set
-from ..model.prompting import IGNORE_INDEX, pad_batch, tokenize_prompt
-from ..model.scoring import answer_word_ids, type_confidences
+from ..model.processor import PRESENCE_THRESHOLD, SCORING_KEYS, RegionScores, ScoringProcessor
+from ..model.prompting import IGNORE_INDEX, pad_batch
 from ..model.seagull import SeagullForCausalLM
-from ..schema import DISTORTION_TYPES, IMPORTANCE_LEVELS, QUALITY_LEVELS, SEVERITY_LEVELS
+from ..schema import SEVERITY_LEVELS
 from .data import Batch, ImageRef, TrainItem
 from .features import FeatureStore
 from .step import encode_batch, lm_inputs
@@ -40,58 +35,19 @@ class ValResult:
         return asdict(self)
 
 
-def word_id(tokenizer: Any, word: str) -> int:
-    pieces = tokenizer.tokenize(" " + word)
-    if len(pieces) != 1:
-        raise ModelError(
-            f"tokenizer splits ' {word}' into {pieces}; level-logit scoring needs one token per word"
-        )
-    return int(tokenizer.convert_tokens_to_ids(pieces[0]))
-
-
-class PromptSet:
-    """Token ids of the scoring prompts (one ROI each) and the answer-word ids they read."""
-
-    def __init__(self, tokenizer: Any, image_token_id: int) -> None:
-        def prompt(question: str, prefix: str = "") -> list[int]:
-            text = T.render_prompt([T.Turn("human", T.PREAMBLE + question)], add_generation_prompt=True)
-            return tokenize_prompt(tokenizer, text + (f" {prefix}" if prefix else ""), image_token_id)
-
-        # quality, importance, "... ASSISTANT: With", then "... ASSISTANT: With <severity>" for each.
-        self.prompts: list[list[int]] = [
-            prompt(T.QUESTIONS["quality"], T.ANSWER_PREFIX["quality"]),
-            prompt(T.QUESTIONS["importance"], T.ANSWER_PREFIX["importance"]),
-            prompt(T.QUESTIONS["distortion"], "With"),
-            *[prompt(T.QUESTIONS["distortion"], f"With {s}") for s in SEVERITY_LEVELS],
-        ]
-        self.quality_ids = [word_id(tokenizer, w) for w in QUALITY_LEVELS]
-        self.importance_ids = [word_id(tokenizer, w) for w in IMPORTANCE_LEVELS]
-        tail = "ASSISTANT:"
-        self.with_clean_ids = answer_word_ids(tokenizer, tail, ["With", "No"])
-        self.severity_ids = answer_word_ids(tokenizer, f"{tail} With", SEVERITY_LEVELS)
-        self.type_ids = [
-            answer_word_ids(tokenizer, f"{tail} With {s}", DISTORTION_TYPES) for s in SEVERITY_LEVELS
-        ]
-
-
-def expectation(logits: torch.Tensor, ids: list[int]) -> torch.Tensor:
-    p = torch.softmax(logits[:, ids].float(), dim=-1)
-    return p @ torch.linspace(0, 1, len(ids), device=p.device)
-
-
 @torch.no_grad()
 def score_image(
     model: SeagullForCausalLM,
     ref: ImageRef,
     rois: list[int],
-    prompts: PromptSet,
+    processor: ScoringProcessor,
     pad_id: int,
     store: FeatureStore | None,
-) -> dict[str, torch.Tensor]:
-    """Quality and importance expectations ``[R]`` and type confidences ``[R, 6]`` for ROIs of one image."""
-    seqs = [p for _ in rois for p in prompts.prompts]
+) -> list[RegionScores]:
+    """Scores of ROIs ``rois`` of one image: every scoring prompt of every ROI in one batch."""
+    seqs = [processor.prompts[key] for _ in rois for key in SCORING_KEYS]
     ids, mask = pad_batch(seqs, pad_id)
-    k = len(prompts.prompts)
+    k = len(SCORING_KEYS)
     batch = Batch(
         [TrainItem(ref, rois, [])],
         ids,
@@ -106,27 +62,21 @@ def score_image(
         inputs["inputs_embeds"], inputs["attention_mask"], inputs["position_ids"], use_cache=False
     )
     last = inputs["attention_mask"].sum(dim=1) - 1
-    rows = torch.arange(logits.shape[0])
-    final = logits[rows, last].view(len(rois), k, -1)
-    before_last = logits[rows, last - 1].view(len(rois), k, -1)  # prompt 2: the answer's first word
-    types = torch.stack(
-        [
-            type_confidences(
-                before_last[j, 2],
-                final[j, 2],
-                final[j, 3:],
-                prompts.with_clean_ids,
-                prompts.severity_ids,
-                prompts.type_ids,
-            )
-            for j in range(len(rois))
-        ]
-    )
-    return {
-        "quality": expectation(final[:, 0], prompts.quality_ids),
-        "importance": expectation(final[:, 1], prompts.importance_ids),
-        "types": types,
-    }
+    at = torch.arange(logits.shape[0])
+    final = logits[at, last].float().view(len(rois), k, -1)
+    before_last = logits[at, last - 1].float().view(len(rois), k, -1)
+    row = {key: i for i, key in enumerate(SCORING_KEYS)}
+    out = []
+    for j in range(len(rois)):
+        rows = {
+            "quality": final[j, row[("quality",)]],
+            "importance": final[j, row[("importance",)]],
+            "first": before_last[j, row[("with",)]],  # the row that predicts "With"
+            "with": final[j, row[("with",)]],
+            **{("after", s): final[j, row[("severity", s)]] for s in SEVERITY_LEVELS},
+        }
+        out.append(processor.score(rows))
+    return out
 
 
 @torch.no_grad()
@@ -136,11 +86,12 @@ def validate(
     images: list[ImageRef],
     store: FeatureStore | None,
     max_rois: int = 64,
+    presence_threshold: float = PRESENCE_THRESHOLD,
 ) -> ValResult:
     """Score up to ``max_rois`` labelled ROIs of ``images`` (in order) and compute the metrics."""
     was_training = model.training
     model.eval()
-    prompts = PromptSet(tokenizer, int(model.config.image_token_id))
+    processor = ScoringProcessor(tokenizer, int(model.config.image_token_id), presence_threshold)
     q_pred, q_true, i_pred, i_true, t_pred, t_true = [], [], [], [], [], []
     q_hit = []
     left = max_rois
@@ -151,19 +102,15 @@ def validate(
         if not rois:
             continue
         left -= len(rois)
-        s = score_image(model, ref, rois, prompts, int(tokenizer.pad_token_id), store)
-        for j, r in enumerate(rois):
+        scores = score_image(model, ref, rois, processor, int(tokenizer.pad_token_id), store)
+        for r, got in zip(rois, scores, strict=True):
             roi = ref.record.rois[r]
-            q_pred.append(float(s["quality"][j]))
+            q_pred.append(got.quality.score)
             q_true.append(roi.quality)
-            q_hit.append(round(float(s["quality"][j]) * 4) == QUALITY_LEVELS.index(roi.quality_level))
-            i_pred.append(float(s["importance"][j]))
+            q_hit.append(got.quality.level == roi.quality_level)
+            i_pred.append(got.importance.score)
             i_true.append(roi.importance)
-            t_pred.append(
-                type_set(
-                    [t for t, p in zip(DISTORTION_TYPES, s["types"][j].tolist(), strict=True) if p > 0.5]
-                )
-            )
+            t_pred.append(type_set([d.type for d in got.distortions if d.present]))
             t_true.append(type_set([d.type for d in roi.distortions]))
     model.train(was_training)
     return ValResult(

@@ -1,0 +1,197 @@
+"""The one scorer: answer-word ids in context, and the Assessor and training validation give equal numbers.
+
+Two tokenizers: the project's byte-level BPE and a small SentencePiece model trained here, loaded the
+way SEAGULL-7B's LLaMA tokenizer is (a ``tokenizer.model`` folder through ``load_tokenizer``) and set
+to tokenise exactly as the SentencePiece library does.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from seagull import templates as T
+from seagull.assess import Assessor
+from seagull.errors import ModelError
+from seagull.eval.metrics import sample_average_prf, type_set
+from seagull.model import build_model
+from seagull.model.processor import ScoringProcessor, next_word_ids, prompt_texts
+from seagull.model.tokenizer import load_tokenizer, template_corpus, train_tokenizer
+from seagull.roi import Roi, box_to_mask, mask_bbox, mask_to_rle
+from seagull.schema import (
+    DISTORTION_TYPES,
+    IMPORTANCE_LEVELS,
+    QUALITY_LEVELS,
+    SEVERITY_LEVELS,
+    DistortionLabel,
+    RoiRecord,
+    SampleRecord,
+)
+from seagull.train.data import ImageRef
+from seagull.train.validate import score_image, validate
+
+spm = pytest.importorskip("sentencepiece")
+
+
+def train_sentencepiece(folder: Path) -> None:
+    """A LLaMA-style SentencePiece BPE (identity normaliser, spaces kept) on the template corpus."""
+    buf = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(template_corpus()),
+        model_writer=buf,
+        vocab_size=800,
+        model_type="bpe",
+        character_coverage=1.0,
+        byte_fallback=True,
+        normalization_rule_name="identity",
+        remove_extra_whitespaces=False,
+        allow_whitespace_only_pieces=True,
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=-1,
+        minloglevel=2,
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "tokenizer.model").write_bytes(buf.getvalue())
+    config = {
+        "tokenizer_class": "LlamaTokenizer",
+        "add_bos_token": True,
+        "pad_token": "<unk>",
+        "additional_special_tokens": [T.IMAGE_TOKEN, T.GLOBAL_TOKEN, T.LOCAL_TOKEN],
+    }
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+
+
+def sentencepiece_tokenizer(folder: Path):
+    """The folder loaded like SEAGULL-7B's, tokenising as SentencePiece itself does: a dummy "▁" before
+    the text and every space a "▁" (the slow LLaMA tokenizer the released code used)."""
+    from tokenizers import normalizers
+
+    tok = load_tokenizer(folder)
+    backend = tok.backend_tokenizer
+    backend.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    backend.pre_tokenizer = None
+    return tok
+
+
+@pytest.fixture(scope="module")
+def sp_folder(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("spm")
+    train_sentencepiece(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def sp_tok(sp_folder):
+    return sentencepiece_tokenizer(sp_folder)
+
+
+@pytest.fixture(scope="module", params=["project", "sentencepiece"])
+def tok(request, sp_tok):
+    return train_tokenizer() if request.param == "project" else sp_tok
+
+
+def test_test_tokenizer_matches_the_sentencepiece_library(sp_folder, sp_tok):
+    sp = spm.SentencePieceProcessor(model_file=str(sp_folder / "tokenizer.model"))
+    for text in (" good", "The quality is good.", prompt_texts()[("quality",)].split(T.IMAGE_TOKEN)[0]):
+        assert sp_tok(text, add_special_tokens=False)["input_ids"] == sp.encode(text)
+
+
+def test_answer_ids_are_read_in_context_not_from_the_word_alone(sp_tok):
+    """SentencePiece makes the space of " good" a piece of its own when the word stands alone, so
+    the first token of the isolated word is "▁" for every level: scoring it would read one logit five
+    times. In the prompt the space joins the word ("▁good"), and that is the token the model predicts."""
+    proc = ScoringProcessor(sp_tok, sp_tok.convert_tokens_to_ids(T.IMAGE_TOKEN))
+    isolated = [sp_tok(" " + w, add_special_tokens=False)["input_ids"] for w in QUALITY_LEVELS]
+    assert {sp_tok.convert_ids_to_tokens(ids[0]) for ids in isolated} == {"▁"}
+    assert [ids[0] for ids in isolated] != proc.quality_ids
+    assert sp_tok.convert_ids_to_tokens(proc.quality_ids)[QUALITY_LEVELS.index("good")] == "▁good"
+    assert len(set(proc.quality_ids)) == len(QUALITY_LEVELS)
+
+
+def test_answer_ids_with_the_project_tokenizer():
+    tok = train_tokenizer()
+    proc = ScoringProcessor(tok, tok.convert_tokens_to_ids(T.IMAGE_TOKEN))
+    assert [tok.decode([i]) for i in proc.quality_ids] == [f" {w}" for w in QUALITY_LEVELS]
+    assert [tok.decode([i]) for i in proc.importance_ids] == [f" {w}" for w in IMPORTANCE_LEVELS]
+    assert [tok.decode([i]) for i in proc.severity_ids] == [f" {w}" for w in SEVERITY_LEVELS]
+    assert all(len(set(ids)) == len(DISTORTION_TYPES) for ids in proc.type_ids.values())
+    assert tok.decode([proc.with_id]) == " With" and tok.decode([proc.clean_id]) == " No"
+    with pytest.raises(ModelError, match="share first tokens"):
+        next_word_ids(tok, -200, "ASSISTANT:", ["good", "good"])
+
+
+def labelled_image(folder: Path, levels: list[str]) -> ImageRef:
+    """A random 64x48 image with one labelled box ROI per quality level in ``levels``."""
+    h, w = 48, 64
+    arr = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    Image.fromarray(arr).save(folder / "img.png")
+    boxes = [[2, 3, 20, 15], [30, 10, 30, 30], [0, 0, w, h]]
+    rois = []
+    for k, level in enumerate(levels):
+        mask = box_to_mask(boxes[k], h, w)
+        rois.append(
+            RoiRecord(
+                id=f"r{k}",
+                rle=mask_to_rle(mask),
+                bbox=list(mask_bbox(mask)),
+                area=int(mask.sum()),
+                source="test",
+                quality=QUALITY_LEVELS.index(level) / 4 + 0.01 * k,
+                quality_level=level,
+                importance=0.3 * k,
+                importance_level=IMPORTANCE_LEVELS[k],
+                distortions=[DistortionLabel("blur", 0.2, "mild")] if k else [],
+            )
+        )
+    record = SampleRecord("img", "img.png", "img.png", w, h, {"family": "none"}, rois)
+    return ImageRef(folder, record)
+
+
+def assessor_results(model, tok, ref: ImageRef):
+    masks = [Roi(box_to_mask(r.bbox, ref.record.height, ref.record.width)) for r in ref.record.rois]
+    return Assessor(model, tokenizer=tok).assess(str(ref.image_path), masks)
+
+
+def test_assessor_and_validation_give_equal_numbers(tok, tmp_path):
+    """Cached, left-padded Assessor batches and full right-padded validation prompts: the same scores up
+    to float32 rounding (the two paths add the same terms in a different order), the same levels."""
+    torch.manual_seed(0)
+    model = build_model("seagull-test", tokenizer=tok).eval()
+    ref = labelled_image(tmp_path, ["good", "bad", "fair"])
+    want = assessor_results(model, tok, ref)
+    proc = ScoringProcessor(tok, model.config.image_token_id)
+    got = score_image(model, ref, [0, 1, 2], proc, tok.pad_token_id, None)
+    for g, w in zip(got, want, strict=True):
+        assert (g.quality.level, g.importance.level) == (w.quality_level, w.importance_level)
+        assert g.quality.score == pytest.approx(w.quality, abs=1e-5)
+        assert g.importance.score == pytest.approx(w.importance, abs=1e-5)
+        assert list(g.quality.probs.values()) == pytest.approx(list(w.quality_probs.values()), abs=1e-5)
+        for gd, wd in zip(g.distortions, w.distortions, strict=True):
+            assert (gd.type, gd.present, gd.severity_level) == (wd.type, wd.present, wd.severity_level)
+            assert gd.confidence == pytest.approx(wd.confidence, abs=1e-5)
+            assert gd.severity == pytest.approx(wd.severity, abs=1e-5)
+
+
+def test_validation_level_accuracy_uses_the_most_probable_word(tmp_path):
+    """Labelled with the Assessor's own levels for two ROIs and another level for the third, the
+    accuracy is 2/3; type F1 follows the Assessor's presence decisions."""
+    tok = train_tokenizer()
+    torch.manual_seed(1)
+    model = build_model("seagull-test", tokenizer=tok).eval()
+    probe = assessor_results(model, tok, labelled_image(tmp_path, ["good"] * 3))
+    levels = [r.quality_level for r in probe]
+    levels[2] = next(q for q in QUALITY_LEVELS if q != levels[2])
+    ref = labelled_image(tmp_path, levels)
+    res = validate(model, tok, [ref], None)
+    assert res.n_rois == 3 and res.quality_acc == pytest.approx(2 / 3)
+    present = [type_set(d.type for d in r.distortions if d.present) for r in probe]
+    true = [type_set([]), type_set(["blur"]), type_set(["blur"])]
+    assert res.type_f1 == pytest.approx(sample_average_prf(true, present).f1)

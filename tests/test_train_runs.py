@@ -11,12 +11,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
 
 from test_train_data import TINY_CONFIG, synth_dataset
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "coffee.jpg"
 
 # Pretrained EfficientNet-Lite0 tower (package weights) at a small size: its frozen features carry
 # the blur / noise / exposure signal the MFE must learn to read within a few dozen steps.
@@ -43,6 +46,25 @@ def config_file(tmp_path: Path, name: str, **changes) -> Path:
     p = tmp_path / f"{name}.yaml"
     p.write_text(yaml.safe_dump(raw))
     return p
+
+
+def check_assesses(folder: Path) -> None:
+    """The folder loads in the Assessor, which scores two regions of a photo: finite, within [0, 1]."""
+    from seagull.assess import Assessor
+    from seagull.imageio import load_image
+    from seagull.roi import Roi
+    from seagull.schema import IMPORTANCE_LEVELS, QUALITY_LEVELS
+
+    img = load_image(EXAMPLE)
+    top = np.zeros(img.shape[:2], dtype=bool)
+    top[: img.shape[0] // 2] = True
+    results = Assessor(folder).assess(img, [Roi(top, "top"), Roi(~top, "bottom")])
+    assert [r.name for r in results] == ["top", "bottom"]
+    for r in results:
+        scores = [r.quality, r.importance, *(d.confidence for d in r.distortions)]
+        assert all(v is not None and math.isfinite(v) and 0 <= v <= 1 for v in scores), r
+        assert r.quality_level in QUALITY_LEVELS and r.importance_level in IMPORTANCE_LEVELS
+        assert r.distortions, r
 
 
 def run_cli(args: list[str], **kw) -> subprocess.Popen:
@@ -87,11 +109,7 @@ def test_quality_srcc_rises_and_final_folder_loads(tmp_path: Path) -> None:
 
     again = validate(model, tok, load_images([synth_dataset()], "train"), None, cfg.data.val_max_rois)
     assert again.quality_srcc == pytest.approx(after, abs=1e-3)  # the saved folder is the trained model
-    try:
-        from seagull.assess import Assessor
-    except ImportError:
-        return
-    assert Assessor(final) is not None
+    check_assesses(final)
 
 
 def test_lora_run_merges_into_a_loadable_folder(tmp_path: Path) -> None:
@@ -114,6 +132,7 @@ def test_lora_run_merges_into_a_loadable_folder(tmp_path: Path) -> None:
     result = train(cfg)
     model = load_model(result.final_dir)
     assert not any("lora" in k for k in model.state_dict())
+    check_assesses(result.final_dir)
     assert (tmp_path / "out" / "checkpoints" / "step-4" / "trainer_state.json").is_file()
 
 

@@ -49,6 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--workers", type=int, default=2, help="processes for --precompute-features")
     p.add_argument(
-        "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. max_steps=50 optim.lr=1e-4"
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="config overrides anywhere among the options, e.g. max_steps=50 optim.lr=1e-4",
     )
     p.set_defaults(func=_cmd_train)

@@ -7,9 +7,12 @@ names) run in :func:`check_against_model` right after the model is built, still 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import json
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -266,7 +269,73 @@ def check_dataset(folder: Path, what: str, split: str | None) -> None:
             )
 
 
-def _build(cls: type, raw: Any, where: str) -> Any:
+_KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string", Path: "a path"}
+_PLURAL = {int: "integers", float: "numbers", bool: "booleans", str: "strings", Path: "paths"}
+
+
+def _expected(hint: Any) -> str:
+    """``int | None`` -> "an integer or null", ``list[str]`` -> "a list of strings", ..."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else _expected(a) for a in args)
+    if origin is list:
+        return f"a list of {_PLURAL[args[0]]}"
+    if origin is tuple:
+        return f"a list of {len(args)} {_PLURAL[args[0]]}"
+    if origin is dict:
+        return "a mapping" if args[1] is Any else f"a mapping of {_PLURAL[args[1]]}"
+    return _KINDS.get(hint, "any value")
+
+
+class _WrongType(TypeError):
+    """``value`` (at ``key`` below the option, e.g. ``.quality``) is not of type ``hint``."""
+
+    def __init__(self, value: Any, hint: Any, key: str = "") -> None:
+        super().__init__(value, hint, key)
+        self.value, self.hint, self.key = value, hint, key
+
+
+def _convert(value: Any, hint: Any) -> Any:
+    """``value`` as the field type ``hint`` (ints and numeric strings become floats); _WrongType if not."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for a in args:
+            if a is not type(None):
+                with contextlib.suppress(_WrongType):
+                    return _convert(value, a)
+    elif origin is list and isinstance(value, (str, Path, list, tuple)):
+        items = [value] if isinstance(value, (str, Path)) else value  # one path or name: a list of one
+        return _each({f"[{i}]": v for i, v in enumerate(items)}, args[0])
+    elif origin is tuple and isinstance(value, (list, tuple)) and len(value) == len(args):
+        return tuple(_each({f"[{i}]": v for i, v in enumerate(value)}, args[0]))
+    elif origin is dict and isinstance(value, dict):
+        return dict(zip(value, _each({f".{k}": v for k, v in value.items()}, args[1]), strict=True))
+    elif hint is float and isinstance(value, str):  # YAML reads 1e-4 (no dot) as a string
+        with contextlib.suppress(ValueError):
+            return float(value)
+    elif hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    elif hint is Path and isinstance(value, (str, Path)) or hint is Any or type(value) is hint:
+        return value
+    raise _WrongType(value, hint)
+
+
+def _each(items: dict[str, Any], hint: Any) -> list[Any]:
+    """The values of ``{key suffix: value}`` converted to ``hint``; a _WrongType names the entry."""
+    out = []
+    for key, v in items.items():
+        try:
+            out.append(_convert(v, hint))
+        except _WrongType as e:
+            raise _WrongType(e.value, e.hint, f"{key}{e.key}") from None
+    return out
+
+
+def _build(cls: type, raw: Any, section: str = "") -> Any:
+    """The dataclass ``cls`` from the mapping of config ``section`` (empty: the top level)."""
+    where, prefix = (section, f"{section}.") if section else ("the top level", "")
     if raw is None:
         return cls()
     if not isinstance(raw, dict):
@@ -275,9 +344,17 @@ def _build(cls: type, raw: Any, where: str) -> Any:
     unknown = set(raw) - set(names)
     if unknown:
         raise ConfigError(f"unknown option(s) {sorted(unknown)} in {where}; known: {sorted(names)}")
+    hints = typing.get_type_hints(cls)
     kwargs: dict[str, Any] = {}
     for k, v in raw.items():
-        kwargs[k] = v
+        try:
+            kwargs[k] = _convert(v, hints[k])
+        except _WrongType as e:
+            key = f"{prefix}{k}{e.key}"
+            raise ConfigError(
+                f"{key}={e.value!r} is not valid: expected {_expected(e.hint)}; "
+                f"fix {key} in the config file or the key=value override"
+            ) from None
     return cls(**kwargs)
 
 
@@ -294,7 +371,7 @@ def config_from_dict(raw: dict[str, Any], source: Path | None = None) -> TrainCo
         "aux": _build(AuxConfig, raw.pop("aux", None), "aux"),
     }
     raw.pop("source", None)
-    cfg: TrainConfig = _build(TrainConfig, raw, "the top level")
+    cfg: TrainConfig = _build(TrainConfig, raw)
     for k, v in sub.items():
         setattr(cfg, k, v)
     cfg.source = source
@@ -310,10 +387,6 @@ def config_from_dict(raw: dict[str, Any], source: Path | None = None) -> TrainCo
     cfg.output_dir = Path(cfg.output_dir)
     cfg.cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else None
     cfg.deepspeed = rel(cfg.deepspeed) if cfg.deepspeed else None
-    cfg.optim.betas = tuple(cfg.optim.betas)  # type: ignore[assignment]
-    cfg.aux.weight = float(cfg.aux.weight)
-    for name in ("lr", "weight_decay", "max_grad_norm"):
-        setattr(cfg.optim, name, float(getattr(cfg.optim, name)))
     return cfg
 
 
@@ -322,7 +395,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ConfigError(f"override {text!r} must look like key=value or section.key=value")
     key, value = text.split("=", 1)
-    return key.strip().split("."), yaml.safe_load(value)
+    try:
+        return key.strip().split("."), yaml.safe_load(value)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override {text!r}: the value is not valid YAML ({e.problem}); quote it") from e
 
 
 # Paths given on the command line are relative to the working directory (those in the file: to the file).

@@ -1,16 +1,16 @@
-"""The training loop on ``accelerate``: parts to train, LoRA through peft, checkpoints, resume, final folder.
+"""The training loop on ``accelerate``: parts to train, LoRA through peft, resume, final folder.
 
 A step is one optimizer update: ``grad_accum`` micro-batches of ``batch_images`` images per process.
 Micro-batch ``m`` of the run always holds the same images and conversations (drawn from
 ``(seed, epoch, index)``) and the RNG is re-seeded from ``(seed, m)`` before it, so a run killed
-after a checkpoint and resumed gives the same final weights as one that never stopped.
+after a checkpoint and resumed gives the same final weights as one that never stopped. Checkpoint
+files (safetensors and JSON, no pickle) are written and read by :mod:`.checkpoint`.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -22,17 +22,23 @@ import torch
 from ..errors import ConfigError
 from ..model import build_model, load_model
 from ..model.seagull import SeagullForCausalLM
+from .checkpoint import (
+    CHECKPOINTS,
+    checkpoint_dirs,
+    commit_checkpoint,
+    find_resume_checkpoint,
+    load_checkpoint,
+    write_checkpoint,
+)
 from .config import TrainConfig, config_hash
 from .data import ConversationDataset, ImageRef, collate, load_images, step_indices
 from .features import FeatureStore, supports_split
 from .region_heads import RegionHeads
 from .step import TrainStep, answer_word_weights
 from .tracking import MetricsLog
-from .validate import ValResult, validate
+from .validate import validate
 
-CHECKPOINTS = "checkpoints"
 FINAL = "final"
-STATE_FILE = "trainer_state.json"
 
 
 @dataclass
@@ -170,38 +176,6 @@ def total_steps(cfg: TrainConfig, n_images: int, world: int) -> int:
     return max(1, math.ceil(cfg.epochs * n_images / per_step))
 
 
-# --------------------------------------------------------------------------- checkpoints
-
-
-def checkpoint_dirs(out: Path) -> list[Path]:
-    """Complete checkpoints (with their state file), oldest first."""
-    root = out / CHECKPOINTS
-    if not root.is_dir():
-        return []
-    done = [p for p in root.glob("step-*") if (p / STATE_FILE).is_file()]
-    return sorted(done, key=lambda p: int(p.name.split("-")[1]))
-
-
-def save_checkpoint(accelerator: Any, out: Path, step: int, state: dict[str, Any], keep: int) -> Path:
-    """accelerate state (model, optimizer, scheduler, RNG) + our state file, written last as the commit mark."""
-    final = out / CHECKPOINTS / f"step-{step}"
-    tmp = out / CHECKPOINTS / f".tmp-step-{step}"
-    if accelerator.is_main_process and tmp.exists():
-        shutil.rmtree(tmp)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        (tmp / STATE_FILE).write_text(json.dumps(state, indent=2))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        for old in checkpoint_dirs(out)[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    return final
-
-
 # --------------------------------------------------------------------------- the loop
 
 
@@ -231,14 +205,10 @@ def save_final(model: SeagullForCausalLM, tokenizer: Any, cfg: TrainConfig, out:
     return final
 
 
-def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
-    """Run (or resume) the configured training; returns where the final model is and what happened."""
+def make_accelerator(cfg: TrainConfig) -> Any:
     from accelerate import Accelerator
     from accelerate.utils import DeepSpeedPlugin, DistributedDataParallelKwargs
 
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    out = Path(cfg.output_dir)
     plugin = None
     if cfg.deepspeed:
         plugin = DeepSpeedPlugin(hf_ds_config=str(cfg.deepspeed), gradient_accumulation_steps=cfg.grad_accum)
@@ -247,7 +217,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
         ds["train_micro_batch_size_per_gpu"] = cfg.batch_images
         ds["gradient_clipping"] = cfg.optim.max_grad_norm
         ds.pop("train_batch_size", None)
-    accelerator = Accelerator(
+    return Accelerator(
         mixed_precision=resolve_precision(cfg.mixed_precision),
         gradient_accumulation_steps=cfg.grad_accum,
         cpu=not torch.cuda.is_available(),
@@ -256,169 +226,235 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
         # Some MFE weights are unused by design (e.g. self-attention queries of independent ROIs).
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
-    world, rank = accelerator.num_processes, accelerator.process_index
 
-    # Everything that can be wrong with the inputs is checked here, before any compute.
-    ckpts = checkpoint_dirs(out) if resume else []
-    if resume and not ckpts:
-        raise ConfigError(
-            f"--resume: {out / CHECKPOINTS} holds no complete checkpoint; start without --resume"
-        )
-    if not resume and checkpoint_dirs(out):
-        raise ConfigError(
-            f"{out} already holds checkpoints; pass --resume to continue or choose another --output"
-        )
-    torch.manual_seed(cfg.seed)
-    tokenizer = load_tokenizer_for(cfg)
-    model = build_for_training(cfg, tokenizer)
-    check_against_model(cfg, model)
-    images = load_images(cfg.data.train, cfg.data.train_split, cfg.data.image_limit)
-    if len(images) < 1:
-        raise ConfigError(f"no labelled training records in {cfg.data.train} split {cfg.data.train_split!r}")
-    val_images = _val_images(cfg)
-    model = set_trainable(cfg, model)
-    image_token_id = int(model.config.image_token_id)
-    dataset = ConversationDataset(
-        images,
-        tokenizer,
-        image_token_id,
-        mode=cfg.data.conversations,
-        task_mix=dict(cfg.data.task_mix),
-        convs_per_image=cfg.data.convs_per_image,
-        turns_per_conversation=cfg.data.turns_per_conversation,
-        max_length=cfg.data.max_length,
-        seed=cfg.seed,
-    )
-    store = None
-    if cfg.feature_cache != "none":
-        store = FeatureStore(model, cfg.feature_cache, cfg.cache_dir)
-    heads = RegionHeads(model.config.hidden_size) if cfg.aux.weight > 0 else None
-    weights = None
-    if cfg.aux.answer_word_weight != 1.0:
-        weights = answer_word_weights(tokenizer, len(tokenizer), cfg.aux.answer_word_weight)
-    step_module = TrainStep(
-        model.to(accelerator.device), store, heads, cfg.aux.weight, cfg.aux.image_dropout, weights
-    ).to(accelerator.device)
-    params = [p for p in step_module.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, betas=cfg.optim.betas
-    )
-    total = total_steps(cfg, len(images), world)
-    scheduler = make_scheduler(cfg, optimizer, total)
-    step_module, optimizer = accelerator.prepare(step_module, optimizer)
-    accelerator.register_for_checkpointing(scheduler)
-    fingerprint = config_hash(cfg)
 
-    start = 0
-    if ckpts:
-        last = ckpts[-1]
-        state = json.loads((last / STATE_FILE).read_text())
-        if state["config_hash"] != fingerprint or state["world_size"] != world:
+class Trainer:
+    """One run: :meth:`setup` (inputs checked, parts built), :meth:`restore`, :meth:`run` (the steps,
+    checkpoints and validation) and :meth:`finish` (final folder); :func:`train` calls them in order."""
+
+    def __init__(self, cfg: TrainConfig, resume: bool = False) -> None:
+        self.cfg = cfg
+        self.resume = resume
+        self.out = Path(cfg.output_dir)
+        self.fingerprint = config_hash(cfg)
+        self.resume_from: tuple[Path, dict[str, Any]] | None = None
+        self.start = 0
+        self.log: MetricsLog | None = None
+
+    # ------------------------------------------------------------------ setup
+
+    def check_output(self, world: int) -> None:
+        """Checkpoint checks that need no compute: a resume has a checkpoint it can continue from."""
+        if self.resume:
+            if self.cfg.deepspeed:
+                raise ConfigError(
+                    "--resume is not available for DeepSpeed runs (their sharded state is not checkpointed); "
+                    "start a new run"
+                )
+            self.resume_from = find_resume_checkpoint(self.out, self.fingerprint, world)
+        elif checkpoint_dirs(self.out):
             raise ConfigError(
-                f"{last} was written by a different configuration or process count "
-                f"(hash {state['config_hash']} vs {fingerprint}, world {state['world_size']} vs {world}); "
-                "resume with the same config and launch command"
+                f"{self.out} already holds checkpoints; pass --resume to continue or choose another --output"
             )
-        accelerator.load_state(str(last))
-        start = int(state["step"])
 
-    log = MetricsLog(out, cfg.tensorboard, start) if accelerator.is_main_process else None
-    if accelerator.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        cfg.dump(out / "train_config.yaml")
-    inner: SeagullForCausalLM = accelerator.unwrap_model(step_module).model
+    def setup(self) -> None:
+        cfg = self.cfg
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.accelerator = acc = make_accelerator(cfg)
+        self.world, self.rank = acc.num_processes, acc.process_index
+        self.check_output(self.world)  # everything that can be wrong with the inputs, before any compute
+        torch.manual_seed(cfg.seed)
+        self.tokenizer = load_tokenizer_for(cfg)
+        model = build_for_training(cfg, self.tokenizer)
+        check_against_model(cfg, model)
+        self.images = load_images(cfg.data.train, cfg.data.train_split, cfg.data.image_limit)
+        if len(self.images) < 1:
+            raise ConfigError(
+                f"no labelled training records in {cfg.data.train} split {cfg.data.train_split!r}"
+            )
+        self.val_images = _val_images(cfg)
+        model = set_trainable(cfg, model)
+        self.dataset = ConversationDataset(
+            self.images,
+            self.tokenizer,
+            int(model.config.image_token_id),
+            mode=cfg.data.conversations,
+            task_mix=dict(cfg.data.task_mix),
+            convs_per_image=cfg.data.convs_per_image,
+            turns_per_conversation=cfg.data.turns_per_conversation,
+            max_length=cfg.data.max_length,
+            seed=cfg.seed,
+        )
+        self.store = (
+            FeatureStore(model, cfg.feature_cache, cfg.cache_dir) if cfg.feature_cache != "none" else None
+        )
+        heads = RegionHeads(model.config.hidden_size) if cfg.aux.weight > 0 else None
+        weights = None
+        if cfg.aux.answer_word_weight != 1.0:
+            weights = answer_word_weights(self.tokenizer, len(self.tokenizer), cfg.aux.answer_word_weight)
+        step_module = TrainStep(
+            model.to(acc.device), self.store, heads, cfg.aux.weight, cfg.aux.image_dropout, weights
+        ).to(acc.device)
+        self.params = [p for p in step_module.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(
+            self.params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, betas=cfg.optim.betas
+        )
+        self.total = total_steps(cfg, len(self.images), self.world)
+        self.scheduler = make_scheduler(cfg, optimizer, self.total)
+        self.step_module, self.optimizer = acc.prepare(step_module, optimizer)
+        self.inner: SeagullForCausalLM = acc.unwrap_model(self.step_module).model
 
-    def run_val(step: int) -> ValResult:
-        res = validate(inner, tokenizer, val_images, store, cfg.data.val_max_rois)
-        if log is not None:
-            log.log(step, "val", **res.to_dict())
-        return res
+    def restore(self) -> int:
+        """Load the checkpoint chosen by :meth:`check_output` (if resuming); returns the first step to run."""
+        if self.resume_from is not None:
+            folder, state = self.resume_from
+            module = self.accelerator.unwrap_model(self.step_module)
+            load_checkpoint(folder, state, module, self.optimizer, self.scheduler, self.accelerator.scaler)
+            self.start = int(state["step"])
+        return self.start
 
-    result = TrainResult(out, out / FINAL, total, 0.0, 0.0, is_main=accelerator.is_main_process)
-    if val_images and cfg.val_at_start and start == 0:
-        result.first_val = run_val(0).to_dict()
-    bar = None
-    if cfg.progress and accelerator.is_main_process:
-        from tqdm import tqdm
+    # ------------------------------------------------------------------ the steps
 
-        bar = tqdm(total=total, initial=start, desc="train", unit="step", dynamic_ncols=True)
-    t0 = time.perf_counter()
-    per_micro = cfg.batch_images * world
-    step_module.train()
-    running, n_run, parts = 0.0, 0, {}
-    for step in range(start, total):
+    def train_step(self, step: int) -> tuple[float, dict[str, float], int]:
+        """One optimizer update; returns (mean loss, mean loss parts, epoch of its last micro-batch)."""
+        cfg, acc = self.cfg, self.accelerator
+        per_micro = cfg.batch_images * self.world
+        running, parts = 0.0, {}
         for a in range(cfg.grad_accum):
             micro = step * cfg.grad_accum + a
-            epoch, idx = step_indices(len(images), cfg.seed, micro, per_micro)
-            mine = idx[rank * cfg.batch_images : (rank + 1) * cfg.batch_images]
+            epoch, idx = step_indices(len(self.images), cfg.seed, micro, per_micro)
+            mine = idx[self.rank * cfg.batch_images : (self.rank + 1) * cfg.batch_images]
             torch.manual_seed(cfg.seed * 1_000_003 + micro)  # dropout etc. depend only on the micro-batch
-            batch = collate([dataset.item(i, epoch) for i in mine], int(tokenizer.pad_token_id))
-            with accelerator.accumulate(step_module):
-                loss = step_module(batch, lm=step >= cfg.aux.warmup_steps)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and cfg.optim.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(params, cfg.optim.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad()
+            batch = collate([self.dataset.item(i, epoch) for i in mine], int(self.tokenizer.pad_token_id))
+            with acc.accumulate(self.step_module):
+                loss = self.step_module(batch, lm=step >= cfg.aux.warmup_steps)
+                acc.backward(loss)
+                if acc.sync_gradients and cfg.optim.max_grad_norm > 0:
+                    acc.clip_grad_norm_(self.params, cfg.optim.max_grad_norm)
+                self.optimizer.step()
+                self.optimizer.zero_grad()
             running += float(loss.detach())
-            for k, v in accelerator.unwrap_model(step_module).last_parts.items():
+            for k, v in acc.unwrap_model(self.step_module).last_parts.items():
                 parts[k] = parts.get(k, 0.0) + v
-            n_run += 1
-        scheduler.step()
-        result.losses.append(running / max(1, n_run))
-        done = step + 1
-        if log is not None and (done % cfg.log_every == 0 or done == total):
-            elapsed = time.perf_counter() - t0
-            log.log(
-                done,
-                "train",
-                epoch=epoch,
-                loss=running / n_run,
-                lr=scheduler.get_last_lr()[0],
-                images_per_s=(done - start) * per_micro * cfg.grad_accum / max(elapsed, 1e-9),
-                elapsed_s=elapsed,
-                **{k: v / n_run for k, v in parts.items()},
-            )
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{running / n_run:.3f}")
-        running, n_run, parts = 0.0, 0, {}
-        if done % cfg.save_every == 0 or done == total:
+        self.scheduler.step()
+        n = cfg.grad_accum
+        return running / n, {k: v / n for k, v in parts.items()}, epoch
+
+    def save_checkpoint(self, done: int, epoch: int) -> Path | None:
+        """``checkpoints/step-<done>/`` (see :mod:`.checkpoint`), written by the main process."""
+        acc = self.accelerator
+        if self.cfg.deepspeed:
+            return None  # ZeRO shards the optimizer state; these runs are not resumable (see check_output)
+        final = self.out / CHECKPOINTS / f"step-{done}"
+        tmp = self.out / CHECKPOINTS / f".tmp-step-{done}"
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            if tmp.exists():
+                shutil.rmtree(tmp)
             state = {
                 "step": done,
                 "epoch": epoch,
-                "micro_batches": done * cfg.grad_accum,
-                "data_order": {"seed": cfg.seed, "images": len(images), "images_per_micro_batch": per_micro},
-                "config_hash": fingerprint,
-                "world_size": world,
+                "micro_batches": done * self.cfg.grad_accum,
+                "seeds": {"data": self.cfg.seed, "micro_batch": "seed * 1000003 + micro_batch"},
+                "data_order": {
+                    "seed": self.cfg.seed,
+                    "images": len(self.images),
+                    "images_per_micro_batch": self.cfg.batch_images * self.world,
+                },
+                "config_hash": self.fingerprint,
+                "world_size": self.world,
             }
-            save_checkpoint(accelerator, out, done, state, cfg.keep_checkpoints)
-        if val_images and (done % cfg.val_every == 0 or done == total):
-            result.last_val = run_val(done).to_dict()
-            if bar is not None:
-                bar.set_postfix(
-                    loss=f"{result.losses[-1]:.3f}", q_srcc=f"{result.last_val['quality_srcc']:.3f}"
+            module = acc.unwrap_model(self.step_module)
+            write_checkpoint(tmp, module, self.optimizer, self.scheduler, state, acc.scaler)
+            commit_checkpoint(tmp, final, self.out, self.cfg.keep_checkpoints)
+        acc.wait_for_everyone()
+        return final
+
+    def validate(self, step: int) -> dict[str, float]:
+        res = validate(self.inner, self.tokenizer, self.val_images, self.store, self.cfg.data.val_max_rois)
+        if self.log is not None:
+            self.log.log(step, "val", **res.to_dict())
+        return res.to_dict()
+
+    def run(self) -> TrainResult:
+        """The steps from :attr:`start`, with logging, checkpoints and validation."""
+        cfg, acc, total, start = self.cfg, self.accelerator, self.total, self.start
+        main = acc.is_main_process
+        self.log = MetricsLog(self.out, cfg.tensorboard, start) if main else None
+        if main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            cfg.dump(self.out / "train_config.yaml")
+        result = TrainResult(self.out, self.out / FINAL, total, 0.0, 0.0, is_main=main)
+        if self.val_images and cfg.val_at_start and start == 0:
+            result.first_val = self.validate(0)
+        bar = None
+        if cfg.progress and main:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, initial=start, desc="train", unit="step", dynamic_ncols=True)
+        t0 = time.perf_counter()
+        images_per_step = cfg.batch_images * self.world * cfg.grad_accum
+        self.step_module.train()
+        for step in range(start, total):
+            loss, parts, epoch = self.train_step(step)
+            result.losses.append(loss)
+            done = step + 1
+            if self.log is not None and (done % cfg.log_every == 0 or done == total):
+                elapsed = time.perf_counter() - t0
+                self.log.log(
+                    done,
+                    "train",
+                    epoch=epoch,
+                    loss=loss,
+                    lr=self.scheduler.get_last_lr()[0],
+                    images_per_s=(done - start) * images_per_step / max(elapsed, 1e-9),
+                    elapsed_s=elapsed,
+                    **parts,
                 )
-    if bar is not None:
-        bar.close()
-    result.seconds = time.perf_counter() - t0
-    result.steps_per_s = (total - start) / max(result.seconds, 1e-9)
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        save_final(inner, tokenizer, cfg, out)
-        summary = {
-            "steps": total,
-            "resumed_from": start,
-            "seconds": result.seconds,
-            "steps_per_s": result.steps_per_s,
-            "world_size": world,
-            "first_val": result.first_val,
-            "last_val": result.last_val,
-            "feature_cache": None if store is None else {"hits": store.hits, "misses": store.misses},
-        }
-        (out / FINAL / "train_summary.json").write_text(json.dumps(summary, indent=2))
-    if log is not None:
-        log.close()
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
-    return result
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.3f}")
+            if done % cfg.save_every == 0 or done == total:
+                self.save_checkpoint(done, epoch)
+            if self.val_images and (done % cfg.val_every == 0 or done == total):
+                result.last_val = self.validate(done)
+                if bar is not None:
+                    bar.set_postfix(loss=f"{loss:.3f}", q_srcc=f"{result.last_val['quality_srcc']:.3f}")
+        if bar is not None:
+            bar.close()
+        result.seconds = time.perf_counter() - t0
+        result.steps_per_s = (total - start) / max(result.seconds, 1e-9)
+        return result
+
+    def finish(self, result: TrainResult) -> TrainResult:
+        """Write ``final/`` and its summary (main process) and close the run."""
+        acc = self.accelerator
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            save_final(self.inner, self.tokenizer, self.cfg, self.out)
+            store = self.store
+            summary = {
+                "steps": self.total,
+                "resumed_from": self.start,
+                "seconds": result.seconds,
+                "steps_per_s": result.steps_per_s,
+                "world_size": self.world,
+                "first_val": result.first_val,
+                "last_val": result.last_val,
+                "feature_cache": None if store is None else {"hits": store.hits, "misses": store.misses},
+            }
+            (self.out / FINAL / "train_summary.json").write_text(json.dumps(summary, indent=2))
+        if self.log is not None:
+            self.log.close()
+        acc.wait_for_everyone()
+        acc.end_training()
+        return result
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
+    """Run (or resume) the configured training; returns where the final model is and what happened."""
+    trainer = Trainer(cfg, resume)
+    trainer.setup()
+    trainer.restore()
+    return trainer.finish(trainer.run())

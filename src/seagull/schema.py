@@ -156,11 +156,28 @@ class SampleRecord:
 # --------------------------------------------------------------------------- shards
 
 
+def _umask() -> int:
+    """The process umask (read by setting it, briefly to the strictest value, and restoring it)."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+def _temp_beside(path: Path) -> tuple[int, str]:
+    """A temporary file next to ``path`` with the permissions a plain ``open`` would give it:
+    ``mkstemp`` makes it 0600, which would hide the finished file from the other users of a
+    shared folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, 0o666 & ~_umask())
+    return fd, tmp
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` so that ``path`` holds either the old or the complete new content."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _temp_beside(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -174,8 +191,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -1,6 +1,22 @@
 """SEAGULL-100w-style data synthesis: references -> ROIs -> distortions -> labels -> conversations."""
 
-from .pipeline import SynthConfig, discover_references, process_reference
-from .runner import SynthSummary, run_synthesis
+from __future__ import annotations
 
-__all__ = ["SynthConfig", "SynthSummary", "discover_references", "process_reference", "run_synthesis"]
+import importlib
+
+# The pipeline needs torch; it loads when a name is used, so `seagull --help` stays quick.
+_EXPORTS = {
+    "SynthConfig": "pipeline",
+    "discover_references": "pipeline",
+    "process_reference": "pipeline",
+    "SynthSummary": "runner",
+    "run_synthesis": "runner",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module 'seagull.synth' has no attribute {name!r}")

@@ -39,7 +39,7 @@ from ..schema import (
     severity_level,
     write_shard,
 )
-from .conversations import build_conversations
+from ..templates import label_conversations
 
 SPLITS = ("train", "val", "test")
 
@@ -49,6 +49,7 @@ class SynthConfig:
     refs: Path
     out: Path
     rois: str = "auto"  # auto | gt | both
+    annotations: Path | None = None  # COCO instances JSON; None = the folder's own annotations/*.json
     settings: int = 10  # settings per family, spread over the 20-step ladder
     families: tuple[str, ...] = DISTORTION_TYPES
     seed: int = 0
@@ -77,6 +78,18 @@ class SynthConfig:
         self.metric = self.metric or fr.DEFAULT_FR_METRIC
         if self.rois not in ("auto", "gt", "both"):
             raise ConfigError(f"--rois must be auto, gt or both, got {self.rois!r}")
+        if self.annotations is not None:
+            self.annotations = Path(self.annotations)
+            if self.rois == "auto":
+                raise ConfigError(
+                    f"--annotations {self.annotations} gives human segmentations, which only "
+                    "--rois gt or both use; add one of them or leave --annotations out"
+                )
+            if not self.annotations.is_file():
+                raise ConfigError(
+                    f"--annotations {self.annotations} is not a file; name the COCO instances JSON "
+                    "of the reference photos"
+                )
         bad = [f for f in self.families if f not in DISTORTION_TYPES]
         if bad:
             raise ConfigError(f"unknown distortion families {bad}; choose from {DISTORTION_TYPES}")
@@ -114,6 +127,10 @@ class SynthConfig:
         if not self.background_fraction:  # folders written before the option existed still resume
             d.pop("background_fraction")
             d.pop("background_feather")
+        if self.annotations is None or _same_file(self.annotations, _implicit_annotations(self.refs)):
+            d.pop("annotations")  # as above; and naming the file used implicitly changes nothing
+        else:
+            d["annotations"] = str(self.annotations)
         return d
 
 
@@ -140,12 +157,45 @@ def _ref_id(rel: Path) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", str(rel.with_suffix("")).replace("/", "-"))
 
 
-def discover_references(root: Path) -> list[Reference]:
+def _annotation_files(root: Path) -> list[Path]:
+    folder = Path(root) / "annotations"
+    return sorted(folder.glob("*.json")) if folder.is_dir() else []
+
+
+def _implicit_annotations(root: Path) -> Path | None:
+    """The file folders made before ``--annotations`` existed took: the first in name order."""
+    found = _annotation_files(root)
+    return found[0] if found else None
+
+
+def _same_file(a: Path, b: Path | None) -> bool:
+    return b is not None and a.resolve() == b.resolve()
+
+
+def find_annotations(root: Path, named: Path | None = None) -> Path | None:
+    """The COCO instances file that gives the photos under ``root`` their human segmentations:
+    ``named`` if given, else the only ``annotations/*.json`` of the folder, else None. Several
+    files and none named is an error listing them, as picking one silently could label the photos
+    with the wrong annotations."""
+    if named is not None:
+        return Path(named)
+    found = _annotation_files(root)
+    if len(found) > 1:
+        raise ConfigError(
+            f"--refs {root} has {len(found)} COCO annotation files ({', '.join(p.name for p in found)}); "
+            "name the one to use with --annotations FILE"
+        )
+    return found[0] if found else None
+
+
+def discover_references(root: Path, annotations: Path | None = None, *, coco: bool = True) -> list[Reference]:
     """Reference photos under ``root``: a BSDS500 folder (with ground truth), a COCO folder (with
-    ``annotations/*.json``), any folder of images, or a single image file."""
+    its annotation file, see :func:`find_annotations`), any folder of images, or a single image
+    file. ``coco=False`` attaches no COCO annotations (automatic ROIs need none)."""
     root = Path(root)
+    coco_file = find_annotations(root, annotations) if coco else None
     if root.is_file():
-        return [Reference(_ref_id(Path(root.name)), root)]
+        return [Reference(_ref_id(Path(root.name)), root, coco=coco_file)]
     if not root.is_dir():
         raise ConfigError(f"--refs {root} is neither an image nor a folder")
     images = sorted(
@@ -157,7 +207,6 @@ def discover_references(root: Path) -> list[Reference]:
         images = [p for p in images if p.parts[len(root.parts)] == "images"]
     if not images:
         raise ConfigError(f"--refs {root} holds no images ({', '.join(SUPPORTED_SUFFIXES)})")
-    coco = sorted((root / "annotations").glob("*.json")) if (root / "annotations").is_dir() else []
     refs = []
     for p in images:
         rel = p.relative_to(root)
@@ -165,7 +214,7 @@ def discover_references(root: Path) -> list[Reference]:
         if (root / "groundTruth").is_dir():
             cand = root / "groundTruth" / Path(*rel.parts[1:]).with_suffix(".mat")
             gt = cand if cand.is_file() else None
-        refs.append(Reference(_ref_id(rel), p, gt, coco[0] if coco else None))
+        refs.append(Reference(_ref_id(rel), p, gt, coco_file))
     return refs
 
 
@@ -339,7 +388,7 @@ def _process(ref: Reference, cfg: SynthConfig, res: ItemResult) -> None:
     records: list[SampleRecord] = []
 
     def add(sample_id: str, rel_image: str, distortion: dict[str, Any], roi_records: list[RoiRecord]) -> None:
-        convs = build_conversations(roi_records, conversation_seed(cfg.seed, sample_id))
+        convs = label_conversations(roi_records, conversation_seed(cfg.seed, sample_id))
         records.append(
             SampleRecord(sample_id, rel_image, str(ref.path), w, h, distortion, roi_records, convs, split)
         )

@@ -4,10 +4,12 @@ Ray cluster; resume from the shards already written; write the dataset card and 
 from __future__ import annotations
 
 import json
+import sys
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,15 @@ from ..schema import (
     iter_records,
     shard_paths,
 )
-from .pipeline import ItemResult, Reference, SynthConfig, discover_references, process_reference
+from .pipeline import (
+    ItemResult,
+    Reference,
+    SynthConfig,
+    discover_references,
+    find_annotations,
+    process_reference,
+)
+from .workers import worker_pool
 
 LICENCE_NOTES = {
     "bsds500": "BSDS500: non-commercial research and education only (Berkeley); Corel photos. Do not redistribute.",
@@ -42,6 +52,21 @@ class SynthSummary:
     rois: int = 0
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     wall: float = 0.0
+    annotations: Path | None = None  # the COCO annotation file the human ROIs came from
+
+
+def prepare_out(out: Path) -> None:
+    """Make the output folder and check that files can be written in it, before any work."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder; choose a folder to write the dataset to")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as e:
+        raise ConfigError(
+            f"--out {out} cannot be created or written ({e.strerror or e}); choose a folder you can write to"
+        ) from e
 
 
 def _check_resume(cfg: SynthConfig) -> None:
@@ -65,7 +90,7 @@ def _run_local(todo: list[Reference], cfg: SynthConfig, workers: int) -> Iterato
         for ref in todo:
             yield process_reference(ref, cfg)
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with worker_pool(workers) as pool:
         futures = [pool.submit(process_reference, ref, cfg) for ref in todo]
         for fut in as_completed(futures):
             yield fut.result()
@@ -82,12 +107,15 @@ def run_synthesis(
     on_result: Callable[[ItemResult], None] | None = None,
 ) -> SynthSummary:
     t0 = time.perf_counter()
-    refs = discover_references(cfg.refs)[skip:][: limit or None]
-    cfg.out.mkdir(parents=True, exist_ok=True)
+    annotations = find_annotations(cfg.refs, cfg.annotations) if cfg.rois != "auto" else None
+    refs = discover_references(cfg.refs, annotations, coco=annotations is not None)[skip:][: limit or None]
+    prepare_out(cfg.out)
     _check_resume(cfg)
+    if annotations and progress:
+        print(f"human ROIs from COCO annotations {annotations}", file=sys.stderr)
     finished = {p.stem for p in shard_paths(cfg.out)}
     todo = [r for r in refs if r.id not in finished]
-    summary = SynthSummary(cfg.out, skipped=len(refs) - len(todo))
+    summary = SynthSummary(cfg.out, skipped=len(refs) - len(todo), annotations=annotations)
     if use_ray or ray_address:
         from .ray_backend import run_ray
 
@@ -117,7 +145,7 @@ def run_synthesis(
             bar.set_postfix(failed=len(summary.failed))
     if bar:
         bar.close()
-    card = write_card(cfg, refs)
+    card = write_card(cfg, refs, annotations)
     summary.records, summary.rois = card["counts"]["records"], card["counts"]["rois"]
     summary.wall = time.perf_counter() - t0
     return summary
@@ -153,7 +181,7 @@ def format_family_table(table: dict[str, dict[int, float]]) -> str:
     return "\n".join(lines)
 
 
-def write_card(cfg: SynthConfig, refs: list[Reference]) -> dict[str, Any]:
+def write_card(cfg: SynthConfig, refs: list[Reference], annotations: Path | None = None) -> dict[str, Any]:
     counts: dict[str, Any] = {
         "references": 0,
         "records": 0,
@@ -200,7 +228,11 @@ def write_card(cfg: SynthConfig, refs: list[Reference]) -> dict[str, Any]:
         "num_settings": D.NUM_SETTINGS,
         "seed": cfg.seed,
         "config": cfg.fingerprint(),
-        "sources": {"refs": str(cfg.refs), "n_refs_found": len(refs)},
+        "sources": {
+            "refs": str(cfg.refs),
+            "n_refs_found": len(refs),
+            "annotations": str(annotations) if annotations else None,
+        },
         "licence_notes": [v for k, v in LICENCE_NOTES.items() if k in root]
         or ["The distorted images inherit the licence of their reference photos."],
     }

@@ -1,0 +1,64 @@
+"""Local worker processes that die with their parent.
+
+A pool worker blocks on its task queue, and a forked worker holds that queue's pipe open itself, so
+when the parent is killed (SIGKILL, the out-of-memory killer) nothing tells the worker: it would
+live on, holding its memory, forever. :func:`die_with_parent` runs in each worker when it starts:
+on Linux the kernel sends it SIGKILL when its parent dies (``PR_SET_PDEATHSIG``); everywhere a
+daemon thread also checks once a second whether the worker has been handed to a new parent.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
+WATCH_INTERVAL_S = 1.0
+
+
+def _kernel_kills_orphans() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (best effort elsewhere: nothing)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # the watchdog below still ends the worker
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(WATCH_INTERVAL_S)
+    os._exit(1)  # orphaned: nobody will collect this worker's results
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists, under another user
+    return True
+
+
+def die_with_parent(owner: int) -> None:
+    """Pool initializer: end this worker when its parent dies. ``owner`` is the pid of the process
+    that made the pool; the direct parent differs from it under the forkserver start method, whose
+    server in turn ends when the owner does."""
+    _kernel_kills_orphans()
+    parent = os.getppid()
+    if parent != owner and not _pid_alive(owner):
+        os._exit(1)  # the owner died before the death signal was armed
+    threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch", daemon=True).start()
+
+
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """A process pool whose workers end when this process ends, even by SIGKILL."""
+    return ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),))

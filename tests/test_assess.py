@@ -9,23 +9,15 @@ import torch
 from seagull import templates as T
 from seagull.assess import Assessor, RoiAssessment
 from seagull.errors import AnswerParseError, ModelError
-from seagull.model import build_model
 from seagull.model.prompting import collate_conversations, encode_conversation, tokenize_prompt
 from seagull.model.scoring import level_scores, severity_posterior, yes_confidence
-from seagull.model.tokenizer import train_tokenizer
 from seagull.roi import Roi, box_to_mask
 from seagull.schema import DISTORTION_TYPES, QUALITY_LEVELS, SEVERITY_LEVELS
 
 
 @pytest.fixture(scope="module")
-def tok():
-    return train_tokenizer()
-
-
-@pytest.fixture(scope="module")
-def assessor(tok) -> Assessor:
-    torch.manual_seed(0)
-    return Assessor(build_model("seagull-test", tokenizer=tok), tokenizer=tok)
+def assessor(micro_model, micro_tokenizer) -> Assessor:
+    return Assessor(micro_model, tokenizer=micro_tokenizer)
 
 
 def image(h: int = 60, w: int = 80, seed: int = 0) -> np.ndarray:
@@ -34,7 +26,7 @@ def image(h: int = 60, w: int = 80, seed: int = 0) -> np.ndarray:
 
 def rois(h: int = 60, w: int = 80) -> list[Roi]:
     one = np.zeros((h, w), bool)
-    one[h // 2, w // 3] = True
+    one[h // 2 : h // 2 + 4, w // 3 : w // 3 + 4] = True  # the smallest ROI the Assessor judges
     return [
         Roi(box_to_mask([2, 3, 20, 15], h, w), name="box"),
         Roi(one, name="pixel"),
@@ -46,7 +38,7 @@ def rois(h: int = 60, w: int = 80) -> list[Roi]:
 def test_result_structure_and_ranges(assessor):
     res = assessor.assess(image(), rois())
     assert [r.name for r in res] == ["box", "pixel", "column", "all"]
-    assert res[1].area == 1 and res[1].bbox == (26, 30, 1, 1)
+    assert res[1].area == 16 and res[1].bbox == (26, 30, 4, 4)
     for r in res:
         assert isinstance(r, RoiAssessment)
         assert 0 <= r.quality <= 1 and 0 <= r.importance <= 1
@@ -59,47 +51,47 @@ def test_result_structure_and_ranges(assessor):
         assert d["bbox"] == list(r.bbox) and len(d["distortions"]) == 6
 
 
-def test_cached_batched_path_equals_plain_full_prompt(assessor, tok):
+def test_cached_batched_path_equals_plain_full_prompt(assessor, micro_tokenizer):
     """The quality score of ROI k equals one full forward of the released-style prompt for ROI k alone."""
     img, rr = image(), rois()
     res = assessor.assess(img, rr, tasks=("quality",))
     model = assessor.model
     text = T.render_prompt([T.Turn("human", T.region_question("quality"))]) + " " + T.ANSWER_PREFIX["quality"]
-    ids = torch.tensor([tokenize_prompt(tok, text, model.config.image_token_id)])
+    ids = torch.tensor([tokenize_prompt(micro_tokenizer, text, model.config.image_token_id)])
     for k, r in enumerate(rr):
         with torch.no_grad():
             logits = model(ids, images=[img], masks=[r.mask[None]]).logits[:, -1]
-        ref = level_scores(logits, assessor.quality_ids, QUALITY_LEVELS)[0]
+        ref = level_scores(logits, assessor.processor.quality_ids, QUALITY_LEVELS)[0]
         assert res[k].quality == pytest.approx(ref.score, abs=1e-5)
         assert res[k].importance is None and res[k].distortions == []
 
 
-def test_distortion_confidence_and_severity_equal_full_prompts(assessor, tok):
+def test_distortion_confidence_and_severity_equal_full_prompts(assessor, micro_tokenizer):
     """Type confidences and the cached "With <severity>" continuations equal plain full prompts."""
     img, rr = image(seed=7), rois()[:2]
     res = assessor.assess(img, rr, tasks=("distortion",))
-    model = assessor.model
+    model, sp = assessor.model, assessor.processor
     ask = T.render_prompt([T.Turn("human", T.region_question("distortion"))])
     for k, r in enumerate(rr):
 
         def last_logits(text: str, mask: np.ndarray = r.mask) -> torch.Tensor:
-            ids = torch.tensor([tokenize_prompt(tok, text, model.config.image_token_id)])
+            ids = torch.tensor([tokenize_prompt(micro_tokenizer, text, model.config.image_token_id)])
             with torch.no_grad():
                 return model(ids, images=[img], masks=[mask[None]]).logits[0, -1]
 
-        p_with = yes_confidence(last_logits(ask)[None], assessor.with_id, assessor.clean_id)[0]
+        p_with = yes_confidence(last_logits(ask)[None], sp.with_id, sp.clean_id)[0]
         with_row = last_logits(ask + " With")[None]
         after = torch.stack([last_logits(f"{ask} With {s}") for s in SEVERITY_LEVELS])
-        p_sev = torch.softmax(with_row[0, assessor.severity_ids], dim=-1)
+        p_sev = torch.softmax(with_row[0, sp.severity_ids], dim=-1)
         ti = DISTORTION_TYPES.index("noise")
         p_noise = sum(
-            p_sev[j] * torch.softmax(after[j, assessor.type_ids[s]], dim=-1)[ti]
+            p_sev[j] * torch.softmax(after[j, sp.type_ids[s]], dim=-1)[ti]
             for j, s in enumerate(SEVERITY_LEVELS)
         )
         noise = res[k].distortions[ti]
         assert noise.confidence == pytest.approx(float(p_with * p_noise), abs=1e-5)
         post = severity_posterior(
-            with_row, after, assessor.severity_ids, [assessor.type_ids[s][ti] for s in SEVERITY_LEVELS]
+            with_row, after, sp.severity_ids, [sp.type_ids[s][ti] for s in SEVERITY_LEVELS]
         )
         assert list(noise.severity_probs.values()) == pytest.approx(post.tolist(), abs=1e-5)
         assert sum(d.confidence for d in res[k].distortions) == pytest.approx(float(p_with), abs=1e-5)
@@ -143,10 +135,9 @@ def test_untrained_text_answers_raise_instead_of_guessing(assessor):
 
 
 @pytest.mark.slow
-def test_a_few_training_steps_move_scores_and_text(tok, tmp_path):
+def test_a_few_training_steps_move_scores_and_text(make_micro_model, micro_tokenizer, tmp_path):
     """The training API: teach the micro model 'excellent' quality; the score and greedy text follow."""
-    torch.manual_seed(0)
-    model = build_model("seagull-test", tokenizer=tok)
+    model = make_micro_model()
     img, rr = image(seed=5), rois()[:2]
     convs = [
         {
@@ -158,9 +149,10 @@ def test_a_few_training_steps_move_scores_and_text(tok, tmp_path):
         }
     ]
     batch = collate_conversations(
-        [encode_conversation(tok, c, model.config.image_token_id) for c in convs], tok.pad_token_id
+        [encode_conversation(micro_tokenizer, c, model.config.image_token_id) for c in convs],
+        micro_tokenizer.pad_token_id,
     )
-    before = Assessor(model, tokenizer=tok).assess(img, rr, tasks=("quality",))[0].quality
+    before = Assessor(model, tokenizer=micro_tokenizer).assess(img, rr, tasks=("quality",))[0].quality
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
     model.train()
     for step in range(30):
@@ -170,7 +162,7 @@ def test_a_few_training_steps_move_scores_and_text(tok, tmp_path):
         loss.backward()
         opt.step()
     model.eval()
-    model.save_pretrained(tmp_path / "m", tokenizer=tok)
+    model.save_pretrained(tmp_path / "m", tokenizer=micro_tokenizer)
     trained = Assessor(tmp_path / "m")
     res = trained.assess(img, rr, tasks=("quality",), text=True)
     assert res[0].quality > max(before, 0.9) and res[0].quality_level == "excellent"

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import RoiError
+from .errors import ConfigError, RoiError
+from .imageio import DEFAULT_MAX_PIXELS
 
 TASK_CHOICES = ("quality", "importance", "distortion")
 
@@ -25,21 +27,50 @@ def _tasks(text: str) -> tuple[str, ...]:
     return tasks
 
 
-def every_region(image: np.ndarray, max_regions: int = 24) -> list:
-    """Automatic object-level regions (component-level where objects are few), largest first."""
-    from .proposals import RegionFilter, auto_regions
-    from .roi import Roi
+def _max_pixels(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"--max-pixels must be a positive whole number, got {text!r}")
+    return n
 
-    rois = RegionFilter(min_frac=0.01, max_frac=0.9)(auto_regions(image, ("object",)))
-    if len(rois) < 4:
-        rois = RegionFilter(min_frac=0.005, max_frac=0.9)(rois + auto_regions(image, ("component",)))
-    rois = rois[:max_regions]
-    return [Roi(r.mask, f"region{i + 1}", r.source) for i, r in enumerate(rois)]
+
+def check_output_path(path: Path, option: str, image: bool = False) -> None:
+    """Fail early (before the model loads) when ``path`` cannot be written: a folder, a read-only or
+    missing place, or (``image``) a suffix no image format is saved under. Missing folders are made."""
+    from PIL import Image
+
+    if path.is_dir():
+        raise ConfigError(f"{option} {path} is a folder; give a file name inside it, e.g. {path / 'out.png'}")
+    if image:
+        Image.init()
+        fmt = Image.registered_extensions().get(path.suffix.lower())
+        if fmt not in Image.SAVE:
+            raise ConfigError(f"{option} {path}: unknown picture type {path.suffix!r}; use .png or .jpg")
+    existed = path.exists()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "ab"):
+            pass
+    except OSError as e:
+        raise ConfigError(f"{option} {path} cannot be written ({e.strerror}); choose a writable place") from e
+    finally:
+        if not existed:
+            path.unlink(missing_ok=True)
+
+
+def judgeable(rois: list) -> list:
+    """Automatic regions the model can judge (at least MIN_ROI_PIXELS pixels)."""
+    from .roi import MIN_ROI_PIXELS
+
+    return [r for r in rois if r.area >= MIN_ROI_PIXELS]
 
 
 def make_roi_builder(args: argparse.Namespace):
     """A function image -> ROIs from the command-line options (the same for every image)."""
-    from .proposals import point_to_mask
+    from .proposals import every_region, point_to_mask
     from .roi import RoiSpec, load_roi_file, parse_box, parse_point
 
     specs: list[RoiSpec] = [parse_box(b, args.box_format) for b in args.box or []]
@@ -56,16 +87,18 @@ def make_roi_builder(args: argparse.Namespace):
         point_proposer = sam.point
 
     def build(image: np.ndarray) -> list:
-        from .roi import Roi
+        from .roi import Roi, check_roi_size
 
         rois = [s.resolve(image, point_proposer) for s in specs]
         if args.every:
-            rois += every_region(image)
+            rois += judgeable(every_region(image))
         if not rois:  # no ROI given: the whole picture
             rois = [Roi(np.ones(image.shape[:2], bool), "whole image", "whole")]
         names = [r.name for r in rois]
         if len(set(names)) != len(names):
             raise RoiError(f"ROI names must be unique, got {names}")
+        for r in rois:  # before the model loads
+            check_roi_size(r)
         return rois
 
     return build
@@ -96,11 +129,10 @@ def format_table(item: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def save_annotated(item: dict[str, Any], rois: list, out: Path) -> None:
-    from .imageio import load_image, save_image
+def save_annotated(item: dict[str, Any], image: np.ndarray, rois: list, out: Path) -> None:
+    from .imageio import save_image
     from .visualize import Annotation, annotate
 
-    image = load_image(item["image"])
     anns = []
     for roi, r in zip(rois, item["rois"], strict=True):
         lines = []
@@ -116,40 +148,54 @@ def save_annotated(item: dict[str, Any], rois: list, out: Path) -> None:
     save_image(out, annotate(image, anns))
 
 
-def _load_assessor(args: argparse.Namespace):
+def make_assessor(model: str | None, max_pixels: int = DEFAULT_MAX_PIXELS):
     from .assess import Assessor
 
-    return Assessor(args.model) if args.model else Assessor()
+    assessor = Assessor(model) if model else Assessor()
+    assessor.max_pixels = max_pixels
+    return assessor
+
+
+class _LazyAssessor:
+    """Loads the model at the first assessment, so that bad input fails before the model's load time."""
+
+    def __init__(self, model: str | None, max_pixels: int) -> None:
+        self.model, self.max_pixels, self.assessor = model, max_pixels, None
+
+    def assess(self, *args: Any, **kwargs: Any) -> Any:
+        if self.assessor is None:
+            self.assessor = make_assessor(self.model, self.max_pixels)
+        return self.assessor.assess(*args, **kwargs)
 
 
 def cmd_assess(args: argparse.Namespace) -> int:
     from .batch import assess_local, assess_ray, expand_inputs
 
     paths = expand_inputs(args.images)
+    if args.out:
+        if len(paths) > 1 or args.output or args.ray:
+            raise ConfigError("--out draws one image's assessment; for a batch write JSONL with --output")
+        check_output_path(args.out, "--out", image=True)
+    if args.output:
+        check_output_path(args.output, "--output")
     build = make_roi_builder(args)
     if len(paths) == 1 and not args.output and not args.ray:
         return _assess_single(args, paths[0], build)
     if args.ray:
-        model = args.model
+        model, max_pixels = args.model, args.max_pixels
         results = assess_ray(
-            lambda: __import__("seagull").Assessor(model), paths, build, args.tasks, args.text, args.ray
+            lambda: make_assessor(model, max_pixels),
+            paths,
+            build,
+            args.tasks,
+            args.text,
+            args.ray,
+            max_pixels=max_pixels,
         )
     else:
-        results = assess_local(
-            _load_assessor(args), paths, build, args.tasks, args.text, progress=not args.quiet
-        )
-    failed = 0
-    sink = open(args.output, "w", encoding="utf-8") if args.output else None  # noqa: SIM115
-    try:
-        for item in results:
-            failed += "error" in item
-            if sink:
-                sink.write(json.dumps(item) + "\n")
-            else:
-                print(json.dumps(item) if args.json else format_table(item))
-    finally:
-        if sink:
-            sink.close()
+        assessor = make_assessor(args.model, args.max_pixels)
+        results = assess_local(assessor, paths, build, args.tasks, args.text, not args.quiet, args.max_pixels)
+    failed = _write_results(results, args)
     print(
         f"{len(paths) - failed} images assessed, {failed} failed"
         + (f" -> {args.output}" if args.output else ""),
@@ -158,41 +204,63 @@ def cmd_assess(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _write_results(results, args: argparse.Namespace) -> int:
+    """Print (or write as JSONL to --output) every item as it comes; returns how many failed."""
+    from .batch import item_json
+
+    failed = 0
+    sink = open(args.output, "w", encoding="utf-8") if args.output else None  # noqa: SIM115
+    try:
+        for item in results:
+            failed += "error" in item
+            line = item_json(item)
+            if sink:
+                sink.write(line + "\n")
+                sink.flush()
+            else:
+                print(line if args.json else format_table(item), flush=True)
+    finally:
+        if sink:
+            sink.close()
+    return failed
+
+
 def _assess_single(args: argparse.Namespace, path: Path, build) -> int:
     """One image: errors propagate (one line on stderr, exit 2)."""
-    from .imageio import load_image
+    from .batch import assess_image, item_json
 
-    image = load_image(path)
-    rois = build(image)
-    results = _load_assessor(args).assess(image, rois, tasks=args.tasks, text=args.text)
-    item = {
-        "image": str(path),
-        "width": image.shape[1],
-        "height": image.shape[0],
-        "rois": [r.to_dict() for r in results],
-    }
-    print(json.dumps(item, indent=2) if args.json else format_table(item))
+    assessor = _LazyAssessor(args.model, args.max_pixels)
+    item, image, rois = assess_image(assessor, path, build, args.tasks, args.text, args.max_pixels)
+    print(item_json(item, indent=2) if args.json else format_table(item))
     if args.out:
-        save_annotated(item, rois, args.out)
+        save_annotated(item, image, rois, args.out)
         print(f"annotated picture: {args.out}", file=sys.stderr)
     return 0
 
 
 def cmd_map(args: argparse.Namespace) -> int:
-    from .imageio import load_image, save_image
+    from .batch import item_json
+    from .imageio import check_image_side, load_image, save_image
+    from .proposals import every_region
     from .visualize import region_heatmap
 
-    image = load_image(args.image)
-    rois = every_region(image, args.max_regions)
-    assessor = _load_assessor(args)
-    results = assessor.assess(image, rois, tasks=("quality", "importance"))
+    out = Path(args.out)
+    check_output_path(out, "--out", image=True)
+    if args.json:
+        check_output_path(Path(args.json), "--json")
+    image = load_image(args.image, args.max_pixels)
+    check_image_side(image, args.image)
+    rois = judgeable(every_region(image, args.max_regions))
+    if not rois:
+        raise RoiError(f"{args.image}: no automatic region is large enough to assess; try a larger picture")
+    results = make_assessor(args.model, args.max_pixels).assess(image, rois, tasks=("quality", "importance"))
+    records = [r.to_dict() for r in results]
+    item_json({"image": args.image, "rois": records})  # refuses NaN before anything is drawn
     key = args.by
     scores = [getattr(r, key) for r in results]
     heat = region_heatmap(
         image, [r.mask for r in rois], scores if key == "quality" else [1 - s for s in scores]
     )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     save_image(out, heat)
     ranked = sorted(zip(results, rois, strict=True), key=lambda x: x[0].quality)
     print(f"{args.image}: {len(rois)} regions; heatmap by {key} -> {out}")
@@ -204,13 +272,18 @@ def cmd_map(args: argparse.Namespace) -> int:
             f"{res.quality:9.3f} {res.quality_level:<7}{res.importance:9.3f} {res.importance_level}"
         )
     if args.json:
-        Path(args.json).write_text(json.dumps([r.to_dict() for r in results], indent=2))
+        Path(args.json).write_text(json.dumps(records, indent=2))
     return 0
 
 
 def _add_roi_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("regions (several may be combined; none = the whole image)")
-    g.add_argument("--box", action="append", metavar="X,Y,W,H", help="a box (repeatable)")
+    g.add_argument(
+        "--box",
+        action="append",
+        metavar="X,Y,W,H",
+        help="a box in pixels, clipped to the image (repeatable); negative numbers work: --box -10,0,50,40",
+    )
     g.add_argument("--box-format", choices=("xywh", "xyxy"), default="xywh")
     g.add_argument(
         "--point", action="append", metavar="X,Y", help="a point; the region under it is segmented"
@@ -233,10 +306,26 @@ def _add_roi_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--sam-type", default="vit_b", help="SAM model type of the checkpoint (default vit_b)")
 
 
+# argparse takes "-10,0,5,5" for an option unless it looks like a negative number; these commands have
+# no option that starts with "-<digit>", so every such word is a value (as Python 3.13's argparse does).
+NEGATIVE_VALUE = re.compile(r"^-\.?\d")
+
+
+def _add_common_options(p: argparse.ArgumentParser) -> None:
+    p._negative_number_matcher = NEGATIVE_VALUE  # type: ignore[attr-defined]
+    p.add_argument("--model", help="model folder (default: the shipped seagull-tiny)")
+    p.add_argument(
+        "--max-pixels",
+        type=_max_pixels,
+        default=DEFAULT_MAX_PIXELS,
+        help=f"refuse larger images and masks (default {DEFAULT_MAX_PIXELS}; guards against decompression bombs)",
+    )
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("assess", help="assess the quality, importance and distortions of regions of images")
     p.add_argument("images", nargs="+", help="image files, folders or .txt lists of paths")
-    p.add_argument("--model", help="model folder (default: the shipped seagull-tiny)")
+    _add_common_options(p)
     _add_roi_options(p)
     p.add_argument(
         "--tasks", type=_tasks, default=TASK_CHOICES, help="comma-separated: quality,importance,distortion"
@@ -253,7 +342,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     m = sub.add_parser("map", help="assess every automatic region and draw a quality heatmap")
     m.add_argument("image")
-    m.add_argument("--model", help="model folder (default: the shipped seagull-tiny)")
+    _add_common_options(m)
     m.add_argument("--out", required=True, help="heatmap PNG to write")
     m.add_argument("--by", choices=("quality", "importance"), default="quality")
     m.add_argument("--max-regions", type=int, default=24)

@@ -3,13 +3,14 @@ reported in the output and never stop the batch."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from .cluster import ray_session
-from .errors import ConfigError, SeagullError
-from .imageio import SUPPORTED_SUFFIXES, load_image
+from .errors import ConfigError, ModelError, SeagullError
+from .imageio import DEFAULT_MAX_PIXELS, SUPPORTED_SUFFIXES, check_image_side, load_image
 
 # Builds the ROIs of one image: (image array) -> list[Roi]
 RoiBuilder = Callable[[Any], list]
@@ -24,7 +25,13 @@ def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
             out += sorted(q for q in p.rglob("*") if q.suffix.lower() in SUPPORTED_SUFFIXES and q.is_file())
         elif p.suffix.lower() == ".txt" and p.is_file():
             base = p.parent
-            for line in p.read_text(encoding="utf-8").splitlines():
+            try:
+                lines = p.read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError) as e:
+                raise ConfigError(
+                    f"image list {p} cannot be read as UTF-8 text ({e}); one path per line"
+                ) from e
+            for line in lines:
                 if line.strip() and not line.startswith("#"):
                     q = Path(line.strip())
                     out.append(q if q.is_absolute() else base / q)
@@ -35,21 +42,59 @@ def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
     return out
 
 
-def assess_one(
-    assessor: Any, path: Path, build_rois: RoiBuilder, tasks: Sequence[str], text: bool
-) -> dict[str, Any]:
+def item_json(item: dict[str, Any], indent: int | None = None) -> str:
+    """One result as strict JSON; a NaN or infinity anywhere is a :class:`ModelError`, never printed."""
     try:
-        image = load_image(path)
-        rois = build_rois(image)
-        results = assessor.assess(image, rois, tasks=tasks, text=text)
-        return {
-            "image": str(path),
-            "width": image.shape[1],
-            "height": image.shape[0],
-            "rois": [r.to_dict() for r in results],
-        }
-    except SeagullError as e:
-        return {"image": str(path), "error": f"{type(e).__name__}: {e}"}
+        return json.dumps(item, indent=indent, allow_nan=False)
+    except ValueError as e:
+        raise ModelError(
+            f"{item.get('image', 'image')}: the model produced a non-finite score ({e}); "
+            "please report it together with the image"
+        ) from e
+
+
+def assess_image(
+    assessor: Any,
+    path: Path,
+    build_rois: RoiBuilder,
+    tasks: Sequence[str],
+    text: bool,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> tuple[dict[str, Any], Any, list]:
+    """One image's result record, the image and its ROIs; errors propagate."""
+    image = load_image(path, max_pixels)
+    check_image_side(image, str(path))
+    rois = build_rois(image)
+    results = assessor.assess(image, rois, tasks=tasks, text=text)
+    item = {
+        "image": str(path),
+        "width": image.shape[1],
+        "height": image.shape[0],
+        "rois": [r.to_dict() for r in results],
+    }
+    item_json(item)  # refuse non-finite numbers here, whatever the output format
+    return item, image, rois
+
+
+def assess_one(
+    assessor: Any,
+    path: Path,
+    build_rois: RoiBuilder,
+    tasks: Sequence[str],
+    text: bool,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> dict[str, Any]:
+    """One image of a batch: any failure, whatever its class, becomes the item's error record."""
+    try:
+        return assess_image(assessor, path, build_rois, tasks, text, max_pixels)[0]
+    except Exception as e:  # noqa: BLE001 - one bad item must not stop the batch
+        return error_record(path, e)
+
+
+def error_record(path: Path | str, error: Exception) -> dict[str, Any]:
+    """The output line of an image that failed; errors not of the project's own family are marked."""
+    note = "" if isinstance(error, SeagullError) else " (unexpected; please report it)"
+    return {"image": str(path), "error": f"{type(error).__name__}: {error}{note}"}
 
 
 def assess_local(
@@ -59,6 +104,7 @@ def assess_local(
     tasks: Sequence[str],
     text: bool,
     progress: bool,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> Iterator[dict[str, Any]]:
     it: Any = paths
     if progress:
@@ -66,7 +112,7 @@ def assess_local(
 
         it = tqdm(paths, desc="assess", unit="img")
     for p in it:
-        yield assess_one(assessor, p, build_rois, tasks, text)
+        yield assess_one(assessor, p, build_rois, tasks, text, max_pixels)
 
 
 def assess_ray(
@@ -77,24 +123,30 @@ def assess_ray(
     text: bool,
     address: str | None,
     num_workers: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> Iterator[dict[str, Any]]:
     """One actor per worker loads the model once; images are spread round-robin. Paths must be
     readable on every node (a shared filesystem)."""
     with ray_session(address) as ray:
-        yield from _run_actors(ray, make_assessor, paths, build_rois, tasks, text, num_workers)
+        yield from _run_actors(ray, make_assessor, paths, build_rois, tasks, text, num_workers, max_pixels)
 
 
-def _run_actors(ray, make_assessor, paths, build_rois, tasks, text, num_workers) -> Iterator[dict[str, Any]]:
+def _run_actors(
+    ray, make_assessor, paths, build_rois, tasks, text, num_workers, max_pixels
+) -> Iterator[dict[str, Any]]:
     @ray.remote(num_cpus=1)
     class Worker:
         def __init__(self) -> None:
             self.assessor = make_assessor()
 
         def run(self, path: str) -> dict[str, Any]:
-            return assess_one(self.assessor, Path(path), build_rois, tasks, text)
+            return assess_one(self.assessor, Path(path), build_rois, tasks, text, max_pixels)
 
     n = num_workers or max(1, int(ray.available_resources().get("CPU", 1)))
     workers = [Worker.remote() for _ in range(min(n, len(paths)))]
     refs = [workers[i % len(workers)].run.remote(str(p)) for i, p in enumerate(paths)]
-    for r in refs:  # keep the input order in the output
-        yield ray.get(r)
+    for p, r in zip(paths, refs, strict=True):  # keep the input order in the output
+        try:
+            yield ray.get(r)
+        except Exception as e:  # noqa: BLE001 - a lost worker fails its items, not the batch
+            yield error_record(p, e)

@@ -14,17 +14,28 @@ and writes JSON to benchmarks/results/.
     python benchmarks/serve_load.py --model path/to/model --endpoint map --clients 4
     python benchmarks/serve_load.py --photos distinct     # a new photo in every request
     python benchmarks/serve_load.py --random-model       # a small random model (until the default exists)
+    python benchmarks/serve_load.py --bad-fraction 0.2   # 20 % malformed requests mixed in
+    python benchmarks/serve_load.py --smoke               # a few seconds, 2 clients: does it run?
 
-Target (issue 7) with the default model: 20 clients, zero errors, p95 <= 2 s, RSS growth < 10 %.
+With ``--bad-fraction F`` each client sends a malformed /v1/assess request instead of a good one with
+probability F (nested JSON, a bad box, bytes that are no image, a 1x1 photo, a field over the size
+limit, in turn); the report then says how many good requests were lost, how many 5xx came back, and
+how many bad requests got the 4xx they deserve. The latency figures are of the good requests only.
+``--save`` writes the JSON result (to ``--out``, or benchmarks/results/serve_load_<...>.json).
+
+Target (issue 7) with the default model: 20 clients, zero errors, p95 <= 2 s, RSS growth < 10 %;
+with bad requests mixed in, also no good request lost and no 5xx.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import os
 import platform
+import random
 import socket
 import statistics
 import subprocess
@@ -38,6 +49,8 @@ from pathlib import Path
 import httpx
 import psutil
 
+from common import add_common_options
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 DEFAULT_IMAGE = REPO / "examples" / "coffee.jpg"
@@ -49,6 +62,34 @@ class Sample:
     start: float
     latency: float
     status: int  # 0 = no HTTP answer (connection error, client timeout)
+    bad: str = ""  # the kind of malformed request, "" for a good one
+
+
+# Malformed /v1/assess requests of --bad-fraction, sent in turn: each must get a 4xx.
+BAD_KINDS = ("nested_json", "bad_box", "not_image", "tiny_image", "huge_field")
+
+
+def png_1x1() -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (1, 1), (120, 90, 60)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def bad_request(kind: str, photo: bytes) -> tuple[str, bytes, dict[str, str]]:
+    """(path, image bytes, form fields) of one malformed request of ``kind``."""
+    if kind == "nested_json":
+        return "/v1/assess", photo, {"rois": "[" * 5000}
+    if kind == "bad_box":
+        return "/v1/assess", photo, {"box": "10,20,x,40"}
+    if kind == "not_image":
+        return "/v1/assess", b"this is not an image\n" * 20, {}
+    if kind == "tiny_image":
+        return "/v1/assess", png_1x1(), {}
+    if kind == "huge_field":  # over the 1 MiB limit of one multipart text field
+        return "/v1/assess", photo, {"rois": " " * (2**20 + 100)}
+    raise ValueError(f"unknown bad request kind {kind!r}")
 
 
 @dataclass
@@ -61,9 +102,14 @@ class Report:
     duration_s: float
     think_s: float
     image: str
-    requests: int = 0
+    bad_fraction: float = 0.0
+    requests: int = 0  # good requests
     ok: int = 0
-    errors: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)  # good requests not answered 200: lost
+    server_errors: int = 0  # 5xx answers to any request, good or bad
+    bad_requests: int = 0
+    bad_4xx: int = 0
+    bad_by_kind: dict[str, dict[str, int]] = field(default_factory=dict)  # kind -> status -> count
     rps: float = 0.0
     p50_s: float = 0.0
     p95_s: float = 0.0
@@ -169,39 +215,47 @@ def request_parts(endpoint: str, client: int, i: int, width: int, height: int) -
     return "/v1/map", {"max_regions": "12"}
 
 
-async def client_loop(
-    url: str,
-    endpoint: str,
-    cid: int,
-    photos: PhotoSource,
-    size: tuple[int, int],
-    stop: float,
-    think: float,
-    out: list,
-) -> None:
+@dataclass
+class Load:
+    """What every client sends: the endpoint, the photos, the pause and the share of bad requests."""
+
+    endpoint: str
+    photos: PhotoSource
+    size: tuple[int, int]
+    think: float
+    bad_fraction: float
+
+
+async def client_loop(url: str, load: Load, cid: int, stop: float, out: list) -> None:
+    rng = random.Random(cid)
     async with httpx.AsyncClient(base_url=url, timeout=120) as http:
-        i = 0
+        i = n_bad = 0
         while time.monotonic() < stop:
-            path, data = request_parts(endpoint, cid, i, *size)
+            bad = ""
+            if rng.random() < load.bad_fraction:
+                bad = BAD_KINDS[(cid + n_bad) % len(BAD_KINDS)]
+                n_bad += 1
             t0 = time.monotonic()
             try:
-                photo = photos.next()
+                if bad:
+                    path, photo, data = bad_request(bad, load.photos.data)
+                else:
+                    path, data = request_parts(load.endpoint, cid, i, *load.size)
+                    photo = load.photos.next()
                 r = await http.post(path, files={"image": ("photo.jpg", photo, "image/jpeg")}, data=data)
                 status = r.status_code
             except httpx.HTTPError:
                 status = 0
-            out.append(Sample(t0, time.monotonic() - t0, status))
+            out.append(Sample(t0, time.monotonic() - t0, status, bad))
             i += 1
-            if think:
-                await asyncio.sleep(think)
+            if load.think:
+                await asyncio.sleep(load.think)
 
 
-async def run_clients(url, endpoint, clients, photos, size, duration, think) -> list[Sample]:
+async def run_clients(url: str, load: Load, clients: int, duration: float) -> list[Sample]:
     samples: list[Sample] = []
     stop = time.monotonic() + duration
-    await asyncio.gather(
-        *(client_loop(url, endpoint, c, photos, size, stop, think, samples) for c in range(clients))
-    )
+    await asyncio.gather(*(client_loop(url, load, c, stop, samples) for c in range(clients)))
     return samples
 
 
@@ -259,7 +313,7 @@ def per_request(seconds: float, n: int) -> float:
     return round(1000 * seconds / n, 1) if n else float("nan")
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", help="model folder (default: the shipped default model)")
     p.add_argument("--random-model", action="store_true", help="use a small random `seagull-test` model")
@@ -275,18 +329,54 @@ def main(argv: list[str] | None = None) -> int:
         default="same",
         help="same: one photo, a new box per request (the page's clicks); distinct: a new photo per request",
     )
+    p.add_argument(
+        "--bad-fraction", type=float, default=0.0, help="share of malformed /v1/assess requests (0..1)"
+    )
     p.add_argument("--max-batch", type=int, default=None, help="server: assess requests batched together")
-    p.add_argument("--tag", default="", help="suffix of the JSON result's file name")
+    p.add_argument("--tag", default="", help="suffix of the JSON result's default file name")
+    add_common_options(p, "serve_load")
+    p.set_defaults(out=None)  # default: a name from the endpoint, photos, clients and tag
     args = p.parse_args(argv)
+    if args.smoke:  # a couple of seconds of load on a few clients
+        args.clients, args.duration, args.warmup = min(args.clients, 2), min(args.duration, 2.0), 0.5
     if args.clients < 1 or args.duration <= 0:
         p.error("--clients and --duration must be positive")
+    if not 0 <= args.bad_fraction < 1:
+        p.error("--bad-fraction must be in [0, 1)")
+    return args
 
+
+def count_samples(rep: Report, samples: list[Sample], wall: float) -> None:
+    """Good requests: answered, lost, latency; bad ones: the status each kind got; all: 5xx."""
+    good = [s for s in samples if not s.bad]
+    lat = sorted(s.latency for s in good if s.status == 200)
+    for s in good:
+        if s.status != 200:
+            key = str(s.status) if s.status else "no answer"
+            rep.errors[key] = rep.errors.get(key, 0) + 1
+    for s in samples:
+        if s.bad:
+            by_status = rep.bad_by_kind.setdefault(s.bad, {})
+            key = str(s.status) if s.status else "no answer"
+            by_status[key] = by_status.get(key, 0) + 1
+    rep.requests, rep.ok = len(good), len(lat)
+    rep.server_errors = sum(s.status >= 500 for s in samples)
+    rep.bad_requests = len(samples) - len(good)
+    rep.bad_4xx = sum(s.bad != "" and 400 <= s.status < 500 for s in samples)
+    rep.rps = round(len(lat) / wall, 3)
+    rep.p50_s = round(percentile(lat, 50), 3)
+    rep.p95_s = round(percentile(lat, 95), 3)
+    rep.max_s = round(lat[-1], 3) if lat else float("nan")
+
+
+def measure(args: argparse.Namespace) -> Report:
     from PIL import Image
 
     # Enough distinct photos for 30 requests/s over the warm-up and the run.
     photos = PhotoSource(args.image, args.photos == "distinct", int(30 * (args.warmup + args.duration)) + 100)
     with Image.open(args.image) as im:
         size = im.size
+    load = Load(args.endpoint, photos, size, args.think, args.bad_fraction)
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
         model, label, note = pick_model(args, tmp)
@@ -304,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
             rss_start = server.memory_info().rss
             # Warm-up at the same concurrency: lazy imports, allocator pools and the largest batches
             # are in place, so "before -> after" measures growth under steady load (a leak), not start-up.
-            asyncio.run(run_clients(url, args.endpoint, args.clients, photos, size, args.warmup, args.think))
+            asyncio.run(run_clients(url, load, args.clients, args.warmup))
             rss0 = server.memory_info().rss
             h0 = httpx.get(f"{url}/healthz").json()
             series: list[float] = []
@@ -314,9 +404,7 @@ def main(argv: list[str] | None = None) -> int:
             cpu0 = server.cpu_times()
             own0 = psutil.Process().cpu_times()
             t0 = time.monotonic()
-            samples = asyncio.run(
-                run_clients(url, args.endpoint, args.clients, photos, size, args.duration, args.think)
-            )
+            samples = asyncio.run(run_clients(url, load, args.clients, args.duration))
             wall = time.monotonic() - t0
             cpu1 = server.cpu_times()
             own1 = psutil.Process().cpu_times()
@@ -334,12 +422,6 @@ def main(argv: list[str] | None = None) -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()
 
-    lat = sorted(s.latency for s in samples if s.status == 200)
-    errors: dict[str, int] = {}
-    for s in samples:
-        if s.status != 200:
-            key = str(s.status) if s.status else "no answer"
-            errors[key] = errors.get(key, 0) + 1
     batches = h1["batches"] - h0["batches"]
     jobs = h1["jobs"] - h0["jobs"]
     rep = Report(
@@ -351,13 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         duration_s=round(wall, 2),
         think_s=args.think,
         image=f"{args.image.name} ({size[0]}x{size[1]})",
-        requests=len(samples),
-        ok=len(lat),
-        errors=errors,
-        rps=round(len(lat) / wall, 3),
-        p50_s=round(percentile(lat, 50), 3),
-        p95_s=round(percentile(lat, 95), 3),
-        max_s=round(lat[-1], 3) if lat else float("nan"),
+        bad_fraction=args.bad_fraction,
         warmup_s=args.warmup,
         rss_start_mb=round(rss_start / 2**20, 1),
         rss_before_mb=round(rss0 / 2**20, 1),
@@ -366,8 +442,6 @@ def main(argv: list[str] | None = None) -> int:
         rss_series_mb=series,
         batches=batches,
         mean_batch=round(jobs / batches, 2) if batches else 0.0,
-        server_cpu_ms_per_request=per_request(sum(cpu1[:2]) - sum(cpu0[:2]), len(lat)),
-        client_cpu_ms_per_request=per_request(sum(own1[:2]) - sum(own0[:2]), len(lat)),
         worker_busy_ms_per_request=per_request(h1["busy_s"] - h0["busy_s"], jobs),
         image_cache_hits=cache_count(h0, h1, "hits"),
         image_cache_misses=cache_count(h0, h1, "misses"),
@@ -375,18 +449,40 @@ def main(argv: list[str] | None = None) -> int:
         cpus=os.cpu_count() or 0,
         load_avg_before=[round(v, 2) for v in load_before],
     )
+    count_samples(rep, samples, wall)
+    rep.server_cpu_ms_per_request = per_request(sum(cpu1[:2]) - sum(cpu0[:2]), rep.ok)
+    rep.client_cpu_ms_per_request = per_request(sum(own1[:2]) - sum(own0[:2]), rep.ok)
     rep.target_met = bool(
-        rep.clients >= 20 and not rep.errors and rep.p95_s <= 2.0 and rep.rss_growth_pct < 10.0
+        rep.clients >= 20
+        and not rep.errors
+        and not rep.server_errors
+        and rep.p95_s <= 2.0
+        and rep.rss_growth_pct < 10.0
     )
+    return rep
+
+
+def print_table(rep: Report) -> None:
     rows = [
         ("model", f"{rep.model} ({rep.model_note})"),
         ("endpoint / image / photos", f"{rep.endpoint} / {rep.image} / {rep.photos}"),
         ("clients / think", f"{rep.clients} / {rep.think_s:g} s"),
         ("duration", f"{rep.duration_s:.1f} s"),
-        ("requests (ok)", f"{rep.requests} ({rep.ok})"),
-        ("errors", json.dumps(rep.errors) if rep.errors else "0"),
-        ("requests/s", f"{rep.rps:.2f}"),
-        ("latency p50 / p95 / max", f"{rep.p50_s:.3f} / {rep.p95_s:.3f} / {rep.max_s:.3f} s"),
+        ("good requests (ok)", f"{rep.requests} ({rep.ok})"),
+        ("good requests lost", json.dumps(rep.errors) if rep.errors else "0"),
+        ("5xx answers (any request)", str(rep.server_errors)),
+    ]
+    if rep.bad_fraction:
+        rows += [
+            (
+                f"bad requests ({rep.bad_fraction:g}): 4xx / all",
+                f"{rep.bad_4xx} / {rep.bad_requests}",
+            ),
+            ("bad requests by kind: status", json.dumps(rep.bad_by_kind, sort_keys=True)),
+        ]
+    rows += [
+        ("requests/s (good)", f"{rep.rps:.2f}"),
+        ("latency p50 / p95 / max (good)", f"{rep.p50_s:.3f} / {rep.p95_s:.3f} / {rep.max_s:.3f} s"),
         (
             "server RSS idle / before / after",
             f"{rep.rss_start_mb:.0f} / {rep.rss_before_mb:.0f} / {rep.rss_after_mb:.0f} MiB",
@@ -404,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
         ("image cache hits / misses", f"{rep.image_cache_hits} / {rep.image_cache_misses}"),
         ("cpus / load before", f"{rep.cpus} / {rep.load_avg_before}"),
         (
-            "target (20 clients, 0 errors, p95<=2s, RSS<+10%)",
+            "target (20 clients, 0 lost, 0 5xx, p95<=2s, RSS<+10%)",
             ("met" if rep.target_met else "NOT met")
             if rep.endpoint == "assess" and rep.clients >= 20
             else "not applicable (it is set for /v1/assess with 20 clients)",
@@ -414,10 +510,18 @@ def main(argv: list[str] | None = None) -> int:
     print("\nseagull serve load test")
     for k, v in rows:
         print(f"  {k:<{width}}  {v}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    name = f"serve_load_{rep.endpoint}_{rep.photos}_{rep.clients}c{('_' + args.tag) if args.tag else ''}.json"
-    (RESULTS / name).write_text(json.dumps(asdict(rep), indent=2) + "\n")
-    print(f"  -> {RESULTS.relative_to(REPO) / name}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    rep = measure(args)
+    print_table(rep)
+    if args.save:
+        tag = ("_" + args.tag) if args.tag else ""
+        out = args.out or RESULTS / f"serve_load_{rep.endpoint}_{rep.photos}_{rep.clients}c{tag}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(asdict(rep), indent=2) + "\n")
+        print(f"  -> {out}")
     return 0
 
 

@@ -6,10 +6,10 @@ counted as it arrives and refused as soon as it passes the limit.
 
 from __future__ import annotations
 
-import json
-
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .errors import error_body, send_json
 
 
 class BodyTooLarge(HTTPException):
@@ -31,15 +31,10 @@ class BodyLimitMiddleware:
         self.max_bytes = int(max_bytes)
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps({"detail": too_large_message(self.max_bytes), "error": "PayloadTooLarge"}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
-            }
+        # The body is not read, so the connection cannot carry another request: close it.
+        await send_json(
+            send, 413, error_body(too_large_message(self.max_bytes), "PayloadTooLarge"), close=True
         )
-        await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

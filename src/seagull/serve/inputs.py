@@ -19,16 +19,23 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import ImageLoadError, RoiError
+from ..errors import ImageLoadError, RoiError, SeagullError
 from ..imageio import load_image
 from ..roi import Roi, RoiSpec
 from ..schema import TASKS
 from .limits import Limits
 
 KINDS = ("box", "point", "rle", "polygon", "mask")
+# A ROI list needs 5 levels at most ({"rois": [{"rle": {"counts": [...]}}]}); deeper JSON is refused
+# before anything walks it (json.loads itself fails on a few thousand levels).
+MAX_JSON_DEPTH = 16
+MAX_JSON_CHARS = 2**20  # as Starlette's limit of one multipart text field
+# Automatic regions (/v1/map, point and box prompts) work at about 512 pixels on the longer side; a
+# photo far longer than wide would have a side of no pixels there.
+MAX_ASPECT = 100
 
 
-class RequestTooLarge(Exception):
+class RequestTooLarge(SeagullError):
     """Bytes or pixels over a server limit (HTTP 413)."""
 
 
@@ -70,6 +77,16 @@ def decode_image(upload: Upload, limits: Limits) -> np.ndarray:
         raise ImageLoadError(f"{label}: the upload is empty; send the photo's bytes in the 'image' field")
     check_pixels(upload.data, label, limits)
     return load_image(upload.data, max_pixels=limits.max_pixels, name=label)
+
+
+def check_aspect(image: np.ndarray, upload: Upload, purpose: str) -> None:
+    """Refuse a photo too thin for the automatic regions of ``purpose``."""
+    h, w = image.shape[:2]
+    if max(h, w) > MAX_ASPECT * min(h, w):
+        raise ImageLoadError(
+            f"image {safe_name(upload.filename)!r} is {w}x{h}: {purpose} needs the longer side at most "
+            f"{MAX_ASPECT} times the shorter one; crop or pad the photo"
+        )
 
 
 def decode_mask(upload: Upload, limits: Limits, name: str) -> np.ndarray:
@@ -114,12 +131,42 @@ def parse_numbers(value: Any, n: int, what: str) -> list[float]:
     return [float(v) for v in value]
 
 
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in parsed JSON (0 for a number); stops past the limit."""
+    deepest, stack = 0, [(value, 1)]
+    while stack and deepest <= MAX_JSON_DEPTH:
+        v, d = stack.pop()
+        if isinstance(v, (list, dict)):
+            deepest = max(deepest, d)
+            stack.extend((c, d + 1) for c in (v.values() if isinstance(v, dict) else v))
+    return deepest
+
+
+def load_json(text: str, what: str) -> Any:
+    """JSON text from a form field, within the size and depth limits (``what`` names the field)."""
+    if len(text) > MAX_JSON_CHARS:
+        raise RoiError(
+            f"{what} is {len(text)} characters long; this server reads at most {MAX_JSON_CHARS} "
+            "(send large masks as 'masks' image parts)"
+        )
+    too_deep = RoiError(
+        f"{what} is nested more than {MAX_JSON_DEPTH} levels deep; ROIs need at most 5, "
+        'as in [{"box": [x, y, w, h]}]'
+    )
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise RoiError(f"{what} is not valid JSON: {e.msg} at column {e.colno}") from e
+    except RecursionError:
+        raise too_deep from None
+    if _depth(data) > MAX_JSON_DEPTH:
+        raise too_deep
+    return data
+
+
 def _check_rle(value: Any, name: str, h: int, w: int) -> Any:
     if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as e:
-            raise RoiError(f"ROI {name!r}: RLE is not valid JSON ({e.msg})") from e
+        value = load_json(value, f"ROI {name!r}: the RLE")
     if not isinstance(value, Mapping) or "size" not in value or "counts" not in value:
         raise RoiError(f"ROI {name!r}: an RLE is an object with 'size' [h, w] and 'counts'")
     size = value["size"]
@@ -136,10 +183,7 @@ def _check_rle(value: Any, name: str, h: int, w: int) -> Any:
 def _entries(rois_json: str | None) -> list[Mapping[str, Any]]:
     if rois_json is None or not rois_json.strip():
         return []
-    try:
-        data = json.loads(rois_json)
-    except json.JSONDecodeError as e:
-        raise RoiError(f"field 'rois' is not valid JSON: {e.msg} at column {e.colno}") from e
+    data = load_json(rois_json, "field 'rois'")
     if isinstance(data, Mapping) and "rois" in data:
         data = data["rois"]
     if isinstance(data, Mapping):

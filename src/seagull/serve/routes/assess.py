@@ -1,0 +1,62 @@
+"""``POST /v1/assess``: the ROIs of one photo, as ``seagull assess --json`` gives them."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from ...roi import Roi
+from ...schema import TASKS
+from ..inputs import build_specs, decode_image, parse_tasks, resolve_rois
+from .common import read_upload, run_assess
+
+router = APIRouter(tags=["assess"])
+
+
+@router.post("/v1/assess")
+async def assess(
+    request: Request,
+    image: Annotated[UploadFile, File(description="the photo (JPEG, PNG, WebP, TIFF, BMP)")],
+    rois: Annotated[
+        str | None,
+        Form(
+            description='JSON list of ROIs: {"box": [x, y, w, h], "format": "xywh"|"xyxy"}, '
+            '{"point": [x, y]}, {"rle": {"size": [h, w], "counts": ...}}, {"polygon": [[x1, y1, ...]]}, '
+            '{"mask": "<file name or index of an uploaded masks part>"}; each may have a "name"'
+        ),
+    ] = None,
+    box: Annotated[list[str], Form(description="a box x,y,w,h (repeatable)")] = [],  # noqa: B006
+    point: Annotated[list[str], Form(description="a point x,y, segmented (repeatable)")] = [],  # noqa: B006
+    box_format: Annotated[Literal["xywh", "xyxy"], Form()] = "xywh",
+    masks: Annotated[
+        list[UploadFile], File(description="mask images at the photo's size, non-zero = inside")
+    ] = [],  # noqa: B006
+    tasks: Annotated[str, Form(description="comma-separated subset of quality,importance,distortion")] = (
+        ",".join(TASKS)
+    ),
+    text: Annotated[bool, Form(description="also generate the model's text answers (slower)")] = False,
+) -> dict[str, Any]:
+    """The same JSON as ``seagull assess --json``; no ROI means the whole image."""
+    t0 = time.monotonic()
+    limits, segmenter = request.app.state.limits, request.app.state.segmenter
+    up = await read_upload(image, "image")
+    mask_ups = [await read_upload(m, f"mask{i}") for i, m in enumerate(masks)]
+    task_list = parse_tasks(tasks)
+
+    def prepare() -> tuple[np.ndarray, list[Roi]]:
+        arr = decode_image(up, limits)
+        specs = build_specs(rois, box, point, box_format, mask_ups, arr.shape[:2], limits)
+        return arr, resolve_rois(arr, specs, segmenter.point)
+
+    arr, roi_list = await run_in_threadpool(prepare)
+    results = await run_assess(request, arr, roi_list, task_list, text, t0)
+    return {
+        "image": up.filename,
+        "width": int(arr.shape[1]),
+        "height": int(arr.shape[0]),
+        "rois": [r.to_dict() for r in results],
+    }

@@ -4,18 +4,41 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from ..errors import ConfigError
 from ..schema import atomic_write_text
 
 
+def _model_dir(args: argparse.Namespace) -> Path | None:
+    """``--model PATH``; the shipped default model when ``--model`` is not given; None for ``none``."""
+    if args.model == "none":
+        return None
+    if args.model is None:
+        from .predictors import shipped_model_dir
+
+        return shipped_model_dir()
+    return Path(args.model)
+
+
 def _model(args: argparse.Namespace):
-    if not args.model or args.model == "none":
+    path = _model_dir(args)
+    if path is None:
         return None
     from .predictors import load_model_predictor
 
-    return load_model_predictor(args.model)
+    return load_model_predictor(path)
+
+
+def _announce(args: argparse.Namespace, model, names: list[str]) -> None:
+    """Say which predictors run: the model (and which one) first, then the baselines."""
+    if model is None:
+        head = "no model (--model none)"
+    else:
+        shipped = " (the shipped default; --model none for baselines only)" if args.model is None else ""
+        head = f"{model.name} from {_model_dir(args)}{shipped}"
+    print(f"predictors: {head}; baselines: {', '.join(names) or 'none'}", flush=True)
 
 
 def _baselines(text: str | None) -> list[str] | None:
@@ -27,25 +50,41 @@ def _baselines(text: str | None) -> list[str] | None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from . import report
-
     out = Path(args.out)
     if args.predictions:
         return _eval_predictions(args, out)
     model = _model(args)
+    try:
+        return _run_eval(args, out, model)
+    except KeyboardInterrupt:
+        print(
+            f"the outputs made so far are saved in {out}/raw_outputs: run the same command again to resume",
+            file=sys.stderr,
+        )
+        raise
+
+
+def _run_eval(args: argparse.Namespace, out: Path, model) -> int:
+    from . import report
+    from .journal import open_journal
+
     if args.suite == "synthetic":
         from .synthetic import DEFAULT_SYNTH_BASELINES, as_dirs, evaluate_synthetic
 
+        names = list(_baselines(args.baselines) if args.baselines is not None else DEFAULT_SYNTH_BASELINES)
+        _announce(args, model, names + ([] if args.no_fr else ["fr_label"]))
         res = evaluate_synthetic(
             as_dirs(args.data),
             out,
             model_predictor=model,
-            baselines=_baselines(args.baselines) if args.baselines is not None else DEFAULT_SYNTH_BASELINES,
+            baselines=names,
             split=args.split,
             calibration_split=args.calibration_split,
             limit=args.limit,
             bootstrap=args.bootstrap,
             include_fr=not args.no_fr,
+            restart=getattr(args, "restart", False),
+            progress=True,
         )
         report.write_protocol_report(out, res.scores, res.labels, res.predictions, res.info)
         main, types = report.protocol_tables(res.scores)
@@ -59,7 +98,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         for f in res.info["failures"][:10]:
             print(f"  failed: {f}")
     else:
-        from .suites import SUITE_BASELINES, SUITES, default_predictors
+        from .suites import SUITE_BASELINES, SUITES, default_predictors, suite_fingerprint
         from .synthetic import as_dirs
 
         if args.suite not in SUITES:
@@ -68,8 +107,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if len(data) != 1:
             raise ConfigError(f"--suite {args.suite} reads one data folder; got {len(data)}")
         names = _baselines(args.baselines)
-        preds = default_predictors(model, SUITE_BASELINES if names is None else names)
-        res = SUITES[args.suite](data[0], preds, limit=args.limit)
+        names = list(SUITE_BASELINES if names is None else names)
+        _announce(args, model, names)
+        preds = default_predictors(model, names)
+        fingerprint = suite_fingerprint(args.suite, data[0], preds)
+        with open_journal(out, fingerprint, getattr(args, "restart", False), verbose=True) as journal:
+            res = SUITES[args.suite](data[0], preds, limit=args.limit, journal=journal, progress=True)
         report.write_suite_report(out, res)
         print(f"suite {args.suite} on {data[0]}: {json.dumps(res.info, default=str)}")
         print(report.suite_tables(res))
@@ -142,7 +185,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Evaluate on a synthetic dataset (the paper's protocol) or an external suite.",
     )
     e.add_argument(
-        "--model", default="none", help="model folder for the Assessor, or 'none' for baselines only"
+        "--model",
+        default=None,
+        help="model folder for the Assessor (default: the shipped model), or 'none' for baselines only",
     )
     e.add_argument(
         "--data",
@@ -151,18 +196,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="dataset folder(s) (synthetic; several are pooled, ids prefixed by folder name) or the suite's data folder",
     )
     e.add_argument("--suite", default="synthetic", choices=["synthetic", "cuhk", "konstanz", "tid2013"])
-    e.add_argument("--out", required=True, help="report folder (report.json, report.md, plots, predictions/)")
+    e.add_argument(
+        "--out",
+        required=True,
+        help="report folder (report.json, report.md, plots, predictions/, raw_outputs/ to resume from)",
+    )
     e.add_argument(
         "--predictions", help="score this prediction JSONL file or folder instead of running predictors"
     )
     e.add_argument("--limit", type=int, help="only the first N images (suites: a balanced subset)")
-    e.add_argument("--split", help="synthetic: evaluate only this split (e.g. test)")
+    e.add_argument(
+        "--split",
+        default="all",
+        help="synthetic: evaluate only this split (train, val or test), or 'all' records (default: all)",
+    )
     e.add_argument("--calibration-split", help="synthetic: fit the baselines' level maps on this split")
     e.add_argument("--baselines", help="comma-separated baselines (default: all; 'none' for none)")
     e.add_argument(
         "--bootstrap", type=int, default=200, help="bootstrap resamples for 95%% intervals (0 = off)"
     )
     e.add_argument("--no-fr", action="store_true", help="synthetic: skip the full-reference upper bound")
+    e.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard the outputs saved in OUT/raw_outputs by an earlier run (by default a rerun resumes)",
+    )
     e.set_defaults(func=cmd_eval)
 
     b = subparsers.add_parser("bench", help="efficiency table: seconds per image and per ROI, peak memory")

@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import ModelError
 from ..roi import Roi
 from ..schema import DISTORTION_TYPES, SEVERITY_LEVELS
+from .journal import digest
 from .predictions import PredictedDistortion
 
 TASKS = ("quality", "importance", "distortion")
@@ -84,6 +85,7 @@ class AssessorPredictor:
     assessor: Any
     name: str = "seagull"
     tasks: tuple[str, ...] = TASKS
+    identity: str | None = None  # what its outputs depend on (model files), for resuming a run
 
     def predict(self, image: np.ndarray, masks: list[np.ndarray]) -> list[dict[str, Any]]:
         rois = [Roi(m, name=f"r{i}", source="eval") for i, m in enumerate(masks)]
@@ -101,6 +103,18 @@ class AssessorPredictor:
         return outs
 
 
+def shipped_model_dir() -> Path:
+    """The folder of the shipped default model (what ``seagull assess`` uses without ``--model``)."""
+    try:
+        from ..assess import default_model_dir
+    except ImportError as e:
+        raise ModelError(
+            f"cannot evaluate the shipped model: seagull.assess is not available ({e}); "
+            "run with --model none to evaluate the baselines only"
+        ) from e
+    return default_model_dir()
+
+
 def load_model_predictor(model: str | Path, name: str | None = None) -> AssessorPredictor:
     try:
         from ..assess import Assessor
@@ -109,4 +123,14 @@ def load_model_predictor(model: str | Path, name: str | None = None) -> Assessor
             f"cannot evaluate model {model}: seagull.assess.Assessor is not available ({e}); "
             "run with --model none to evaluate the baselines only"
         ) from e
-    return AssessorPredictor(Assessor(model), name or f"seagull:{Path(str(model)).name}")
+    return AssessorPredictor(
+        Assessor(model), name or f"seagull:{Path(str(model)).name}", identity=model_identity(model)
+    )
+
+
+def model_identity(model: str | Path) -> str:
+    """The model folder and a digest of its files' names, sizes and modification times."""
+    path = Path(str(model)).resolve()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    stats = (f"{p.relative_to(path.parent)}\t{p.stat().st_size}\t{p.stat().st_mtime_ns}" for p in files)
+    return f"{path}@{digest(stats)}"

@@ -28,6 +28,7 @@ from ..imageio import load_image
 from ..roi import load_mask_file
 from . import metrics as M
 from .baselines import BASELINE_NAMES, RoiPredictor, make_baseline
+from .journal import RunJournal, file_digest, predictor_identity, progress_bar
 
 # The suites score image content; the geometry-only importance baselines have their own rows there.
 SUITE_BASELINES: tuple[str, ...] = tuple(n for n in BASELINE_NAMES if n not in ("roi_area", "roi_center"))
@@ -77,6 +78,17 @@ def blur_said(out: dict[str, Any]) -> bool | None:
 
 def _nan_to_none(v: float) -> float | None:
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+
+def suite_fingerprint(suite: str, root: Path, predictors: Sequence[RoiPredictor]) -> dict[str, Any]:
+    """What a suite run's saved outputs depend on: the suite, its data and the predictors."""
+    root = Path(root)
+    return {
+        "suite": suite,
+        "data": str(root.resolve()),
+        "index": {name: file_digest(root / name) for name in ("labels.csv", "mos.csv")},
+        "predictors": [predictor_identity(p) for p in predictors],
+    }
 
 
 def default_predictors(
@@ -178,9 +190,13 @@ def run_cuhk(
     predictors: Sequence[RoiPredictor],
     limit: int | None = None,
     min_fraction: float = 0.02,
+    journal: RunJournal | None = None,
+    progress: bool = False,
 ) -> SuiteResult:
-    """Blurred-mask ROI vs its sharp complement, per photo; whole image vs MOS."""
+    """Blurred-mask ROI vs its sharp complement, per photo; whole image vs MOS. Outputs already in
+    ``journal`` are reused, new ones are saved to it as they are made."""
     root = Path(root)
+    journal = journal if journal is not None else RunJournal(None, {})
     rows = _read_csv(root / "labels.csv")
     rows = [r for r in rows if r.get("mos_paq2piq")]
     if limit:
@@ -194,7 +210,8 @@ def run_cuhk(
     ]
     per: dict[str, list[_CuhkItem]] = {p.name: [] for p in preds}
     skipped = 0
-    for r in rows:
+    bar = progress_bar(len(rows), "cuhk", progress, rows)
+    for r in bar:
         img = load_image(root / r["image"])
         blurred = load_mask_file(root / r["mask"])
         frac = float(blurred.mean())
@@ -204,7 +221,7 @@ def run_cuhk(
         whole = np.ones_like(blurred)
         masks = [blurred, ~blurred, whole]
         for p in preds:
-            o = p.predict(img, masks)
+            o = journal.predict(p, r["image"], img, masks)
             per[p.name].append(
                 _CuhkItem(
                     r["image"],
@@ -223,6 +240,7 @@ def run_cuhk(
         if items and any(it.said_blur is None for it in items):
             for it, (b, s) in zip(items, _cross_fit_threshold(items), strict=True):
                 it.said_blur, it.said_sharp = b, s
+    bar.close()
     out_rows = []
     split_rows: dict[str, list[dict[str, Any]]] = {"motion": [], "defocus": []}
     for name, items in per.items():
@@ -284,8 +302,11 @@ def run_konstanz(
     predictors: Sequence[RoiPredictor],
     limit: int | None = None,
     paste_levels: Sequence[int] = (3, 6, 9, 12),
+    journal: RunJournal | None = None,
+    progress: bool = False,
 ) -> SuiteResult:
     root = Path(root)
+    journal = journal if journal is not None else RunJournal(None, {})
     rows = _read_csv(root / "labels.csv")
     by_dist: dict[str, list[dict[str, str]]] = {}
     for r in rows:
@@ -311,6 +332,10 @@ def run_konstanz(
 
     out_rows = []
     per_dist_rows: list[dict[str, Any]] = []
+    n_images = sum(
+        levels_wanted is None or int(r["level"]) in levels_wanted for d in dists for r in by_dist[d]
+    )
+    bar = progress_bar(len(predictors) * n_images, "konstanz", progress)
     for p in predictors:
         srcc_q, srcc_s, type_hits, type_n = [], [], 0, 0
         paste_pairs, paste_srcc = [], []
@@ -320,7 +345,7 @@ def run_konstanz(
             paste_lv, paste_q = [], []
             for r in ladder:
                 img = load_image(root / r["image"])
-                o = p.predict(img, [whole])[0]
+                o = journal.predict(p, r["image"], img, [whole])[0]
                 lv.append(int(r["level"]))
                 q.append(quality_of(o))
                 sev.append(_severity_of(o))
@@ -333,12 +358,13 @@ def run_konstanz(
                 if int(r["level"]) in paste_levels:
                     comp = reference.copy()
                     comp[inside] = img[inside]
-                    o_in, o_out = p.predict(comp, [m_in, m_out])
+                    o_in, o_out = journal.predict(p, f"paste:{r['image']}", comp, [m_in, m_out])
                     a, b = quality_of(o_in), quality_of(o_out)
                     if np.isfinite(a) and np.isfinite(b):
                         paste_pairs.append(1.0 if a < b else 0.5 if a == b else 0.0)
                     paste_lv.append(int(r["level"]))
                     paste_q.append(a)
+                bar.update()
             rq, rs, rp = M.srcc(q, lv), M.srcc(sev, lv), M.srcc(paste_q, paste_lv)
             srcc_q.append(rq)
             srcc_s.append(rs)
@@ -361,6 +387,7 @@ def run_konstanz(
                 "paste_srcc_inside": _nan_to_none(_nanmean(paste_srcc)),
             }
         )
+    bar.close()
     res = SuiteResult(
         "konstanz",
         KONSTANZ_COLUMNS,
@@ -412,8 +439,16 @@ def _severity_of(o: dict[str, Any]) -> float:
 TID_COLUMNS = ["predictor", "blur4_above_blur5", "mos_srcc", "noise_type", "blur_type", "noisy_patch_lower"]
 
 
-def run_tid2013(root: Path, predictors: Sequence[RoiPredictor], limit: int | None = None) -> SuiteResult:
+def run_tid2013(
+    root: Path,
+    predictors: Sequence[RoiPredictor],
+    limit: int | None = None,
+    journal: RunJournal | None = None,
+    progress: bool = False,
+) -> SuiteResult:
+    """Sanity checks on four TID2013 fragments (``limit`` has no effect: the suite is tiny)."""
     root = Path(root)
+    journal = journal if journal is not None else RunJournal(None, {})
     rows = _read_csv(root / "mos.csv")
     imgs = {r["dist_name"]: load_image(root / "distorted_images" / r["dist_name"]) for r in rows}
     mos = {r["dist_name"]: float(r["mos"]) for r in rows}
@@ -425,16 +460,17 @@ def run_tid2013(root: Path, predictors: Sequence[RoiPredictor], limit: int | Non
     m_out = np.zeros((h, w), bool)
     m_out[outside] = True
     out_rows = []
+    bar = progress_bar(len(predictors), "tid2013", progress)
     for p in predictors:
         q, said = {}, {}
         for name, img in imgs.items():
-            o = p.predict(img, [np.ones(img.shape[:2], bool)])[0]
+            o = journal.predict(p, name, img, [np.ones(img.shape[:2], bool)])[0]
             q[name] = quality_of(o)
             d = o.get("distortions")
             said[name] = None if d is None else {(x["type"] if isinstance(x, dict) else x.type) for x in d}
         comp = ref.copy()
         comp[inside] = imgs["i01_01_5.bmp"][inside]
-        o_in, o_out = p.predict(comp, [m_in, m_out])
+        o_in, o_out = journal.predict(p, "paste", comp, [m_in, m_out])
         names = sorted(imgs)
         row = {
             "predictor": p.name,
@@ -445,6 +481,8 @@ def run_tid2013(root: Path, predictors: Sequence[RoiPredictor], limit: int | Non
             "noisy_patch_lower": _cmp(quality_of(o_out), quality_of(o_in)),
         }
         out_rows.append(row)
+        bar.update()
+    bar.close()
     return SuiteResult(
         "tid2013",
         TID_COLUMNS,

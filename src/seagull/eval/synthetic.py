@@ -4,7 +4,8 @@ Records come from :func:`seagull.schema.iter_records`; the image of a record is
 ``dataset_dir / record.image`` (several folders are pooled by :func:`load_folders`); ROI masks are
 decoded from ``roi.rle``; labels are the RoiRecord fields. Baselines are calibrated onto the label scale by :class:`QuantileCalibration` (on the
 evaluated set's label marginal by default, or on a held-out split with ``calibration_split``).
-Every predictor's answers are written to ``predictions/<name>.jsonl`` in the report folder.
+Every predictor's answers are written to ``predictions/<name>.jsonl`` in the report folder; its raw
+outputs are saved under ``raw_outputs/`` as they are made, so that an interrupted run resumes.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +35,7 @@ from .baselines import (
     detects,
     make_baseline,
 )
+from .journal import RunJournal, digest, open_journal, predictor_identity, progress_bar
 from .predictions import RoiPrediction, SamplePrediction, write_predictions
 from .protocol import PredictorScores, RoiLabel, labels_from_record, score_predictor
 
@@ -50,15 +53,37 @@ class RawRun:
     failures: list[str] = field(default_factory=list)
 
 
+def split_filter(split: str | None) -> str | None:
+    """The split to keep, or None for every record (``split`` None or "all")."""
+    return None if split in (None, "all") else split
+
+
 def load_records(dataset_dir: Path, split: str | None = None, limit: int | None = None) -> list[SampleRecord]:
+    split = split_filter(split)
     recs = []
     for rec in iter_records(Path(dataset_dir), split):
         recs.append(rec)
         if limit and len(recs) >= limit:
             break
     if not recs:
-        raise SeagullError(f"{dataset_dir}: no records" + (f" in split {split!r}" if split else ""))
+        raise SeagullError(no_records_message(Path(dataset_dir), split))
     return recs
+
+
+def no_records_message(dataset_dir: Path, split: str | None) -> str:
+    """Why a folder gave no records: for a split, how many records each split has, and what to do."""
+    if split is None:
+        return f"{dataset_dir}: no records"
+    counts = Counter(rec.split for rec in iter_records(dataset_dir))
+    if not counts:
+        return f"{dataset_dir}: no records"
+    have = ", ".join(f"{name or 'none'} {n}" for name, n in sorted(counts.items(), key=lambda x: str(x[0])))
+    others = " or ".join(f"--split {name}" for name in sorted(n for n in counts if n))
+    return (
+        f"{dataset_dir}: no records in split {split!r}; its {sum(counts.values())} records are in splits: "
+        f"{have} (a split is drawn per reference photo, so a folder made from a few photos can miss one). "
+        f"Use --split all to evaluate every record" + (f", or {others}" if others else "")
+    )
 
 
 def as_dirs(data: str | Path | Sequence[str | Path]) -> list[Path]:
@@ -149,41 +174,58 @@ def run_predictors(
     predictors: Sequence[RoiPredictor],
     fr_baseline: FullReferenceBaseline | None = None,
     all_records: Sequence[SampleRecord] | None = None,
+    journal: RunJournal | None = None,
     progress: bool = False,
+    desc: str = "eval",
 ) -> RawRun:
+    """Every predictor on every record. Results already in ``journal`` are reused (the image of a
+    record is read only if some predictor has not answered it yet); new ones are saved to it at once."""
     run = RawRun()
+    journal = journal if journal is not None else RunJournal(None, {})
     refs = ReferenceCache(dataset_dir, all_records or records)
-    names = [p.name for p in predictors] + ([fr_baseline.name] if fr_baseline else [])
-    for n in names:
-        run.outputs[n] = {}
-        run.seconds[n] = 0.0
-    for k, rec in enumerate(records):
-        try:
-            image = load_image(Path(dataset_dir) / rec.image)
-            masks = record_masks(rec)
-        except SeagullError as e:  # one unreadable record is reported; the run goes on
-            run.failures.append(f"{rec.id}: {e}")
-            continue
-        for p in predictors:
-            t = time.perf_counter()
-            try:
-                out = p.predict(image, masks)
-            except SeagullError as e:
-                run.failures.append(f"{p.name} on {rec.id}: {e}")
-                continue
-            run.seconds[p.name] += time.perf_counter() - t
-            run.outputs[p.name][rec.id] = out
-        if fr_baseline is not None:
-            t = time.perf_counter()
-            try:
-                out = fr_baseline.predict_with_reference(image, refs.get(rec), masks)
-                run.outputs[fr_baseline.name][rec.id] = out
-            except SeagullError as e:
-                run.failures.append(f"{fr_baseline.name} on {rec.id}: {e}")
-            run.seconds[fr_baseline.name] += time.perf_counter() - t
-        if progress and (k + 1) % 10 == 0:
-            log.info("%d/%d records", k + 1, len(records))
+    every = [*predictors, *([fr_baseline] if fr_baseline else [])]
+    for p in every:
+        run.outputs[p.name] = {}
+        run.seconds[p.name] = 0.0
+    with progress_bar(len(records), desc, progress) as bar:
+        for rec in records:
+            todo = [p for p in every if journal.get(p.name, rec.id) is None]
+            if todo:
+                try:
+                    image = load_image(Path(dataset_dir) / rec.image)
+                    masks = record_masks(rec)
+                except SeagullError as e:  # one unreadable record is reported; the run goes on
+                    run.failures.append(f"{rec.id}: {e}")
+                    bar.update()
+                    continue
+                for p in todo:
+                    t = time.perf_counter()
+                    try:
+                        out = _predict(p, image, masks, rec, refs)
+                        journal.add(p.name, rec.id, outputs=out, seconds=time.perf_counter() - t)
+                    except SeagullError as e:
+                        journal.add(p.name, rec.id, error=str(e), seconds=time.perf_counter() - t)
+            for p in every:
+                e = journal.get(p.name, rec.id)
+                run.seconds[p.name] += e["seconds"]
+                if "error" in e:
+                    run.failures.append(f"{p.name} on {rec.id}: {e['error']}")
+                else:
+                    run.outputs[p.name][rec.id] = e["outputs"]
+            bar.update()
     return run
+
+
+def _predict(
+    p: RoiPredictor | FullReferenceBaseline,
+    image: np.ndarray,
+    masks: list[np.ndarray],
+    rec: SampleRecord,
+    refs: ReferenceCache,
+) -> list[dict[str, Any]]:
+    if isinstance(p, FullReferenceBaseline):
+        return p.predict_with_reference(image, refs.get(rec), masks)
+    return p.predict(image, masks)
 
 
 def calibration_from_labels(
@@ -254,8 +296,14 @@ def evaluate_synthetic(
     limit: int | None = None,
     bootstrap: int = 200,
     include_fr: bool = True,
+    restart: bool = False,
+    progress: bool = False,
 ) -> SyntheticResult:
+    """Run, calibrate and score. With ``out_dir`` every raw output is saved as it is made and a
+    rerun with the same settings resumes (see :mod:`seagull.eval.journal`); ``restart`` discards
+    the saved outputs; ``progress`` shows a bar on stderr."""
     dirs = as_dirs(dataset_dir)
+    split = split_filter(split)
     card, thresholds, fr_metric = folders_thresholds(dirs)
     records = load_folders(dirs, split, limit)
     all_records = load_folders(dirs)
@@ -264,20 +312,31 @@ def evaluate_synthetic(
     if model_predictor is not None:
         predictors.insert(0, model_predictor)
     fr_b = available_fr_baseline(fr_metric) if include_fr else None
-    run = run_predictors(dataset_dir, records, predictors, fr_b, all_records)
-    labels = [lab for rec in records for lab in labels_from_record(rec)]
+    fingerprint = {
+        "suite": "synthetic",
+        "data": [str(d.resolve()) for d in dirs],
+        "dataset_records": digest(f"{r.id}\t{r.image}\t{r.width}x{r.height}" for r in all_records),
+        "split": split,
+        "calibration_split": calibration_split,
+        "predictors": [predictor_identity(p) for p in predictors]
+        + ([f"fr_label:{fr_metric}"] if fr_b else []),
+    }
+    with open_journal(out_dir, fingerprint, restart, verbose=progress) as journal:
+        run = run_predictors(dataset_dir, records, predictors, fr_b, all_records, journal, progress)
+        labels = [lab for rec in records for lab in labels_from_record(rec)]
 
-    cal_run = None
-    if calibration_split:
-        cal_records = load_folders(dirs, calibration_split, limit)
-        cal_labels = [lab for rec in cal_records for lab in labels_from_record(rec)]
-        cal = calibration_from_labels(
-            cal_labels, thresholds, f"split {calibration_split!r} ({len(cal_labels)} ROIs)"
-        )
-        cal_run = run_predictors(
-            dataset_dir, cal_records, [p for p in predictors if p is not model_predictor]
-        )
-    else:
+        cal_run = None
+        if calibration_split:
+            cal_records = load_folders(dirs, calibration_split, limit)
+            cal_labels = [lab for rec in cal_records for lab in labels_from_record(rec)]
+            cal = calibration_from_labels(
+                cal_labels, thresholds, f"split {calibration_split!r} ({len(cal_labels)} ROIs)"
+            )
+            baselines_only = [p for p in predictors if p is not model_predictor]
+            cal_run = run_predictors(
+                dataset_dir, cal_records, baselines_only, None, None, journal, progress, "calibration"
+            )
+    if not calibration_split:
         cal = calibration_from_labels(
             labels, thresholds, f"evaluated set label marginal ({len(labels)} ROIs)"
         )

@@ -314,7 +314,8 @@ def niqe(image: np.ndarray, block_size: int | None = None) -> float:
 
     NIQE needs at least two blocks to fit its Gaussian. For a smaller image (an ROI crop) the
     largest block size in ``NIQE_BLOCK_SIZES`` that gives two blocks is used; below two 32x32
-    blocks the score is NaN. ``block_size`` forces one size.
+    blocks the score is NaN. It is NaN too when fewer than two blocks have texture (flat or
+    clipped crops, e.g. an over-exposed sky). ``block_size`` forces one size.
     """
     img = _y_matlab(image)
     mu_p, cov_p, window = niqe_params()
@@ -340,10 +341,13 @@ def niqe(image: np.ndarray, block_size: int | None = None) -> float:
             rw = _matlab_resize_matrix(img.shape[1], 0.5)
             img = (rh @ (img / 255.0) @ rw.T) * 255.0
     f = np.concatenate(per_scale, axis=1)
-    mu_d = np.nanmean(f, axis=0)
+    # A block whose MSCN coefficients (or their neighbour products) are not both negative and
+    # positive somewhere, e.g. a flat or clipped (over-exposed) block, has NaN AGGD features. With
+    # fewer than two complete blocks the crop's Gaussian cannot be fitted: NIQE is undefined (NaN).
     ok = f[~np.isnan(f).any(axis=1)]
     if ok.shape[0] < 2:
         return float("nan")
+    mu_d = np.nanmean(f, axis=0)  # every column has the >= 2 values of the complete rows
     cov_d = np.cov(ok, rowvar=False)
     d = mu_p - mu_d
     q = d @ np.linalg.pinv((cov_p + cov_d) / 2) @ d

@@ -39,7 +39,7 @@ format: install
 	$(VENV)/bin/ruff check --fix src tests benchmarks
 
 bench: install
-	$(PY) benchmarks/synth_throughput.py --refs $(DATA)/kodak/images
+	$(PY) benchmarks/synth_throughput.py --refs $(DATA)/kodak/images --save
 
 clean:
 	rm -rf runs .pytest_cache

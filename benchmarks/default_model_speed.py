@@ -1,10 +1,10 @@
 """Speed and memory of the shipped default model on this CPU (the default-model targets).
 
 Measures, in fresh subprocesses so nothing is shared: import + model load time; warm latency of all
-three tasks for 1 ROI and for 10 ROIs of one image; peak resident memory. Prints a table and writes
-JSON (default: benchmarks/results/default_model_speed.json).
+three tasks for 1 ROI and for 10 ROIs of one image; peak resident memory. Prints a table; ``--save``
+writes benchmarks/results/default_model_speed.json.
 
-    python benchmarks/default_model_speed.py [--model FOLDER] [--repeats 5]
+    python benchmarks/default_model_speed.py [--model FOLDER] [--repeats 5] [--smoke] [--save]
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import platform
 import subprocess
 import sys
 from pathlib import Path
+
+from common import EXAMPLES, add_common_options, save_result
 
 CHILD = r"""
 import json, resource, sys, time
@@ -61,12 +63,12 @@ TARGETS = {
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="", help="model folder (default: the shipped one)")
-    ap.add_argument("--image", default=str(Path(__file__).resolve().parents[1] / "examples" / "coffee.jpg"))
+    ap.add_argument("--image", default=str(EXAMPLES / "coffee.jpg"))
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument(
-        "--json", type=Path, default=Path(__file__).parent / "results" / "default_model_speed.json"
-    )
+    add_common_options(ap, "default_model_speed")
     a = ap.parse_args()
+    if a.smoke:
+        a.repeats = 1
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     out = subprocess.run(
         [sys.executable, "-c", CHILD, a.model, a.image, str(a.repeats)],
@@ -96,9 +98,7 @@ def main() -> None:
         "raw": r,
         "rows": rows,
     }
-    a.json.parent.mkdir(parents=True, exist_ok=True)
-    a.json.write_text(json.dumps(result, indent=2))
-    print(f"wrote {a.json}")
+    save_result(a, result)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,15 @@
 """Synthesis throughput: labelled ROIs per second with 1 worker, 2 workers and Ray with 2 CPUs.
 
-Same references, same configuration, one run each into a fresh folder. Prints a table and writes
-JSON (default: benchmarks/results/synth_throughput.json).
+Same references, same configuration, one run each into a fresh folder. Prints a table; ``--save``
+writes benchmarks/results/synth_throughput.json. ``--smoke``: the repository's example photos, small,
+without Ray.
 
-    python benchmarks/synth_throughput.py --refs ../shared/data/kodak/images --n-refs 8
+    python benchmarks/synth_throughput.py --refs ../shared/data/kodak/images --n-refs 8 [--smoke] [--save]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import EXAMPLES, add_common_options, save_result
 from seagull.synth import SynthConfig, run_synthesis
 
 
@@ -48,8 +49,10 @@ def main() -> None:
     ap.add_argument("--settings", type=int, default=3)
     ap.add_argument("--max-side", type=int, default=384)
     ap.add_argument("--skip-ray", action="store_true")
-    ap.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "synth_throughput.json")
+    add_common_options(ap, "synth_throughput")
     a = ap.parse_args()
+    if a.smoke:
+        a.refs, a.n_refs, a.settings, a.max_side, a.skip_ray = EXAMPLES, 1, 1, 96, True
     common = dict(refs=a.refs, n_refs=a.n_refs, settings=a.settings, max_side=a.max_side)
     # Warm-up: imports and metric set-up happen once here, not inside the first timed mode (forked
     # workers inherit them, so every mode starts warm).
@@ -92,9 +95,7 @@ def main() -> None:
         "target_2_workers_speedup": target,
         "target_met": ok,
     }
-    a.json.parent.mkdir(parents=True, exist_ok=True)
-    a.json.write_text(json.dumps(result, indent=2))
-    print(f"wrote {a.json}")
+    save_result(a, result)
 
 
 if __name__ == "__main__":

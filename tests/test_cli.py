@@ -6,24 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from seagull.cli import main
-from seagull.model import build_model
-from seagull.model.tokenizer import train_tokenizer
 
 EXAMPLE = str(Path(__file__).resolve().parents[1] / "examples" / "coffee.jpg")
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> str:
-    tok = train_tokenizer()
-    torch.manual_seed(0)
-    model = build_model("seagull-test", tokenizer=tok)
-    d = tmp_path_factory.mktemp("model")
-    model.save_pretrained(d)
-    tok.save_pretrained(d)
-    return str(d)
 
 
 def test_version_and_help(capsys):
@@ -34,14 +20,14 @@ def test_version_and_help(capsys):
     assert "synth" in capsys.readouterr().out
 
 
-def test_assess_table_json_and_picture(model_dir, tmp_path, capsys):
+def test_assess_table_json_and_picture(micro_model_dir, tmp_path, capsys):
     assert (
         main(
             [
                 "assess",
                 EXAMPLE,
                 "--model",
-                model_dir,
+                str(micro_model_dir),
                 "--box",
                 "150,40,330,300",
                 "--rois",
@@ -59,7 +45,7 @@ def test_assess_table_json_and_picture(model_dir, tmp_path, capsys):
                 "assess",
                 EXAMPLE,
                 "--model",
-                model_dir,
+                str(micro_model_dir),
                 "--box",
                 "10,10,100,100",
                 "--json",
@@ -78,21 +64,21 @@ def test_assess_table_json_and_picture(model_dir, tmp_path, capsys):
     assert png.is_file() and png.stat().st_size > 1000
 
 
-def test_whole_image_is_the_default_region(model_dir, capsys):
-    assert main(["assess", EXAMPLE, "--model", model_dir, "--json"]) == 0
+def test_whole_image_is_the_default_region(micro_model_dir, capsys):
+    assert main(["assess", EXAMPLE, "--model", str(micro_model_dir), "--json"]) == 0
     item = json.loads(capsys.readouterr().out)
     assert item["rois"][0]["name"] == "whole image" and item["rois"][0]["bbox"] == [0, 0, 600, 400]
 
 
-def test_bad_input_is_one_line_and_exit_2(model_dir, capsys):
-    assert main(["assess", EXAMPLE, "--model", model_dir, "--box", "900,10,5,5"]) == 2
+def test_bad_input_is_one_line_and_exit_2(micro_model_dir, capsys):
+    assert main(["assess", EXAMPLE, "--model", str(micro_model_dir), "--box", "900,10,5,5"]) == 2
     err = capsys.readouterr().err
     assert "outside the 600x400 image" in err and err.count("\n") == 1
-    assert main(["assess", "missing.jpg", "--model", model_dir]) == 2
-    assert main(["assess", EXAMPLE, "--model", model_dir, "--rle", "{broken"]) == 2
+    assert main(["assess", "missing.jpg", "--model", str(micro_model_dir)]) == 2
+    assert main(["assess", EXAMPLE, "--model", str(micro_model_dir), "--rle", "{broken"]) == 2
 
 
-def test_batch_goes_on_past_a_bad_item(model_dir, tmp_path, capsys):
+def test_batch_goes_on_past_a_bad_item(micro_model_dir, tmp_path, capsys):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not a jpeg")
     out = tmp_path / "out.jsonl"
@@ -103,7 +89,7 @@ def test_batch_goes_on_past_a_bad_item(model_dir, tmp_path, capsys):
             str(bad),
             "examples/chelsea.jpg",
             "--model",
-            model_dir,
+            str(micro_model_dir),
             "--box",
             "0,0,50,50",
             "--output",
@@ -117,12 +103,15 @@ def test_batch_goes_on_past_a_bad_item(model_dir, tmp_path, capsys):
     assert "ImageLoadError" in lines[1]["error"]
 
 
-def test_every_region_and_map(model_dir, tmp_path, capsys):
-    assert main(["assess", EXAMPLE, "--model", model_dir, "--every", "--json", "--tasks", "quality"]) == 0
+def test_every_region_and_map(micro_model_dir, tmp_path, capsys):
+    assert (
+        main(["assess", EXAMPLE, "--model", str(micro_model_dir), "--every", "--json", "--tasks", "quality"])
+        == 0
+    )
     item = json.loads(capsys.readouterr().out)
     assert len(item["rois"]) >= 3
     heat = tmp_path / "map.png"
-    assert main(["map", EXAMPLE, "--model", model_dir, "--out", str(heat), "--top", "3"]) == 0
+    assert main(["map", EXAMPLE, "--model", str(micro_model_dir), "--out", str(heat), "--top", "3"]) == 0
     out = capsys.readouterr().out
     assert heat.is_file() and "rank" in out and out.count("region") >= 3
 
@@ -155,13 +144,13 @@ def test_synth_and_validate_commands(tmp_path, capsys):
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_batch_on_ray_matches_local(model_dir, tmp_path):
+def test_batch_on_ray_matches_local(micro_model_dir, tmp_path):
     local, on_ray = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
     args = [
         EXAMPLE,
         "examples/chelsea.jpg",
         "--model",
-        model_dir,
+        str(micro_model_dir),
         "--box",
         "0,0,50,50",
         "--quiet",

@@ -91,8 +91,13 @@ def test_cli_assess_with_no_model_argument_runs_offline(tmp_path):
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
-    text = json.dumps(data)
-    assert "quality" in text and "importance" in text
+    names = [r["name"] for r in json.loads((EXAMPLES / "coffee_rois.json").read_text())["rois"]]
+    assert [r["name"] for r in data["rois"]] == names
+    for r in data["rois"]:
+        assert 0 <= r["quality"] <= 1 and r["quality_level"] in QUALITY_LEVELS
+        assert 0 <= r["importance"] <= 1 and r["importance_level"] in IMPORTANCE_LEVELS
+        assert len(r["distortions"]) == 6
+        assert all(0 <= d["confidence"] <= 1 and 0 <= d["severity"] <= 1 for d in r["distortions"])
 
 
 def test_the_fused_tower_gives_the_same_features_and_scores(default, coffee):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from seagull.errors import SchemaError
 from seagull.eval import metrics as M
 
 PRED = [0.1, 0.4, 0.35, 0.8, 0.7, 0.2, 0.9, 0.55]
@@ -26,7 +27,7 @@ def test_correlations_drop_missing_pairs_and_flag_constants():
     assert M.srcc(p, y) == pytest.approx(stats.spearmanr(PRED, LAB).statistic)
     assert M.correlations(p, y).n == len(PRED)
     assert math.isnan(M.srcc([0.5] * 5, [0.1, 0.2, 0.3, 0.4, 0.5]))
-    with pytest.raises(Exception, match="pair up"):
+    with pytest.raises(SchemaError, match="pair up"):
         M.srcc([1, 2], [1, 2, 3])
 
 

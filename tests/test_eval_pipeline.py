@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from seagull.errors import ConfigError
+from seagull.errors import ConfigError, SchemaError
 from seagull.eval import commands
 from seagull.eval.baselines import QuantileCalibration, make_baseline, quantile_map
 from seagull.eval.predictions import (
@@ -220,7 +220,7 @@ def test_prediction_file_roundtrip(tmp_path):
     assert back[0].rois[0].type_set == ["noise"]
     assert back[0].rois[0].severity_pairs == [("noise", "mild")]
     assert set(load_prediction_dir(tmp_path)) == {"m"}
-    with pytest.raises(Exception, match="not one of"):
+    with pytest.raises(SchemaError, match="not one of"):
         RoiPrediction.from_dict({"roi": "r0", "distortions": [{"type": "haze"}]})
 
 

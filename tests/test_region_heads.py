@@ -10,7 +10,6 @@ import torch
 
 from seagull.schema import DistortionLabel, RoiRecord
 from seagull.train.region_heads import GROUPS, IGNORE, RegionHeads, region_loss, region_targets
-from test_train_runs import config_file
 
 
 def _roi(quality: str, importance: str | None, *dist: tuple[str, str]) -> RoiRecord:
@@ -53,13 +52,13 @@ def test_loss_skips_missing_labels_and_is_learnable() -> None:
 
 
 @pytest.mark.slow
-def test_run_with_head_warm_up_logs_both_losses(tmp_path: Path) -> None:
+def test_run_with_head_warm_up_logs_both_losses(tiny_train_config, tmp_path: Path) -> None:
     from seagull.model import load_model
     from seagull.train.config import load_config
     from seagull.train.trainer import train
 
     cfg = load_config(
-        config_file(
+        tiny_train_config(
             tmp_path,
             "aux",
             max_steps=6,
@@ -79,11 +78,10 @@ def test_run_with_head_warm_up_logs_both_losses(tmp_path: Path) -> None:
     assert not any(k.startswith("heads") or "region_heads" in k for k in model.state_dict())
 
 
-def test_answer_word_weights_and_the_weighted_loss() -> None:
-    from seagull.model.tokenizer import train_tokenizer
+def test_answer_word_weights_and_the_weighted_loss(micro_tokenizer) -> None:
     from seagull.train.step import answer_word_weights, weighted_lm_loss
 
-    tok = train_tokenizer()
+    tok = micro_tokenizer
     w = answer_word_weights(tok, len(tok), 5.0)
     good = tok(" good", add_special_tokens=False)["input_ids"]
     the = tok(" the", add_special_tokens=False)["input_ids"]

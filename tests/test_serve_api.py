@@ -23,29 +23,11 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 COFFEE = (EXAMPLES / "coffee.jpg").read_bytes()  # 600 x 400
 
 
-def build_test_model_folder(folder: Path) -> Path:
-    """A randomly initialised `seagull-test` model and its tokenizer, saved as a model folder."""
-    import torch
-
-    from seagull.model import build_model
-    from seagull.model.tokenizer import train_tokenizer
-
-    torch.manual_seed(0)
-    tok = train_tokenizer()
-    build_model("seagull-test", tokenizer=tok).eval().save_pretrained(folder, tokenizer=tok)
-    return folder
-
-
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    return build_test_model_folder(tmp_path_factory.mktemp("serve") / "model")
-
-
-@pytest.fixture(scope="module")
-def assessor(model_dir):
+def assessor(micro_model_dir):
     from seagull.assess import Assessor
 
-    return Assessor(model_dir)
+    return Assessor(micro_model_dir)
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +73,7 @@ def test_health_models_and_openapi(client):
 # --------------------------------------------------------------------------- /v1/assess
 
 
-def test_assess_equals_the_cli_json(client, model_dir, capsys):
+def test_assess_equals_the_cli_json(client, micro_model_dir, capsys):
     from seagull.cli import main
 
     r = post(client, "/v1/assess", box=["100,80,200,150"])
@@ -103,7 +85,7 @@ def test_assess_equals_the_cli_json(client, model_dir, capsys):
                 "assess",
                 str(EXAMPLES / "coffee.jpg"),
                 "--model",
-                str(model_dir),
+                str(micro_model_dir),
                 "--box",
                 "100,80,200,150",
                 "--json",
@@ -198,8 +180,8 @@ def test_segment_point_and_box(client):
 
 
 def test_map_assesses_every_automatic_region(client):
-    from seagull.assess_cli import every_region
     from seagull.imageio import load_image
+    from seagull.proposals import every_region
 
     r = post(client, "/v1/map", by="importance", max_regions="12", top="3")
     assert r.status_code == 200, r.text
@@ -406,16 +388,16 @@ def test_cli_parser_defaults_to_loopback():
     assert callable(args.func)
 
 
-def test_a_repeated_photo_is_encoded_once_and_answers_the_same(model_dir):
+def test_a_repeated_photo_is_encoded_once_and_answers_the_same(micro_model_dir):
     from seagull.serve import Limits, create_app
 
-    with TestClient(create_app(model_dir, Limits(image_cache_mb=8))) as c:
+    with TestClient(create_app(micro_model_dir, Limits(image_cache_mb=8))) as c:
         first = post(c, "/v1/assess", box="10,10,200,100").json()
         again = post(c, "/v1/assess", box="10,10,200,100").json()
         cache = c.get("/healthz").json()["image_cache"]
     assert (cache["entries"], cache["hits"], cache["misses"]) == (1, 1, 1) and cache["max_mb"] == 8
     assert again["rois"][0]["quality"] == pytest.approx(first["rois"][0]["quality"], abs=1e-6)
-    with TestClient(create_app(model_dir, Limits(image_cache_mb=0))) as c:
+    with TestClient(create_app(micro_model_dir, Limits(image_cache_mb=0))) as c:
         post(c, "/v1/assess", box="10,10,200,100")
         assert c.get("/healthz").json()["image_cache"]["entries"] == 0
 

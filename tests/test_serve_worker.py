@@ -19,15 +19,20 @@ from seagull.serve.worker import InferenceWorker, JobTimeoutError, QueueFullErro
 
 
 class Recorder:
-    """assess_batch echoes (image id, ROI names) and records which thread ran which batch sizes."""
+    """assess_batch echoes (image id, ROI names) and records which thread ran which batch sizes.
+
+    ``entered`` is set when a batch reaches the model; while ``gate`` is clear, the batch waits there.
+    """
 
     def __init__(self) -> None:
         self.gate = threading.Event()
         self.gate.set()
+        self.entered = threading.Event()
         self.batches: list[int] = []
         self.threads: set[str] = set()
 
     def assess_batch(self, images, rois, tasks, text):
+        self.entered.set()
         self.gate.wait(10)
         self.threads.add(threading.current_thread().name)
         self.batches.append(len(images))
@@ -57,7 +62,7 @@ def test_waiting_jobs_with_equal_tasks_run_as_one_batch():
     w = InferenceWorker(rec, queue_size=16, max_batch=4)
     rec.gate.clear()
     futs = [w.submit_assess(image(0), ROI, ("quality",), False, 10)]
-    time.sleep(0.2)  # the first job is now running (held at the gate)
+    assert rec.entered.wait(10)  # the first job is now running (held at the gate)
     futs += [w.submit_assess(image(i), ROI, ("quality",), False, 10) for i in range(1, 6)]
     futs.append(w.submit_assess(image(9), ROI, ("importance",), False, 10))
     rec.gate.set()
@@ -75,7 +80,7 @@ def test_one_bad_job_does_not_fail_its_batch():
     w = InferenceWorker(rec, queue_size=8, max_batch=8)
     rec.gate.clear()
     first = w.submit_assess(image(1), ROI, ("quality",), False, 10)
-    time.sleep(0.2)
+    assert rec.entered.wait(10)
     bad = image(2)
     bad[0, 0, 0] = 255
     futs = [w.submit_assess(im, ROI, ("quality",), False, 10) for im in (image(3), bad, image(4))]
@@ -92,15 +97,15 @@ def test_full_queue_is_refused_and_expired_jobs_are_skipped():
     w = InferenceWorker(rec, queue_size=2, max_batch=1)
     rec.gate.clear()
     running = w.submit_assess(image(1), ROI, ("quality",), False, 10)
-    time.sleep(0.2)
+    assert rec.entered.wait(10)
     stale = w.submit_assess(image(2), ROI, ("quality",), False, 0.05)
-    w.submit_assess(image(3), ROI, ("quality",), False, 10)
+    later = w.submit_assess(image(3), ROI, ("quality",), False, 10)
     with pytest.raises(QueueFullError, match="2 requests"):
         w.submit_assess(image(4), ROI, ("quality",), False, 10)
-    time.sleep(0.1)
+    time.sleep(0.1)  # the stale job's 0.05 s deadline passes while it waits in the queue
     rec.gate.set()
     assert running.result(10)[0][0] == 1
-    time.sleep(0.3)
+    assert later.result(10)[0][0] == 3  # the queue is in order: the stale job was handled before it
     assert stale.cancelled() and w.stats.expired == 1
     assert rec.batches == [1, 1]  # the stale job never reached the model
     w.stop()
@@ -111,7 +116,7 @@ def test_wait_times_out_and_cancels_a_queued_job():
     w = InferenceWorker(rec, queue_size=4, max_batch=1)
     rec.gate.clear()
     w.submit_assess(image(1), ROI, ("quality",), False, 10)
-    time.sleep(0.1)
+    assert rec.entered.wait(10)
     queued = w.submit_assess(image(2), ROI, ("quality",), False, 10)
     with pytest.raises(JobTimeoutError, match="0.2 s"):
         asyncio.run(w.wait(queued, 0.2))

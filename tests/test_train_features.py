@@ -10,13 +10,10 @@ from seagull.errors import ConfigError
 
 
 @pytest.mark.parametrize("lowlevel", [False, True])
-def test_cached_split_equals_model_encoders(coffee: np.ndarray, lowlevel: bool) -> None:
-    from seagull.model import build_model
-    from seagull.model.tokenizer import train_tokenizer
+def test_cached_split_equals_model_encoders(make_micro_model, coffee: np.ndarray, lowlevel: bool) -> None:
     from seagull.train.features import encode_frozen, supports_split, trainable_tokens
 
-    torch.manual_seed(0)
-    model = build_model("seagull-test", tokenizer=train_tokenizer(), mfe={"lowlevel": lowlevel}).eval()
+    model = make_micro_model(mfe={"lowlevel": lowlevel})
     assert supports_split(model)
     h, w = coffee.shape[:2]
     masks = np.zeros((3, h, w), bool)
@@ -38,32 +35,26 @@ def test_cached_split_equals_model_encoders(coffee: np.ndarray, lowlevel: bool) 
         assert all(p.grad is not None for p in model.mask_extractor.lowlevel_proj.parameters())
 
 
-def test_feature_cache_refused_for_released_mfe(tmp_path) -> None:
-    from seagull.model import build_model
-    from seagull.model.tokenizer import train_tokenizer
+def test_feature_cache_refused_for_released_mfe(make_micro_model) -> None:
     from seagull.train.config import TrainConfig
     from seagull.train.trainer import check_against_model
 
-    model = build_model(
-        "seagull-test", tokenizer=train_tokenizer(), mfe={"local_mode": "released", "dim": 36}
-    )
+    model = make_micro_model(mfe={"local_mode": "released", "dim": 36})
     cfg = TrainConfig(feature_cache="memory")
     cfg.parts.lm = "full"
     with pytest.raises(ConfigError, match="feature_cache"):
         check_against_model(cfg, model)
 
 
-def test_store_completes_an_entry_cached_without_lowlevel_statistics(tmp_path) -> None:
-    from seagull.model import build_model
-    from seagull.model.tokenizer import train_tokenizer
+def test_store_completes_an_entry_cached_without_lowlevel_statistics(
+    make_micro_model, tiny_synth_dataset, tmp_path
+) -> None:
     from seagull.train.data import load_images
     from seagull.train.features import FeatureStore
-    from test_train_data import synth_dataset
 
-    tok = train_tokenizer()
-    plain = build_model("seagull-test", tokenizer=tok).eval()
-    rich = build_model("seagull-test", tokenizer=tok, mfe={"lowlevel": True}).eval()
-    ref = load_images([synth_dataset()], None, limit=1)[0]
+    plain = make_micro_model()
+    rich = make_micro_model(mfe={"lowlevel": True})
+    ref = load_images([tiny_synth_dataset], None, limit=1)[0]
     assert FeatureStore(plain, "disk", tmp_path).get(ref).lowlevel is None
     store = FeatureStore(rich, "disk", tmp_path)
     assert store.fingerprint == FeatureStore(plain, "disk", tmp_path).fingerprint
@@ -73,18 +64,17 @@ def test_store_completes_an_entry_cached_without_lowlevel_statistics(tmp_path) -
     torch.testing.assert_close(again.lowlevel, got.lowlevel)
 
 
-def test_store_recomputes_an_entry_cached_for_another_roi_set(tmp_path) -> None:
+def test_store_recomputes_an_entry_cached_for_another_roi_set(
+    micro_model, tiny_synth_dataset, tmp_path
+) -> None:
     """A folder re-made with more ROIs per image must not reuse features of the old ROI set."""
     import dataclasses
 
-    from seagull.model import build_model
-    from seagull.model.tokenizer import train_tokenizer
     from seagull.train.data import load_images
     from seagull.train.features import FeatureStore
-    from test_train_data import synth_dataset
 
-    model = build_model("seagull-test", tokenizer=train_tokenizer()).eval()
-    ref = load_images([synth_dataset()], None, limit=1)[0]
+    ref = load_images([tiny_synth_dataset], None, limit=1)[0]
+    model = micro_model
     FeatureStore(model, "disk", tmp_path).get(ref)
     fewer = dataclasses.replace(ref, record=dataclasses.replace(ref.record, rois=ref.record.rois[:1]))
     store = FeatureStore(model, "disk", tmp_path)

@@ -138,6 +138,15 @@ def auto_regions(image: np.ndarray, levels: Sequence[str] = ("object", "componen
     return out
 
 
+def every_region(image: np.ndarray, max_regions: int = 24) -> list[Roi]:
+    """Automatic object-level regions (component-level where objects are few), largest first."""
+    rois = RegionFilter(min_frac=0.01, max_frac=0.9)(auto_regions(image, ("object",)))
+    if len(rois) < 4:
+        rois = RegionFilter(min_frac=0.005, max_frac=0.9)(rois + auto_regions(image, ("component",)))
+    rois = rois[:max_regions]
+    return [Roi(r.mask, f"region{i + 1}", r.source) for i, r in enumerate(rois)]
+
+
 def point_to_mask(image: np.ndarray, point: tuple[float, float], min_frac: float = 0.005) -> np.ndarray:
     """Weight-free point prompt: the object-level segment under the point; if that is tiny, the
     component-level segments are grown around it. Returns a bool mask at image size."""

@@ -1,5 +1,7 @@
 """The SEAGULL model: config, vision towers, mask-based feature extractor, multimodal causal LM, scoring."""
 
+from transformers import AutoModelForCausalLM
+
 from .checkpoints import load_released
 from .config import NAMED_CONFIGS, SeagullConfig, config_names, get_config
 from .prompting import EncodedConversation, collate_conversations, conversation_masks, encode_conversation
@@ -24,9 +26,5 @@ __all__ = [
     "load_model",
 ]
 
-try:  # Auto-class registration (AutoConfig is registered in config.py)
-    from transformers import AutoModelForCausalLM
-
-    AutoModelForCausalLM.register(SeagullConfig, SeagullForCausalLM, exist_ok=True)
-except (ImportError, ValueError):  # pragma: no cover - very old transformers
-    pass
+# Auto-class registration (AutoConfig is registered in config.py)
+AutoModelForCausalLM.register(SeagullConfig, SeagullForCausalLM, exist_ok=True)

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from seagull.errors import ConfigError
-from seagull.proposals import RegionFilter, SamProposer, auto_regions, box_to_object_mask, point_to_mask
+from seagull.proposals import (
+    CachedImagePredictor,
+    RegionFilter,
+    SamProposer,
+    auto_regions,
+    box_to_object_mask,
+    point_to_mask,
+)
 
 
 def test_auto_regions_give_object_and_component_levels(coffee):
@@ -40,3 +48,85 @@ def test_sam_adapter_plumbing_with_a_random_model(coffee, tmp_path):
     small = coffee[::2, ::2].copy()
     mask = sam.point(small, (150, 70))
     assert mask.shape == small.shape[:2] and mask.dtype == bool
+
+
+@pytest.mark.parametrize("shape", [(2, 20000, 3), (20000, 2, 3), (12, 6000, 3)])
+def test_auto_regions_on_very_thin_images(shape):
+    """A side that rounds to 0 at the working size used to crash cv2.resize."""
+    image = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    rois = auto_regions(image)
+    assert rois and all(r.mask.shape == shape[:2] for r in rois)
+    covered = np.zeros(shape[:2], int)
+    for r in rois:
+        if r.source == "auto:object":
+            covered += r.mask
+    assert (covered == 1).all()  # the object-level regions partition the image
+
+
+class _CountingPredictor:
+    """A stand-in for segment-anything's SamPredictor: "encodes" by storing the image's mean."""
+
+    def __init__(self) -> None:
+        self.set_image_calls = 0
+        self.features = None
+        self.original_size = self.input_size = None
+        self.is_image_set = False
+
+    def set_image(self, image: np.ndarray) -> None:
+        self.set_image_calls += 1
+        self.features = float(image.mean())
+        self.original_size = self.input_size = image.shape[:2]
+        self.is_image_set = True
+
+    def predict(self, **prompts):
+        return self.features, self.original_size
+
+
+def test_cached_predictor_encodes_each_photo_once_and_evicts_the_oldest():
+    inner = _CountingPredictor()
+    cached = CachedImagePredictor(inner, max_images=2)
+    a, b, c = (np.full((4, 5, 3), v, np.uint8) for v in (10, 20, 30))
+    for _ in range(3):
+        cached.set_image(a.copy())  # equal pixels in another array: the same key
+    assert inner.set_image_calls == 1 and cached.hits == 2
+    cached.set_image(b)
+    cached.set_image(a)  # back to a: its state is restored, not re-encoded
+    assert inner.set_image_calls == 2 and cached.predict() == (10.0, (4, 5))
+    cached.set_image(c)  # evicts b, the least recently used
+    cached.set_image(a)
+    assert inner.set_image_calls == 3
+    cached.set_image(b)
+    assert inner.set_image_calls == 4 and cached.encodes == 4
+    with pytest.raises(ConfigError, match="at least one image"):
+        CachedImagePredictor(inner, max_images=0)
+
+
+def test_sam_points_and_boxes_on_one_photo_encode_once(coffee):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("segment_anything")
+    from segment_anything import SamPredictor
+    from segment_anything.build_sam import _build_sam
+
+    torch.manual_seed(0)
+    tiny = _build_sam(
+        encoder_embed_dim=16,
+        encoder_depth=1,
+        encoder_num_heads=1,
+        encoder_global_attn_indexes=[],
+        checkpoint=None,
+    )
+    encoded = []
+    tiny.image_encoder.register_forward_hook(lambda *_: encoded.append(1))
+    sam = SamProposer(model=tiny)
+    photo = coffee[::4, ::4].copy()
+    masks = [sam.point(photo, (40, 30)), sam.box(photo, (10, 10, 50, 40)), sam.point(photo, (80, 60))]
+    assert len(encoded) == 1
+    assert all(m.shape == photo.shape[:2] and m.dtype == bool for m in masks)
+    # The cached embedding gives the same mask as a fresh encoding.
+    fresh = SamPredictor(tiny)
+    fresh.set_image(photo)
+    m, s, _ = fresh.predict(point_coords=np.array([(80, 60)]), point_labels=np.array([1]))
+    assert np.array_equal(masks[2], m[int(np.argmax(s))])
+    assert len(encoded) == 2  # the fresh predictor's encoding
+    sam.point(photo[:, ::-1].copy(), (40, 30))  # another photo: the proposer encodes once more
+    assert len(encoded) == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 from pathlib import Path
 
@@ -135,6 +136,15 @@ def check_image_side(image: np.ndarray, name: str = "image") -> None:
             f"{name}: {w}x{h} is too small to assess; both sides must be at least {MIN_IMAGE_SIDE} "
             "pixels (upscale it or assess a larger picture)"
         )
+
+
+def image_digest(image: np.ndarray) -> str:
+    """A 128-bit digest of an image's shape, dtype and pixels: a cache key (equal pixels, equal key)."""
+    arr = np.ascontiguousarray(image)
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{arr.shape}{arr.dtype}".encode())
+    h.update(memoryview(arr).cast("B"))
+    return h.hexdigest()
 
 
 def save_image(path: Path, rgb: np.ndarray, **params) -> None:

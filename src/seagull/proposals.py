@@ -1,5 +1,6 @@
 """ROI proposers: human segmentations (BSDS500, COCO), a weight-free automatic proposer, point and
-box prompts without weights, and an adapter for a user-supplied SAM checkpoint.
+box prompts without weights, and an adapter for a user-supplied SAM checkpoint that encodes each
+photo once for all its prompts.
 
 The automatic proposer follows the paper's two routes: *object-level* regions from a coarse
 graph segmentation and *component-level* regions from a fine one (SEAGULL used SEEM+SAM boxes
@@ -9,15 +10,18 @@ and SAM on random points; no segmentation weights ship offline, so the default i
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
 from .errors import ConfigError, RoiError
+from .imageio import image_digest
 from .roi import Roi, box_to_mask, iou, rle_to_mask
 
 
@@ -121,9 +125,9 @@ def auto_regions(image: np.ndarray, levels: Sequence[str] = ("object", "componen
     scale_factor = 512.0 / max(h, w)
     small = image
     if scale_factor < 1.0:
-        small = cv2.resize(
-            image, (round(w * scale_factor), round(h * scale_factor)), interpolation=cv2.INTER_AREA
-        )
+        # A side may round to 0 on a very thin image (20000x2); keep at least one pixel.
+        size = (max(1, round(w * scale_factor)), max(1, round(h * scale_factor)))
+        small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     out: list[Roi] = []
     for level in levels:
         if level not in _AUTO_LEVELS:
@@ -187,46 +191,102 @@ def box_to_object_mask(image: np.ndarray, box: Sequence[float], iterations: int 
 
 
 # --------------------------------------------------------------------------- SAM adapter
+DEFAULT_CACHED_IMAGES = 4
+
+
+class CachedImagePredictor:
+    """A segment-anything ``SamPredictor`` that encodes each distinct image once.
+
+    SAM's pattern is one image encoding, many prompts. ``set_image`` looks the pixels' digest up in a
+    small LRU of image embeddings (``max_images`` entries, about 4 MB each for ``vit_b``): on a hit it
+    restores the predictor's state instead of running the image encoder again, so several points and
+    boxes on one photo, or a photo sent again, encode once. Not thread-safe (nor is ``SamPredictor``).
+    """
+
+    STATE = ("features", "original_size", "input_size")  # what SamPredictor.set_image computes
+
+    def __init__(self, predictor: Any, max_images: int = DEFAULT_CACHED_IMAGES) -> None:
+        if max_images < 1:
+            raise ConfigError(f"the SAM embedding cache needs at least one image, got {max_images}")
+        self.predictor = predictor
+        self.max_images = int(max_images)
+        self._states: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
+        self.encodes = 0  # images run through the encoder
+        self.hits = 0  # set_image calls answered from the cache
+
+    def set_image(self, image: np.ndarray) -> None:
+        key = image_digest(image)
+        state = self._states.get(key)
+        if state is None:
+            self.predictor.set_image(image)
+            self.encodes += 1
+            self._states[key] = tuple(getattr(self.predictor, a) for a in self.STATE)
+            while len(self._states) > self.max_images:
+                self._states.popitem(last=False)
+            return
+        self.hits += 1
+        self._states.move_to_end(key)
+        for a, v in zip(self.STATE, state, strict=True):
+            setattr(self.predictor, a, v)
+        self.predictor.is_image_set = True
+
+    def predict(self, **prompts: Any) -> Any:
+        return self.predictor.predict(**prompts)
+
+
+def load_sam_model(checkpoint: str | Path | None, model_type: str = "vit_b") -> Any:
+    """A segment-anything model of ``model_type`` with the weights of ``checkpoint`` (read weights-only);
+    ``None`` leaves it randomly initialised (only useful to test the plumbing). Nothing is downloaded."""
+    try:
+        from segment_anything import sam_model_registry
+    except ImportError as e:
+        raise ConfigError("SAM needs the 'segment-anything' package: pip install 'seagull[sam]'") from e
+    if model_type not in sam_model_registry:
+        raise ConfigError(f"unknown SAM model type {model_type!r}; use one of {sorted(sam_model_registry)}")
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        raise ConfigError(
+            f"SAM checkpoint {checkpoint} does not exist; download it yourself and pass its path"
+        )
+    model = sam_model_registry[model_type](checkpoint=None)
+    if checkpoint is not None:
+        import torch
+
+        model.load_state_dict(torch.load(str(checkpoint), map_location="cpu", weights_only=True))
+    return model
 
 
 class SamProposer:
     """Segment Anything with a user-supplied checkpoint (``segment-anything`` package).
 
     ``checkpoint=None`` builds a randomly initialised model, which is only useful to test the
-    plumbing. Nothing is downloaded.
+    plumbing; ``model`` uses an already built SAM instead. Point and box prompts share one image
+    encoding per photo (:class:`CachedImagePredictor`, ``cache_images`` photos kept).
     """
 
-    def __init__(self, checkpoint: str | Path | None, model_type: str = "vit_b", device: str = "cpu") -> None:
-        try:
-            from segment_anything import SamAutomaticMaskGenerator, SamPredictor, sam_model_registry
-        except ImportError as e:
-            raise ConfigError("SAM needs the 'segment-anything' package: pip install 'seagull[sam]'") from e
-        if model_type not in sam_model_registry:
-            raise ConfigError(
-                f"unknown SAM model type {model_type!r}; use one of {sorted(sam_model_registry)}"
-            )
-        if checkpoint is not None and not Path(checkpoint).is_file():
-            raise ConfigError(
-                f"SAM checkpoint {checkpoint} does not exist; download it yourself and pass its path"
-            )
-        self.model = sam_model_registry[model_type](checkpoint=None)
-        if checkpoint is not None:
-            import torch
+    def __init__(
+        self,
+        checkpoint: str | Path | None = None,
+        model_type: str = "vit_b",
+        device: str = "cpu",
+        model: Any = None,
+        cache_images: int = DEFAULT_CACHED_IMAGES,
+    ) -> None:
+        sam = model if model is not None else load_sam_model(checkpoint, model_type)
+        from segment_anything import SamAutomaticMaskGenerator, SamPredictor
 
-            self.model.load_state_dict(torch.load(str(checkpoint), map_location="cpu", weights_only=True))
-        self.model.to(device).eval()
-        self._predictor = SamPredictor(self.model)
+        self.model = sam.to(device).eval()
+        self.predictor = CachedImagePredictor(SamPredictor(self.model), cache_images)
         self._amg_cls = SamAutomaticMaskGenerator
 
     def point(self, image: np.ndarray, point: tuple[float, float]) -> np.ndarray:
-        self._predictor.set_image(image)
-        masks, scores, _ = self._predictor.predict(point_coords=np.array([point]), point_labels=np.array([1]))
+        self.predictor.set_image(image)
+        masks, scores, _ = self.predictor.predict(point_coords=np.array([point]), point_labels=np.array([1]))
         return masks[int(np.argmax(scores))].astype(bool)
 
     def box(self, image: np.ndarray, box_xywh: Sequence[float]) -> np.ndarray:
         x, y, w, h = box_xywh
-        self._predictor.set_image(image)
-        masks, scores, _ = self._predictor.predict(box=np.array([x, y, x + w, y + h]), multimask_output=False)
+        self.predictor.set_image(image)
+        masks, scores, _ = self.predictor.predict(box=np.array([x, y, x + w, y + h]), multimask_output=False)
         return masks[0].astype(bool)
 
     def every(self, image: np.ndarray, points_per_side: int = 16) -> list[Roi]:

@@ -8,8 +8,8 @@
 
 Each suite returns a :class:`SuiteResult`: one row per predictor with named columns, plus notes.
 Predictors follow :class:`seagull.eval.baselines.RoiPredictor`; their per-ROI quality is taken
-from ``quality`` (a calibrated model answer) or else the oriented raw ``score`` (baselines; only
-ranks matter here, so no calibration is needed).
+from ``quality`` (a calibrated model answer) or else the oriented ``quality_uncalibrated``
+(baselines; only ranks matter here, so no calibration is needed).
 """
 
 from __future__ import annotations
@@ -26,12 +26,13 @@ import numpy as np
 from ..errors import SeagullError
 from ..imageio import load_image
 from ..roi import load_mask_file
+from ..schema import RegionPrediction
 from . import metrics as M
-from .baselines import BASELINE_NAMES, RoiPredictor, make_baseline
+from .baselines import RoiPredictor, list_baselines, make_baseline
 from .journal import RunJournal, file_digest, predictor_identity, progress_bar
 
 # The suites score image content; the geometry-only importance baselines have their own rows there.
-SUITE_BASELINES: tuple[str, ...] = tuple(n for n in BASELINE_NAMES if n not in ("roi_area", "roi_center"))
+SUITE_BASELINES: tuple[str, ...] = list_baselines(reads_pixels=True)
 
 
 @dataclass
@@ -61,19 +62,15 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def quality_of(out: dict[str, Any]) -> float:
-    v = out.get("quality")
-    if v is None:
-        v = out.get("score")
+def quality_of(out: RegionPrediction) -> float:
+    """The calibrated quality, or else the uncalibrated score (only ranks matter here)."""
+    v = out.quality if out.quality is not None else out.quality_uncalibrated
     return float("nan") if v is None else float(v)
 
 
-def blur_said(out: dict[str, Any]) -> bool | None:
+def blur_said(out: RegionPrediction) -> bool | None:
     """Whether a predictor that names distortions said "blur"; None for score-only predictors."""
-    d = out.get("distortions")
-    if d is None:
-        return None
-    return any((x["type"] if isinstance(x, dict) else x.type) == "blur" for x in d)
+    return None if out.type_set is None else "blur" in out.type_set
 
 
 def _nan_to_none(v: float) -> float | None:
@@ -157,9 +154,9 @@ def _cuhk_metrics(items: list[_CuhkItem]) -> dict[str, Any]:
 
 
 def _region_stat(fn: str):
-    def predict(image: np.ndarray, masks: list[np.ndarray]) -> list[dict[str, Any]]:
+    def predict(image: np.ndarray, masks: list[np.ndarray]) -> list[RegionPrediction]:
         out = []
-        for m in masks:
+        for i, m in enumerate(masks):
             if fn == "size":
                 v = float(m.mean())
             else:
@@ -167,7 +164,7 @@ def _region_stat(fn: str):
                 h, w = m.shape
                 d = np.hypot((ys.mean() + 0.5) / h - 0.5, (xs.mean() + 0.5) / w - 0.5)
                 v = round(1.0 - float(d / np.hypot(0.5, 0.5)), 6)  # rounding: the whole image is exactly 1
-            out.append({"score": v, "raw": {fn: v}})
+            out.append(RegionPrediction(f"r{i}", quality_uncalibrated=v, raw={fn: v}))
         return out
 
     return predict
@@ -178,7 +175,7 @@ class _FnPredictor:
     name: str
     fn: Any
 
-    def predict(self, image: np.ndarray, masks: list[np.ndarray]) -> list[dict[str, Any]]:
+    def predict(self, image: np.ndarray, masks: list[np.ndarray]) -> list[RegionPrediction]:
         return self.fn(image, masks)
 
 
@@ -286,6 +283,18 @@ KONSTANZ_COLUMNS = [
     "paste_pair_acc",
     "paste_srcc_inside",
 ]
+KONSTANZ_NOTES = [
+    "Whole image as the ROI. srcc_*_vs_level: Spearman of predicted quality (expected negative) and "
+    "predicted severity (expected positive) against the distortion level 0-12, averaged over the 7 "
+    "distortions (per-distortion values in the second table).",
+    "type_acc: share of distorted images (level > 0, with a SEAGULL category) whose predicted types "
+    "include labels.csv's seagull_category; only for predictors that name distortions.",
+    "paste: the level-L image's box in the left half pasted into the level-0 reference; "
+    "paste_pair_acc = share of compositions where the pasted ROI is rated below the mirrored "
+    "untouched ROI; paste_srcc_inside = Spearman of the pasted ROI's quality vs level.",
+    "Severity of score-only baselines is minus their oriented score.",
+]
+PER_DISTORTION_COLUMNS = ["predictor", "distortion", "srcc_quality_vs_level", "srcc_severity_vs_level"]
 
 
 def _paste_boxes(h: int, w: int) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
@@ -297,6 +306,136 @@ def _paste_boxes(h: int, w: int) -> tuple[tuple[slice, slice], tuple[slice, slic
     return inside, outside
 
 
+@dataclass(frozen=True)
+class _PasteScene:
+    """A reference photo into which a box of another image is pasted; the ROIs are the pasted box
+    and the mirrored untouched box."""
+
+    reference: np.ndarray
+    inside: tuple[slice, slice]
+    masks: list[np.ndarray]  # [pasted box, mirrored untouched box]
+
+    @classmethod
+    def of(cls, reference: np.ndarray) -> _PasteScene:
+        h, w = reference.shape[:2]
+        boxes = _paste_boxes(h, w)
+        masks = []
+        for box in boxes:
+            m = np.zeros((h, w), bool)
+            m[box] = True
+            masks.append(m)
+        return cls(reference, boxes[0], masks)
+
+    def compose(self, image: np.ndarray) -> np.ndarray:
+        comp = self.reference.copy()
+        comp[self.inside] = image[self.inside]
+        return comp
+
+
+def _ladder_levels(limit: int | None) -> list[int] | None:
+    """With ``limit``, a subset of the 0-12 ladder spread over its range (keeps the Spearman
+    meaningful); None = every level."""
+    if not limit:
+        return None
+    n = max(3, min(13, limit))
+    return sorted({round(i * 12 / (n - 1)) for i in range(n)})
+
+
+def _ladders(rows: list[dict[str, str]], levels: list[int] | None) -> dict[str, list[dict[str, str]]]:
+    """The rows of each distortion (sorted by name) in level order, only ``levels`` if given."""
+    by_dist: dict[str, list[dict[str, str]]] = {}
+    for r in rows:
+        by_dist.setdefault(r["distortion"], []).append(r)
+    return {
+        d: [
+            r
+            for r in sorted(by_dist[d], key=lambda r: int(r["level"]))
+            if levels is None or int(r["level"]) in levels
+        ]
+        for d in sorted(by_dist)
+    }
+
+
+@dataclass
+class _LadderScores:
+    """One predictor on one distortion's ladder."""
+
+    levels: list[int] = field(default_factory=list)
+    quality: list[float] = field(default_factory=list)
+    severity: list[float] = field(default_factory=list)
+    paste_levels: list[int] = field(default_factory=list)
+    paste_quality: list[float] = field(default_factory=list)
+    paste_pairs: list[float] = field(default_factory=list)  # 1 pasted ROI rated lower, 1/2 tie, 0 higher
+    type_hits: int = 0
+    type_n: int = 0
+
+    def add_whole(self, level: int, out: RegionPrediction, category: str) -> None:
+        self.levels.append(level)
+        self.quality.append(quality_of(out))
+        self.severity.append(_severity_of(out))
+        if out.type_set is not None and level > 0 and category:
+            self.type_n += 1
+            self.type_hits += category in out.type_set
+
+    def add_paste(self, level: int, pasted: RegionPrediction, untouched: RegionPrediction) -> None:
+        a, b = quality_of(pasted), quality_of(untouched)
+        if np.isfinite(a) and np.isfinite(b):
+            self.paste_pairs.append(1.0 if a < b else 0.5 if a == b else 0.0)
+        self.paste_levels.append(level)
+        self.paste_quality.append(a)
+
+
+def _score_ladder(
+    p: RoiPredictor,
+    root: Path,
+    ladder: list[dict[str, str]],
+    scene: _PasteScene,
+    paste_levels: Sequence[int],
+    journal: RunJournal,
+    bar: Any,
+) -> _LadderScores:
+    whole = np.ones(scene.reference.shape[:2], bool)
+    s = _LadderScores()
+    for r in ladder:
+        img = load_image(root / r["image"])
+        level = int(r["level"])
+        s.add_whole(level, journal.predict(p, r["image"], img, [whole])[0], r.get("seagull_category", ""))
+        if level in paste_levels:
+            o_in, o_out = journal.predict(p, f"paste:{r['image']}", scene.compose(img), scene.masks)
+            s.add_paste(level, o_in, o_out)
+        bar.update()
+    return s
+
+
+def _konstanz_rows(
+    name: str, ladders: dict[str, _LadderScores]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(the predictor's row, its per-distortion rows)."""
+    srcc_q = {d: M.srcc(s.quality, s.levels) for d, s in ladders.items()}
+    srcc_s = {d: M.srcc(s.severity, s.levels) for d, s in ladders.items()}
+    paste_srcc = [M.srcc(s.paste_quality, s.paste_levels) for s in ladders.values()]
+    paste_pairs = [v for s in ladders.values() for v in s.paste_pairs]
+    type_n = sum(s.type_n for s in ladders.values())
+    row = {
+        "predictor": name,
+        "srcc_quality_vs_level": _nan_to_none(_nanmean(list(srcc_q.values()))),
+        "srcc_severity_vs_level": _nan_to_none(_nanmean(list(srcc_s.values()))),
+        "type_acc": sum(s.type_hits for s in ladders.values()) / type_n if type_n else None,
+        "paste_pair_acc": float(np.mean(paste_pairs)) if paste_pairs else None,
+        "paste_srcc_inside": _nan_to_none(_nanmean(paste_srcc)),
+    }
+    per_distortion = [
+        {
+            "predictor": name,
+            "distortion": d,
+            "srcc_quality_vs_level": _nan_to_none(srcc_q[d]),
+            "srcc_severity_vs_level": _nan_to_none(srcc_s[d]),
+        }
+        for d in ladders
+    ]
+    return row, per_distortion
+
+
 def run_konstanz(
     root: Path,
     predictors: Sequence[RoiPredictor],
@@ -305,115 +444,43 @@ def run_konstanz(
     journal: RunJournal | None = None,
     progress: bool = False,
 ) -> SuiteResult:
+    """Quality and severity along each distortion's level ladder (whole image as the ROI), and the
+    level-L image's box pasted into the reference. With ``limit`` a spread subset of the levels is
+    used, and they replace ``paste_levels``."""
     root = Path(root)
     journal = journal if journal is not None else RunJournal(None, {})
     rows = _read_csv(root / "labels.csv")
-    by_dist: dict[str, list[dict[str, str]]] = {}
-    for r in rows:
-        by_dist.setdefault(r["distortion"], []).append(r)
-    for v in by_dist.values():
-        v.sort(key=lambda r: int(r["level"]))
-    dists = sorted(by_dist)
-    levels_wanted = None
-    if limit:
-        # a subset of the ladder, spread over its range: keeps the Spearman meaningful
-        n = max(3, min(13, limit))
-        levels_wanted = sorted({round(i * 12 / (n - 1)) for i in range(n)})
+    levels_wanted = _ladder_levels(limit)
+    if levels_wanted is not None:
         paste_levels = [lv for lv in levels_wanted if lv > 0]
+    ladders = _ladders(rows, levels_wanted)
     ref_row = next(r for r in rows if r["is_reference"] == "1")
-    reference = load_image(root / ref_row["image"])
-    h, w = reference.shape[:2]
-    inside, outside = _paste_boxes(h, w)
-    m_in = np.zeros((h, w), bool)
-    m_in[inside] = True
-    m_out = np.zeros((h, w), bool)
-    m_out[outside] = True
-    whole = np.ones((h, w), bool)
-
-    out_rows = []
+    scene = _PasteScene.of(load_image(root / ref_row["image"]))
+    out_rows: list[dict[str, Any]] = []
     per_dist_rows: list[dict[str, Any]] = []
-    n_images = sum(
-        levels_wanted is None or int(r["level"]) in levels_wanted for d in dists for r in by_dist[d]
-    )
-    bar = progress_bar(len(predictors) * n_images, "konstanz", progress)
+    bar = progress_bar(len(predictors) * sum(map(len, ladders.values())), "konstanz", progress)
     for p in predictors:
-        srcc_q, srcc_s, type_hits, type_n = [], [], 0, 0
-        paste_pairs, paste_srcc = [], []
-        for d in dists:
-            ladder = [r for r in by_dist[d] if levels_wanted is None or int(r["level"]) in levels_wanted]
-            lv, q, sev = [], [], []
-            paste_lv, paste_q = [], []
-            for r in ladder:
-                img = load_image(root / r["image"])
-                o = journal.predict(p, r["image"], img, [whole])[0]
-                lv.append(int(r["level"]))
-                q.append(quality_of(o))
-                sev.append(_severity_of(o))
-                cat = r.get("seagull_category", "")
-                said = o.get("distortions")
-                if said is not None and int(r["level"]) > 0 and cat:
-                    type_n += 1
-                    types = {(x["type"] if isinstance(x, dict) else x.type) for x in said}
-                    type_hits += cat in types
-                if int(r["level"]) in paste_levels:
-                    comp = reference.copy()
-                    comp[inside] = img[inside]
-                    o_in, o_out = journal.predict(p, f"paste:{r['image']}", comp, [m_in, m_out])
-                    a, b = quality_of(o_in), quality_of(o_out)
-                    if np.isfinite(a) and np.isfinite(b):
-                        paste_pairs.append(1.0 if a < b else 0.5 if a == b else 0.0)
-                    paste_lv.append(int(r["level"]))
-                    paste_q.append(a)
-                bar.update()
-            rq, rs, rp = M.srcc(q, lv), M.srcc(sev, lv), M.srcc(paste_q, paste_lv)
-            srcc_q.append(rq)
-            srcc_s.append(rs)
-            paste_srcc.append(rp)
-            per_dist_rows.append(
-                {
-                    "predictor": p.name,
-                    "distortion": d,
-                    "srcc_quality_vs_level": _nan_to_none(rq),
-                    "srcc_severity_vs_level": _nan_to_none(rs),
-                }
-            )
-        out_rows.append(
-            {
-                "predictor": p.name,
-                "srcc_quality_vs_level": _nan_to_none(_nanmean(srcc_q)),
-                "srcc_severity_vs_level": _nan_to_none(_nanmean(srcc_s)),
-                "type_acc": type_hits / type_n if type_n else None,
-                "paste_pair_acc": float(np.mean(paste_pairs)) if paste_pairs else None,
-                "paste_srcc_inside": _nan_to_none(_nanmean(paste_srcc)),
-            }
-        )
+        scores = {
+            d: _score_ladder(p, root, ladder, scene, paste_levels, journal, bar)
+            for d, ladder in ladders.items()
+        }
+        row, per_distortion = _konstanz_rows(p.name, scores)
+        out_rows.append(row)
+        per_dist_rows += per_distortion
     bar.close()
     res = SuiteResult(
         "konstanz",
         KONSTANZ_COLUMNS,
         out_rows,
-        notes=[
-            "Whole image as the ROI. srcc_*_vs_level: Spearman of predicted quality (expected negative) and "
-            "predicted severity (expected positive) against the distortion level 0-12, averaged over the 7 "
-            "distortions (per-distortion values in the second table).",
-            "type_acc: share of distorted images (level > 0, with a SEAGULL category) whose predicted types "
-            "include labels.csv's seagull_category; only for predictors that name distortions.",
-            "paste: the level-L image's box in the left half pasted into the level-0 reference; "
-            "paste_pair_acc = share of compositions where the pasted ROI is rated below the mirrored "
-            "untouched ROI; paste_srcc_inside = Spearman of the pasted ROI's quality vs level.",
-            "Severity of score-only baselines is minus their oriented score.",
-        ],
+        notes=list(KONSTANZ_NOTES),
         info={
             "data": str(root),
-            "distortions": dists,
+            "distortions": list(ladders),
             "levels": levels_wanted or list(range(13)),
             "paste_levels": list(paste_levels),
         },
     )
-    res.extra_tables["per_distortion"] = (
-        ["predictor", "distortion", "srcc_quality_vs_level", "srcc_severity_vs_level"],
-        per_dist_rows,
-    )
+    res.extra_tables["per_distortion"] = (PER_DISTORTION_COLUMNS, per_dist_rows)
     return res
 
 
@@ -422,11 +489,10 @@ def _nanmean(xs: Sequence[float]) -> float:
     return float(np.mean(v)) if v else float("nan")
 
 
-def _severity_of(o: dict[str, Any]) -> float:
-    d = o.get("distortions")
+def _severity_of(o: RegionPrediction) -> float:
+    d = o.present_distortions
     if d:
-        vals = [(x.get("severity") if isinstance(x, dict) else x.severity) for x in d]
-        vals = [v for v in vals if v is not None]
+        vals = [x.severity for x in d if x.severity is not None]
         if vals:
             return float(max(vals))
     if d is not None and not d:
@@ -452,13 +518,7 @@ def run_tid2013(
     rows = _read_csv(root / "mos.csv")
     imgs = {r["dist_name"]: load_image(root / "distorted_images" / r["dist_name"]) for r in rows}
     mos = {r["dist_name"]: float(r["mos"]) for r in rows}
-    ref = load_image(root / "reference_images" / "I01.BMP")
-    h, w = ref.shape[:2]
-    inside, outside = _paste_boxes(h, w)
-    m_in = np.zeros((h, w), bool)
-    m_in[inside] = True
-    m_out = np.zeros((h, w), bool)
-    m_out[outside] = True
+    scene = _PasteScene.of(load_image(root / "reference_images" / "I01.BMP"))
     out_rows = []
     bar = progress_bar(len(predictors), "tid2013", progress)
     for p in predictors:
@@ -466,11 +526,8 @@ def run_tid2013(
         for name, img in imgs.items():
             o = journal.predict(p, name, img, [np.ones(img.shape[:2], bool)])[0]
             q[name] = quality_of(o)
-            d = o.get("distortions")
-            said[name] = None if d is None else {(x["type"] if isinstance(x, dict) else x.type) for x in d}
-        comp = ref.copy()
-        comp[inside] = imgs["i01_01_5.bmp"][inside]
-        o_in, o_out = journal.predict(p, "paste", comp, [m_in, m_out])
+            said[name] = None if o.type_set is None else set(o.type_set)
+        o_in, o_out = journal.predict(p, "paste", scene.compose(imgs["i01_01_5.bmp"]), scene.masks)
         names = sorted(imgs)
         row = {
             "predictor": p.name,
@@ -500,6 +557,3 @@ def _cmp(a: float | None, b: float | None) -> bool | None:
     if a is None or b is None or not (np.isfinite(a) and np.isfinite(b)):
         return None
     return bool(a > b)
-
-
-SUITES = {"cuhk": run_cuhk, "konstanz": run_konstanz, "tid2013": run_tid2013}

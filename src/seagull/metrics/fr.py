@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError, ImageLoadError, RoiError
+from ..registry import Registry
 
 Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -105,30 +106,55 @@ def _topiq_fr() -> Metric:
     return fn
 
 
-# name -> (factory of the callable, minimum side)
-_METRICS: dict[str, tuple[Callable[[], Metric], int]] = {
+@dataclass(frozen=True)
+class FRMetricInfo:
+    """A registered full-reference similarity: how to make it and how to read its number."""
+
+    name: str
+    factory: Callable[[], Metric]  # called once, on first use (it may import a package or load weights)
+    # Smallest height/width the metric accepts (or is meaningful at); smaller crops are upsampled to it.
+    min_side: int
+    detects: str
+    package: str  # the package that computes it
+    higher_is_better: bool = True  # every registered metric is a similarity (1 = identical)
+    value_range: tuple[float, float] = (0.0, 1.0)
+
+
+FR_METRICS: Registry[FRMetricInfo] = Registry("full-reference metric")
+for _info in (
     # HaarPSI needs 2**(scales+1) = 16 px after its 2x subsampling, i.e. 32 px.
-    "haarpsi": (lambda: _piq_haarpsi, 32),
-    "mdsi": (lambda: _piq_mdsi, 16),
-    "vsi": (lambda: _piq_vsi, 16),
+    FRMetricInfo(
+        "haarpsi", lambda: _piq_haarpsi, 32, "structural and edge changes (Haar wavelet phase)", "piq"
+    ),
+    FRMetricInfo("mdsi", lambda: _piq_mdsi, 16, "gradient and chromaticity deviations (1 - MDSI)", "piq"),
+    FRMetricInfo("vsi", lambda: _piq_vsi, 16, "changes weighted by visual saliency", "piq"),
     # SSIM's 11x11 window.
-    "ssim": (lambda: _piq_ssim, 16),
+    FRMetricInfo("ssim", lambda: _piq_ssim, 16, "local luminance, contrast and structure changes", "piq"),
     # MS-SSIM: (kernel - 1) * 2**(levels - 1) + 1 = 161 px for the default 11 px window and 5 levels.
-    "ms_ssim": (lambda: _piq_ms_ssim, 161),
-    "topiq_fr": (_topiq_fr, 64),
-}
-FR_METRICS: tuple[str, ...] = tuple(_METRICS)
+    FRMetricInfo("ms_ssim", lambda: _piq_ms_ssim, 161, "structure changes over 5 scales", "piq"),
+    FRMetricInfo("topiq_fr", _topiq_fr, 64, "learned perceptual differences (TOPIQ, weights)", "pyiqa"),
+):
+    FR_METRICS.add(_info)
+
+
+def list_fr_metrics() -> tuple[str, ...]:
+    """Names of the registered full-reference metrics."""
+    return FR_METRICS.names()
+
+
+def get_fr_metric_info(name: str) -> FRMetricInfo:
+    """The registry entry (metadata and factory) of the full-reference metric ``name``."""
+    return FR_METRICS.get(name)
+
 
 _CACHE: dict[str, FRMetric] = {}
 
 
 def get_fr_metric(name: str = DEFAULT_FR_METRIC) -> FRMetric:
-    """The full-reference similarity called ``name`` (one of :data:`FR_METRICS`)."""
-    if name not in _METRICS:
-        raise ConfigError(f"unknown full-reference metric {name!r}; choose one of {FR_METRICS}")
+    """The full-reference similarity called ``name`` (one of :func:`list_fr_metrics`), ready to call."""
     if name not in _CACHE:
-        factory, min_side = _METRICS[name]
-        _CACHE[name] = FRMetric(name, factory(), min_side)
+        info = get_fr_metric_info(name)
+        _CACHE[name] = FRMetric(name, info.factory(), info.min_side)
     return _CACHE[name]
 
 
@@ -152,7 +178,7 @@ def _resolve(metric: str | Metric | None) -> Metric:
         return get_fr_metric(metric)
     if not callable(metric):
         raise ConfigError(
-            f"metric must be a name from {FR_METRICS} or a callable, got {type(metric).__name__}"
+            f"metric must be a name from {', '.join(FR_METRICS)} or a callable, got {type(metric).__name__}"
         )
     return metric
 

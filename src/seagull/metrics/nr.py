@@ -13,7 +13,8 @@
 
 Every function takes an HxWx3 uint8 RGB array (or an HxW grey array) and returns a float; NaN means
 the metric is undefined on that input (for example a region too small for NIQE's blocks), never a
-made-up value.
+made-up value. :data:`NR_METRICS` registers each with its orientation, nominal range, what it detects
+and its minimum side (:func:`list_nr_metrics`, :func:`get_nr_metric`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import functools
 import io
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +31,7 @@ import numpy as np
 from scipy import ndimage, optimize, special
 
 from ..errors import ConfigError, ImageLoadError, RoiError
+from ..registry import Registry
 
 PARAMS_DIR = Path(__file__).resolve().parent / "params"
 DEFAULT_SHRINK = 4  # pixels the ROI mask is eroded by before heuristics are computed inside it
@@ -481,3 +484,88 @@ def bbox_crop(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     if rows.size == 0:
         raise RoiError("bbox_crop: the ROI mask is empty")
     return image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+# --------------------------------------------------------------------------- registry
+@dataclass(frozen=True)
+class NRMetric:
+    """A registered no-reference metric and how to read its number."""
+
+    name: str
+    fn: Callable[..., float]
+    # "image": fn(image) on a whole image or an ROI's crop; "mask": fn(image, mask) inside an ROI mask.
+    takes: str
+    higher_is_better: bool
+    value_range: tuple[float, float | None]  # nominal range; None = unbounded
+    detects: str
+    distortion_type: str | None  # the one distortion type it is specific to (None: general quality)
+    min_side: int  # shorter side (pixels) below which the number is NaN or meaningless
+
+
+NR_METRICS: Registry[NRMetric] = Registry("no-reference metric")
+for _metric in (
+    NRMetric(
+        "brisque",
+        brisque,
+        "image",
+        False,
+        (0.0, 100.0),
+        "loss of natural scene statistics (LIVE: blur, noise, JPEG, JPEG 2000)",
+        None,
+        MIN_SIDE_BRISQUE,
+    ),
+    NRMetric(
+        "niqe",
+        niqe,
+        "image",
+        False,
+        (0.0, None),
+        "distance from pristine natural scene statistics",
+        None,
+        min(NIQE_BLOCK_SIZES),  # two blocks of the smallest size
+    ),
+    NRMetric(
+        "piqe", piqe, "image", False, (0.0, 100.0), "blockiness, flat (blurred) edges and noise", None, 16
+    ),
+    NRMetric(
+        "laplacian_variance",
+        laplacian_variance,
+        "mask",
+        True,
+        (0.0, None),
+        "sharpness (variance of the Laplacian)",
+        "blur",
+        3,
+    ),
+    NRMetric(
+        "masked_blur_effect",
+        masked_blur_effect,
+        "mask",
+        False,
+        (0.0, 1.0),
+        "blur (Crete-Roffet re-blur)",
+        "blur",
+        4,
+    ),
+    NRMetric(
+        "hf_energy_ratio",
+        hf_energy_ratio,
+        "mask",
+        True,
+        (0.0, 1.0),
+        "sharpness (share of variance above a Gaussian low-pass)",
+        "blur",
+        3,
+    ),
+):
+    NR_METRICS.add(_metric)
+
+
+def list_nr_metrics() -> tuple[str, ...]:
+    """Names of the registered no-reference metrics."""
+    return NR_METRICS.names()
+
+
+def get_nr_metric(name: str) -> NRMetric:
+    """The registered no-reference metric ``name`` (its function and metadata)."""
+    return NR_METRICS.get(name)

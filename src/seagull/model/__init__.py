@@ -3,7 +3,7 @@
 from transformers import AutoModelForCausalLM
 
 from .checkpoints import load_released
-from .config import NAMED_CONFIGS, SeagullConfig, config_names, get_config
+from .config import NAMED_CONFIGS, SeagullConfig, get_config, get_named_config, list_configs
 from .prompting import EncodedConversation, collate_conversations, conversation_masks, encode_conversation
 from .seagull import ImageEncoding, SeagullForCausalLM, build_model, load_model
 from .tokenizer import load_tokenizer, train_tokenizer
@@ -21,8 +21,9 @@ __all__ = [
     "SeagullConfig",
     "SeagullForCausalLM",
     "build_model",
-    "config_names",
     "get_config",
+    "get_named_config",
+    "list_configs",
     "load_model",
 ]
 

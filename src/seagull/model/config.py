@@ -2,20 +2,23 @@
 
 A configuration is data: a dict of plain values for the vision tower, the mask-based feature
 extractor (MFE), the projector and the wrapped causal LM (``text_config``, any transformers
-causal-LM config). ``seagull-7b`` is the released architecture; ``seagull-tiny`` is the design of
-the small shipped default; ``seagull-test`` is a micro model for unit tests.
+causal-LM config). The named configurations are registered in :data:`NAMED_CONFIGS`:
+``seagull-7b`` is the released architecture; ``seagull-tiny`` is the design of the small shipped
+default; ``seagull-test`` is a micro model for unit tests.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from transformers import AutoConfig, PretrainedConfig
 
 from ..errors import ConfigError
+from ..registry import Registry
 
 MODEL_TYPE = "seagull"
 
@@ -106,8 +109,35 @@ def _llama_small(
     }
 
 
-NAMED_CONFIGS: dict[str, dict[str, Any]] = {
-    "seagull-7b": {
+@dataclass(frozen=True)
+class NamedConfig:
+    """A registered model configuration: ``values`` are SeagullConfig's fields (copied on use)."""
+
+    name: str
+    description: str
+    values: dict[str, Any]
+
+
+NAMED_CONFIGS: Registry[NamedConfig] = Registry("named model config")
+
+
+def register_config(name: str, description: str, values: dict[str, Any]) -> NamedConfig:
+    return NAMED_CONFIGS.add(NamedConfig(name, description, values))
+
+
+def list_configs() -> tuple[str, ...]:
+    """Names of the registered model configurations."""
+    return NAMED_CONFIGS.names()
+
+
+def get_named_config(name: str) -> NamedConfig:
+    return NAMED_CONFIGS.get(name)
+
+
+register_config(
+    "seagull-7b",
+    "the released SEAGULL-7B: OpenCLIP ConvNeXt-Large at 512 px, compat MFE, LLaMA-7B (Vicuna)",
+    {
         "vision": {"kind": "openclip_convnext", "name": "convnext_large", "image_size": 512},
         "mfe": {"mode": "compat", "local_mode": "released", "mask_linear": True},
         "projector": {"type": "mlp2x_gelu", "level": 2},
@@ -117,7 +147,11 @@ NAMED_CONFIGS: dict[str, dict[str, Any]] = {
         "image_token_id": -200,  # LLaVA placeholder, not in the vocabulary
         "conversation": "vicuna_v1",
     },
-    "seagull-tiny": {
+)
+register_config(
+    "seagull-tiny",
+    "the small shipped default: EfficientNet-Lite0, adaptive MFE with a native-resolution local branch",
+    {
         "vision": {
             "kind": "efficientnet_lite0",
             "name": "efficientnet_lite0",
@@ -144,7 +178,11 @@ NAMED_CONFIGS: dict[str, dict[str, Any]] = {
         "conversation": "vicuna_v1",
         "token_norm": "none",  # "scale" and "layernorm" trained no better so far (docs/default_model.md)
     },
-    "seagull-test": {
+)
+register_config(
+    "seagull-test",
+    "a micro model for unit tests (random weights)",
+    {
         "vision": {
             "kind": "timm",
             "name": "efficientnet_lite0",
@@ -168,7 +206,7 @@ NAMED_CONFIGS: dict[str, dict[str, Any]] = {
         "text_config": _llama_small(hidden=48, layers=2, heads=2, kv_heads=1, inter=96, vocab=512),
         "conversation": "vicuna_v1",
     },
-}
+)
 
 
 def _merged(defaults: dict[str, Any], given: dict[str, Any] | None, section: str) -> dict[str, Any]:
@@ -252,10 +290,6 @@ class SeagullConfig(PretrainedConfig):
             ) from e
 
 
-def config_names() -> list[str]:
-    return sorted(NAMED_CONFIGS)
-
-
 def get_config(name_or_path: str | Path | SeagullConfig, **overrides: Any) -> SeagullConfig:
     """A named config (``seagull-7b``, ``seagull-tiny``, ``seagull-test``), a JSON file or a model folder.
 
@@ -265,14 +299,14 @@ def get_config(name_or_path: str | Path | SeagullConfig, **overrides: Any) -> Se
     if isinstance(name_or_path, SeagullConfig):
         base = name_or_path.to_dict()
     elif str(name_or_path) in NAMED_CONFIGS:
-        base = copy.deepcopy(NAMED_CONFIGS[str(name_or_path)])
+        base = copy.deepcopy(get_named_config(str(name_or_path)).values)
     else:
         p = Path(name_or_path)
         if p.is_dir():
             p = p / "config.json"
         if not p.is_file():
             raise ConfigError(
-                f"model config {str(name_or_path)!r} is neither a named config ({', '.join(config_names())}) "
+                f"model config {str(name_or_path)!r} is neither a named config ({', '.join(list_configs())}) "
                 "nor a JSON file / model folder with config.json"
             )
         base = json.loads(p.read_text(encoding="utf-8"))

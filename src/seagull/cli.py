@@ -21,7 +21,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 # when the subcommand is used, not when the CLI starts.
 COMMAND_MODULES = (
     "seagull.synth.commands",
-    "seagull.assess_cli",
+    "seagull.assess.commands",
     "seagull.eval.commands",
     "seagull.train.commands",
     "seagull.serve.commands",

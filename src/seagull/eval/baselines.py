@@ -22,6 +22,7 @@ Baselines:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -32,27 +33,28 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..metrics import nr
+from ..registry import Registry
 from ..schema import (
     DEFAULT_THRESHOLDS,
+    DistortionPrediction,
+    RegionPrediction,
     Thresholds,
     importance_level,
     quality_level,
     severity_level,
 )
-from .predictions import PredictedDistortion, RoiPrediction
 
 log = logging.getLogger(__name__)
 
 
 @runtime_checkable
 class RoiPredictor(Protocol):
-    """What the evaluator calls: one dict per mask with any of the keys of :class:`RoiPrediction`
-    (``quality``, ``quality_level``, ``importance``, ``importance_level``, ``distortions``, ``raw``)
-    or, for uncalibrated baselines, ``score`` / ``importance_score``."""
+    """What the evaluator calls: one :class:`RegionPrediction` per mask (named ``r0``, ``r1``, ...);
+    uncalibrated baselines give ``quality_uncalibrated`` / ``importance_uncalibrated``."""
 
     name: str
 
-    def predict(self, image: np.ndarray, masks: list[np.ndarray]) -> list[dict[str, Any]]: ...
+    def predict(self, image: np.ndarray, masks: list[np.ndarray]) -> list[RegionPrediction]: ...
 
 
 RoiScore = Callable[[np.ndarray, np.ndarray], float]
@@ -82,13 +84,14 @@ class ScoreBaseline:
     detects: str | None = None
     kind: str = "quality"  # or "importance"
 
-    def predict(self, image: np.ndarray, masks: list[np.ndarray]) -> list[dict[str, Any]]:
+    def predict(self, image: np.ndarray, masks: list[np.ndarray]) -> list[RegionPrediction]:
         out = []
-        for m in masks:
+        for i, m in enumerate(masks):
             raw = float(self.fn(image, m))
             oriented = raw if self.higher_is_better else -raw
-            key = "score" if self.kind == "quality" else "importance_score"
-            out.append({key: oriented, "raw": {self.name: raw}})
+            out.append(
+                RegionPrediction(f"r{i}", raw={self.name: raw}, **{f"{self.kind}_uncalibrated": oriented})
+            )
         return out
 
 
@@ -100,10 +103,13 @@ class WholeImageBaseline:
     metric: Callable[[np.ndarray], float]
     higher_is_better: bool
 
-    def predict(self, image: np.ndarray, masks: list[np.ndarray]) -> list[dict[str, Any]]:
+    def predict(self, image: np.ndarray, masks: list[np.ndarray]) -> list[RegionPrediction]:
         raw = float(self.metric(image))
         oriented = raw if self.higher_is_better else -raw
-        return [{"score": oriented, "raw": {self.name: raw}} for _ in masks]
+        return [
+            RegionPrediction(f"r{i}", quality_uncalibrated=oriented, raw={self.name: raw})
+            for i in range(len(masks))
+        ]
 
 
 @dataclass
@@ -112,8 +118,8 @@ class ConstantBaseline:
 
     name: str = "constant"
 
-    def predict(self, image: np.ndarray, masks: list[np.ndarray]) -> list[dict[str, Any]]:
-        return [{"constant": True, "raw": {}} for _ in masks]
+    def predict(self, image: np.ndarray, masks: list[np.ndarray]) -> list[RegionPrediction]:
+        return [RegionPrediction(f"r{i}") for i in range(len(masks))]
 
 
 def _area_fraction(image: np.ndarray, mask: np.ndarray) -> float:
@@ -141,16 +147,17 @@ class FullReferenceBaseline:
 
     def predict_with_reference(
         self, image: np.ndarray, reference: np.ndarray, masks: list[np.ndarray]
-    ) -> list[dict[str, Any]]:
+    ) -> list[RegionPrediction]:
         q = self._fr.roi_quality(reference, image, masks, metric=self.metric)
         imp = self._fr.roi_importance(reference, image, masks, metric=self.metric)
         return [
-            {
-                "quality": float(a),
-                "importance": float(b),
-                "raw": {"fr_quality": float(a), "fr_importance": float(b)},
-            }
-            for a, b in zip(q, imp, strict=True)
+            RegionPrediction(
+                f"r{i}",
+                quality=float(a),
+                importance=float(b),
+                raw={"fr_quality": float(a), "fr_importance": float(b)},
+            )
+            for i, (a, b) in enumerate(zip(q, imp, strict=True))
         ]
 
 
@@ -163,47 +170,125 @@ def available_fr_baseline(metric: str | None = None) -> FullReferenceBaseline | 
         return None
 
 
-BASELINE_NAMES: tuple[str, ...] = (
-    "brisque",
-    "niqe",
-    "piqe",
-    "laplacian_var",
-    "blur_effect",
-    "hf_ratio",
-    "whole_brisque",
-    "constant",
-    "roi_area",
-    "roi_center",
-)
+@dataclass(frozen=True)
+class BaselineInfo:
+    """A registered baseline: how to build it and how to read its raw number."""
+
+    name: str
+    build: Callable[[int], RoiPredictor]  # pixels the ROI mask is shrunk by -> the predictor
+    task: str  # "quality", "importance", or "levels" (the constant floor)
+    description: str
+    higher_is_better: bool | None = None  # orientation of the raw number; None: it gives none
+    value_range: tuple[float, float | None] | None = None  # nominal; None as the top = unbounded
+    detects: str | None = None  # the distortion type it is specific to (None: general quality)
+    reads_pixels: bool = True  # False: it sees the mask's geometry only
+
+
+BASELINES: Registry[BaselineInfo] = Registry("baseline")
+
+
+def _metric_baseline(name: str, metric: str, description: str, whole_image: bool = False) -> BaselineInfo:
+    """A quality baseline from a registered NR metric: on the ROI's crop or inside its shrunk mask
+    (as the metric takes), or on the whole image; orientation, range and type are the metric's."""
+    m = nr.get_nr_metric(metric)
+
+    def build(shrink: int) -> RoiPredictor:
+        if whole_image:
+            return WholeImageBaseline(name, m.fn, m.higher_is_better)
+        roi_fn = _masked_metric(m.fn, shrink) if m.takes == "mask" else _crop_metric(m.fn)
+        return ScoreBaseline(name, roi_fn, m.higher_is_better, m.distortion_type)
+
+    return BaselineInfo(
+        name, build, "quality", description, m.higher_is_better, m.value_range, m.distortion_type
+    )
+
+
+def _geometry_baseline(name: str, fn: RoiScore, description: str) -> BaselineInfo:
+    """An importance baseline from the mask alone; higher = more important, in [0, 1]."""
+
+    def build(shrink: int) -> RoiPredictor:
+        return ScoreBaseline(name, fn, True, kind="importance")
+
+    return BaselineInfo(name, build, "importance", description, True, (0.0, 1.0), reads_pixels=False)
+
+
+for _info in (
+    _metric_baseline("brisque", "brisque", "BRISQUE on the ROI's bounding-box crop"),
+    _metric_baseline("niqe", "niqe", "NIQE on the ROI's bounding-box crop"),
+    _metric_baseline("piqe", "piqe", "PIQE on the ROI's bounding-box crop"),
+    _metric_baseline("laplacian_var", "laplacian_variance", "variance of the Laplacian in the shrunk mask"),
+    _metric_baseline("blur_effect", "masked_blur_effect", "skimage's blur effect in the shrunk mask"),
+    _metric_baseline("hf_ratio", "hf_energy_ratio", "high-frequency share of variance in the shrunk mask"),
+    _metric_baseline("whole_brisque", "brisque", "BRISQUE of the whole image, given to every ROI", True),
+    BaselineInfo(
+        "constant",
+        lambda shrink: ConstantBaseline(),
+        "levels",
+        "the floor: the labels' most frequent level words and distortion set",
+    ),
+    _geometry_baseline("roi_area", _area_fraction, "the ROI's share of the image"),
+    _geometry_baseline(
+        "roi_center", _centre_closeness, "closeness of the ROI's centroid to the image centre"
+    ),
+):
+    BASELINES.add(_info)
+
+
+def list_baselines(reads_pixels: bool | None = None) -> tuple[str, ...]:
+    """Names of the registered baselines (only those that do or do not read pixels, if given).
+    ``fr_label`` is not among them: it needs the reference (see :func:`available_fr_baseline`)."""
+    return tuple(b.name for b in BASELINES.entries() if reads_pixels in (None, b.reads_pixels))
+
+
+def get_baseline(name: str) -> BaselineInfo:
+    """The registry entry of baseline ``name``."""
+    return BASELINES.get(name)
 
 
 def make_baseline(name: str, shrink: int = nr.DEFAULT_SHRINK) -> RoiPredictor:
-    """One baseline by name (see :data:`BASELINE_NAMES`; ``fr_label`` needs :func:`available_fr_baseline`)."""
-    table: dict[str, Callable[[], RoiPredictor]] = {
-        "brisque": lambda: ScoreBaseline("brisque", _crop_metric(nr.brisque), False),
-        "niqe": lambda: ScoreBaseline("niqe", _crop_metric(nr.niqe), False),
-        "piqe": lambda: ScoreBaseline("piqe", _crop_metric(nr.piqe), False),
-        "laplacian_var": lambda: ScoreBaseline(
-            "laplacian_var", _masked_metric(nr.laplacian_variance, shrink), True, "blur"
-        ),
-        "blur_effect": lambda: ScoreBaseline(
-            "blur_effect", _masked_metric(nr.masked_blur_effect, shrink), False, "blur"
-        ),
-        "hf_ratio": lambda: ScoreBaseline(
-            "hf_ratio", _masked_metric(nr.hf_energy_ratio, shrink), True, "blur"
-        ),
-        "whole_brisque": lambda: WholeImageBaseline("whole_brisque", nr.brisque, False),
-        "constant": lambda: ConstantBaseline(),
-        "roi_area": lambda: ScoreBaseline("roi_area", _area_fraction, True, kind="importance"),
-        "roi_center": lambda: ScoreBaseline("roi_center", _centre_closeness, True, kind="importance"),
-    }
-    if name not in table:
-        raise ConfigError(f"unknown baseline {name!r}; choose from {BASELINE_NAMES + ('fr_label',)}")
-    return table[name]()
+    """One baseline by name (see :func:`list_baselines`; ``fr_label`` needs :func:`available_fr_baseline`)."""
+    return get_baseline(name).build(shrink)
+
+
+BASELINE_COLUMNS = ["baseline", "task", "raw number", "range", "type", "what it is"]
+
+
+def _orientation(b: BaselineInfo) -> str:
+    if b.higher_is_better is None:
+        return "-"
+    good = "more important" if b.task == "importance" else "better"
+    return f"{'higher' if b.higher_is_better else 'lower'} = {good}"
+
+
+def _range(value_range: tuple[float, float | None] | None) -> str:
+    if value_range is None:
+        return "-"
+    lo, hi = value_range
+    return f"{lo:g} .. {'inf' if hi is None else f'{hi:g}'}"
+
+
+def baseline_rows(names: Sequence[str]) -> list[list[str]]:
+    """Table rows (:data:`BASELINE_COLUMNS`) describing the registered baselines among ``names``."""
+    return [
+        [
+            b.name,
+            b.task,
+            _orientation(b),
+            _range(b.value_range),
+            b.detects or "-",
+            b.description,
+        ]
+        for b in (BASELINES.get(n) for n in names if n in BASELINES)
+    ]
 
 
 def detects(predictor: Any) -> str | None:
     return getattr(predictor, "detects", None)
+
+
+def is_constant(predictor: Any) -> bool:
+    """Whether the calibration answers for ``predictor`` with the labels' most frequent answers."""
+    return isinstance(predictor, ConstantBaseline)
 
 
 # --------------------------------------------------------------------------- calibration
@@ -260,58 +345,51 @@ class QuantileCalibration:
         self._maps[f"{kind}:{name}"] = quantile_map(scores, targets)
 
     def apply(
-        self, name: str, out: dict[str, Any], roi_id: str, detected: str | None = None
-    ) -> RoiPrediction:
-        """One predictor output dict -> a :class:`RoiPrediction` with levels and distortions."""
-        th = self.thresholds
-        raw = dict(out.get("raw", {}))
-        if out.get("constant"):
+        self,
+        name: str,
+        out: RegionPrediction,
+        roi_id: str,
+        detected: str | None = None,
+        constant: bool = False,
+    ) -> RegionPrediction:
+        """One predictor's answer for ROI ``roi_id`` with levels and distortions filled in: uncalibrated
+        scores mapped onto the labels, missing levels and (from the quality) distortions derived;
+        ``constant``: the labels' most frequent answers."""
+        if constant:
             return self._constant(roi_id)
-        pred = RoiPrediction(roi=roi_id, raw=raw)
-        if "quality" in out and out["quality"] is not None:
-            pred.quality = float(out["quality"])
-        elif "score" in out:
-            pred.quality = self._maps[f"quality:{name}"](out["score"])
-        if "importance" in out and out["importance"] is not None:
-            pred.importance = float(out["importance"])
-        elif "importance_score" in out:
-            pred.importance = self._maps[f"importance:{name}"](out["importance_score"])
+        th = self.thresholds
+        pred = dataclasses.replace(out, name=roi_id, raw=dict(out.raw))
+        if pred.quality is None and out.quality_uncalibrated is not None:
+            pred.quality = self._maps[f"quality:{name}"](out.quality_uncalibrated)
+        if pred.importance is None and out.importance_uncalibrated is not None:
+            pred.importance = self._maps[f"importance:{name}"](out.importance_uncalibrated)
         if pred.quality is not None and np.isfinite(pred.quality):
-            pred.quality_level = out.get("quality_level") or quality_level(pred.quality, th)
+            pred.quality_level = pred.quality_level or quality_level(pred.quality, th)
         else:
             pred.quality = None
-            pred.quality_level = out.get("quality_level")
-        if "distortions" in out:
-            # the predictor's own answer (None = not asked)
-            d = out["distortions"]
-            pred.distortions = (
-                None
-                if d is None
-                else [x if isinstance(x, PredictedDistortion) else PredictedDistortion(**x) for x in d]
-            )
-        elif pred.quality is not None:
+        if pred.distortions is None and pred.quality is not None:
             damage = 1.0 - pred.quality
             t = detected or self.majority_type
             if damage >= th.visible and t is not None:
-                pred.distortions = [PredictedDistortion(t, None, severity_level(damage, th), damage)]
+                level = severity_level(damage, th)
+                pred.distortions = [DistortionPrediction(t, severity_level=level, severity=damage)]
             else:
                 pred.distortions = []
         if pred.importance is not None and np.isfinite(pred.importance):
-            pred.importance_level = out.get("importance_level") or importance_level(pred.importance, th)
+            pred.importance_level = pred.importance_level or importance_level(pred.importance, th)
         else:
             pred.importance = None
-            pred.importance_level = out.get("importance_level")
         return pred
 
-    def _constant(self, roi_id: str) -> RoiPrediction:
+    def _constant(self, roi_id: str) -> RegionPrediction:
         def mode(xs: Sequence[Any]) -> Any:
             return Counter(xs).most_common(1)[0][0] if xs else None
 
         types = mode(self.type_sets) or ()
         sev = dict(mode(self.severity_sets) or ())
-        dists = [PredictedDistortion(t, None, sev.get(t)) for t in types]
-        return RoiPrediction(
-            roi=roi_id,
+        dists = [DistortionPrediction(t, severity_level=sev.get(t)) for t in types]
+        return RegionPrediction(
+            roi_id,
             quality_level=mode(self.quality_levels),
             importance_level=mode(self.importance_levels),
             distortions=dists,

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import SeagullError
 from ..imageio import SUPPORTED_SUFFIXES, load_image
-from .baselines import BASELINE_NAMES, RoiPredictor, make_baseline
+from .baselines import RoiPredictor, list_baselines, make_baseline
 
 
 @dataclass
@@ -92,7 +92,7 @@ def run_bench(
     image_dir: Path,
     limit: int = 8,
     n_rois: int = 4,
-    baselines: Sequence[str] = BASELINE_NAMES,
+    baselines: Sequence[str] | None = None,
     model: RoiPredictor | None = None,
     max_side: int | None = 512,
 ) -> dict[str, Any]:
@@ -107,7 +107,8 @@ def run_bench(
             s = max_side / max(h, w)
             im = cv2.resize(im, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
         images.append(im)
-    preds: list[RoiPredictor] = ([model] if model is not None else []) + [make_baseline(b) for b in baselines]
+    names = list_baselines() if baselines is None else baselines
+    preds: list[RoiPredictor] = ([model] if model is not None else []) + [make_baseline(b) for b in names]
     rows = [bench_predictor(p, images, n_rois) for p in preds]
     return {
         "images": [str(p) for p in paths],

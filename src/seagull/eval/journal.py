@@ -5,13 +5,14 @@ predictors) and ``raw_outputs/<predictor>.jsonl``, one line per item (a sample i
 photo), appended and flushed as soon as the predictor has answered:
 
 ```
-{"key": "kodim01__blur__s07", "seconds": 0.21, "outputs": [{"score": -41.2, "raw": {"brisque": 41.2}}]}
+{"key": "kodim01__blur__s07", "seconds": 0.21, "outputs": [{"name": "r0", ..., "quality_uncalibrated": -41.2, "raw": {"brisque": 41.2}}]}
 {"key": "kodim02__clean", "seconds": 0.0, "error": "ROI r3: ..."}
 ```
 
 A rerun with the same arguments and report folder reads them back and only computes what is
-missing. Every result, new or resumed, is used as read back from its JSON line, so an interrupted
-and resumed run gives exactly the numbers of an uninterrupted one. A folder written by a run with
+missing. Every result, new or resumed, is used as read back from its JSON line (a list of
+:class:`seagull.schema.RegionPrediction`), so an interrupted and resumed run gives exactly the numbers
+of an uninterrupted one. A folder written by a run with
 other settings is refused (``restart=True`` discards it).
 """
 
@@ -30,14 +31,17 @@ from typing import IO, Any
 import numpy as np
 
 from ..errors import ConfigError, SchemaError
-from ..schema import atomic_write_text
+from ..schema import RegionPrediction, atomic_write_text
 
 JOURNAL_DIR = "raw_outputs"
-Outputs = list[dict[str, Any]]
+Outputs = list[RegionPrediction]
 
 
 def _plain(v: Any) -> Any:
-    """Outputs as JSON values: dataclasses become dicts, numpy scalars and arrays plain numbers."""
+    """Outputs as JSON values: predictions and other dataclasses become dicts, numpy scalars and arrays
+    plain numbers."""
+    if isinstance(v, RegionPrediction):
+        return _plain(v.to_dict())
     if is_dataclass(v) and not isinstance(v, type):
         return _plain(asdict(v))
     if isinstance(v, dict):
@@ -77,6 +81,13 @@ def _file_name(predictor: str) -> str:
 def _describe_change(old: dict[str, Any], new: dict[str, Any]) -> str:
     keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     return "; ".join(f"{k}: {old.get(k)!r} then, {new.get(k)!r} now" for k in keys)
+
+
+def _read_back(entry: dict[str, Any]) -> dict[str, Any]:
+    """A saved entry with its outputs as predictions."""
+    if "outputs" in entry:
+        entry["outputs"] = [RegionPrediction.from_dict(o) for o in entry["outputs"]]
+    return entry
 
 
 class RunJournal:
@@ -129,7 +140,7 @@ class RunJournal:
                     raise SchemaError(
                         f"{path}:{n} is not valid JSON ({err.msg}); add --restart to discard the saved outputs"
                     ) from err
-                entries[e["key"]] = e
+                entries[e["key"]] = _read_back(e)
             if tail:  # a line cut off by an interruption: dropped, its item is computed again
                 with path.open("r+b") as f:
                     f.truncate(len(data) - len(tail))
@@ -156,7 +167,7 @@ class RunJournal:
         else:
             e["outputs"] = _plain(outputs)
         line = json.dumps(e)
-        e = json.loads(line)
+        e = _read_back(json.loads(line))
         self._load(predictor)[key] = e
         if self.folder is not None:
             f = self._files.get(predictor)

@@ -1,18 +1,19 @@
 """The prediction file: one JSON line per sample id, holding what a predictor said about each ROI.
 
 ```
-{"id": "kodim01__blur__s07", "predictor": "brisque",
- "rois": [{"roi": "r0", "quality": 0.62, "quality_level": "fair",
-           "importance": null, "importance_level": null,
-           "distortions": [{"type": "blur", "confidence": 0.9, "severity_level": "moderate", "severity": 0.3}],
-           "raw": {"brisque": 41.2}}]}
+{"id": "kodim01__blur__s07", "predictor": "brisque", "seconds": null,
+ "rois": [{"name": "r0", "bbox": null, "area": null, "quality": 0.62, "quality_level": "fair",
+           "quality_probs": null, "importance": null, "importance_level": null, "importance_probs": null,
+           "distortions": [{"type": "blur", "confidence": null, "present": true, "severity_level": "moderate",
+                            "severity": 0.3, "severity_probs": null}],
+           "answers": {}, "parsed": {}, "quality_uncalibrated": -41.2, "raw": {"brisque": 41.2}}]}
 ```
 
-``quality``/``importance`` are scores in [0, 1] (higher = better quality / more important) or null
-when the predictor does not answer that task; ``distortions`` lists the distortions the predictor
-says are present (an empty list means "clean"), or is null when it does not answer. ``raw`` keeps
-the predictor's own numbers. A folder of such files (one per predictor) is evaluated later with
-:func:`load_prediction_dir` without running anything again.
+Each ROI is a :class:`seagull.schema.RegionPrediction` (the model's are what ``seagull assess``
+gives): ``quality``/``importance`` in [0, 1] or null when the predictor does not answer that task;
+``distortions`` null when it does not answer, else the present ones are its answer (none = clean).
+Files written before this shape (``"roi"`` for the name) read the same. A folder of such files (one
+per predictor) is evaluated later with :func:`load_prediction_dir` without running anything again.
 """
 
 from __future__ import annotations
@@ -20,80 +21,19 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import SchemaError
-from ..schema import DISTORTION_TYPES, IMPORTANCE_LEVELS, QUALITY_LEVELS, SEVERITY_LEVELS, atomic_write_text
-
-
-@dataclass
-class PredictedDistortion:
-    type: str
-    confidence: float | None = None
-    severity_level: str | None = None
-    severity: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.type not in DISTORTION_TYPES:
-            raise SchemaError(f"predicted distortion type {self.type!r} is not one of {DISTORTION_TYPES}")
-        if self.severity_level is not None and self.severity_level not in SEVERITY_LEVELS:
-            raise SchemaError(f"predicted severity {self.severity_level!r} is not one of {SEVERITY_LEVELS}")
-
-
-@dataclass
-class RoiPrediction:
-    roi: str
-    quality: float | None = None
-    quality_level: str | None = None
-    importance: float | None = None
-    importance_level: str | None = None
-    distortions: list[PredictedDistortion] | None = None
-    raw: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for name in ("quality", "importance"):
-            v = getattr(self, name)
-            if v is not None and not math.isfinite(float(v)):
-                setattr(self, name, None)  # NaN is "no answer", written as null
-        if self.quality_level is not None and self.quality_level not in QUALITY_LEVELS:
-            raise SchemaError(
-                f"ROI {self.roi}: quality level {self.quality_level!r} is not one of {QUALITY_LEVELS}"
-            )
-        if self.importance_level is not None and self.importance_level not in IMPORTANCE_LEVELS:
-            raise SchemaError(
-                f"ROI {self.roi}: importance level {self.importance_level!r} is not one of {IMPORTANCE_LEVELS}"
-            )
-
-    @property
-    def type_set(self) -> list[str] | None:
-        return None if self.distortions is None else sorted({d.type for d in self.distortions})
-
-    @property
-    def severity_pairs(self) -> list[tuple[str, str]] | None:
-        if self.distortions is None:
-            return None
-        return sorted({(d.type, d.severity_level) for d in self.distortions if d.severity_level is not None})
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any], roi: str | None = None) -> RoiPrediction:
-        d = dict(d)
-        d.setdefault("roi", roi if roi is not None else "r?")
-        dist = d.get("distortions")
-        d["distortions"] = None if dist is None else [PredictedDistortion(**x) for x in dist]
-        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
-        return cls(**known)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+from ..schema import RegionPrediction, atomic_write_text
 
 
 @dataclass
 class SamplePrediction:
     id: str
     predictor: str
-    rois: list[RoiPrediction]
+    rois: list[RegionPrediction]
     seconds: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -107,7 +47,7 @@ class SamplePrediction:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SamplePrediction:
         try:
-            rois = [RoiPrediction.from_dict(r) for r in d["rois"]]
+            rois = [RegionPrediction.from_dict(r) for r in d["rois"]]
             return cls(str(d["id"]), str(d.get("predictor", "?")), rois, d.get("seconds"))
         except (KeyError, TypeError) as e:
             raise SchemaError(

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import SchemaError
-from ..schema import IMPORTANCE_LEVELS, QUALITY_LEVELS, RoiRecord, SampleRecord
+from ..schema import IMPORTANCE_LEVELS, QUALITY_LEVELS, RegionPrediction, RoiRecord, SampleRecord
 from . import metrics as M
-from .predictions import RoiPrediction, SamplePrediction
+from .predictions import SamplePrediction
 
 
 @dataclass(frozen=True)
@@ -50,14 +50,14 @@ def label_from_roi(rec: SampleRecord, r: RoiRecord) -> RoiLabel:
 
 def pair_up(
     labels: Sequence[RoiLabel], preds: dict[str, SamplePrediction]
-) -> tuple[list[RoiLabel], list[RoiPrediction | None]]:
+) -> tuple[list[RoiLabel], list[RegionPrediction | None]]:
     """Each label with its prediction (None when the predictor has no answer for that ROI)."""
-    out: list[RoiPrediction | None] = []
+    out: list[RegionPrediction | None] = []
     for lab in labels:
         sp = preds.get(lab.sample_id)
         match = None
         if sp is not None:
-            match = next((r for r in sp.rois if r.roi == lab.roi_id), None)
+            match = next((r for r in sp.rois if r.name == lab.roi_id), None)
         out.append(match)
     return list(labels), out
 

@@ -17,7 +17,14 @@ import torch
 
 from .. import templates as T
 from ..errors import ModelError
-from ..schema import DISTORTION_TYPES, IMPORTANCE_LEVELS, QUALITY_LEVELS, SEVERITY_LEVELS, TASKS
+from ..schema import (
+    DISTORTION_TYPES,
+    IMPORTANCE_LEVELS,
+    QUALITY_LEVELS,
+    SEVERITY_LEVELS,
+    TASKS,
+    DistortionPrediction,
+)
 from .prompting import tokenize_prompt
 from .scoring import LEVEL_WEIGHTS, LevelScore, level_scores, severity_posterior, type_confidences
 
@@ -34,22 +41,12 @@ SCORING_KEYS: tuple[Key, ...] = (
 
 
 @dataclass
-class DistortionResult:
-    type: str
-    confidence: float  # P(the answer names this type): P("With ...") x P(type | "With <severity>")
-    present: bool
-    severity_level: str
-    severity: float  # expectation over the severity words, 0 (slight) .. 1 (extreme)
-    severity_probs: dict[str, float]
-
-
-@dataclass
 class RegionScores:
     """What the logits of one ROI give (``None`` / empty for a question that was not asked)."""
 
     quality: LevelScore | None = None
     importance: LevelScore | None = None
-    distortions: list[DistortionResult] = field(default_factory=list)
+    distortions: list[DistortionPrediction] = field(default_factory=list)
 
 
 def prompt_texts() -> dict[Key, str]:
@@ -127,11 +124,12 @@ class ScoringProcessor:
 
     def distortions(
         self, first: torch.Tensor, after_with: torch.Tensor, after_severity: torch.Tensor
-    ) -> list[DistortionResult]:
+    ) -> list[DistortionPrediction]:
         """Per type: confidence that the distortion answer names it, presence and severity.
 
-        ``first [vocab]``: logits of the answer's first word; ``after_with [vocab]``: after "With";
-        ``after_severity [S, vocab]``: row k after "With <severity_k>".
+        The confidence is P("With ...") x P(type | "With <severity>"); the severity is the expectation
+        over the severity words. ``first [vocab]``: logits of the answer's first word; ``after_with
+        [vocab]``: after "With"; ``after_severity [S, vocab]``: row k after "With <severity_k>".
         """
         type_ids = [self.type_ids[s] for s in SEVERITY_LEVELS]
         confidences = type_confidences(
@@ -145,7 +143,7 @@ class ScoringProcessor:
                 after_with[None], after_severity, self.severity_ids, [ids[ti] for ids in type_ids]
             ).tolist()
             out.append(
-                DistortionResult(
+                DistortionPrediction(
                     type=t,
                     confidence=conf,
                     present=conf >= self.presence_threshold,

@@ -9,6 +9,7 @@ import numpy as np
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
+from ...assess.items import item_record
 from ...roi import Roi
 from ...schema import TASKS
 from ..inputs import build_specs, decode_image, parse_tasks, resolve_rois
@@ -54,9 +55,4 @@ async def assess(
 
     arr, roi_list = await run_in_threadpool(prepare)
     results = await run_assess(request, arr, roi_list, task_list, text, t0)
-    return {
-        "image": up.filename,
-        "width": int(arr.shape[1]),
-        "height": int(arr.shape[0]),
-        "rois": [r.to_dict() for r in results],
-    }
+    return item_record(up.filename, arr, results)

@@ -9,12 +9,11 @@ import numpy as np
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
+from ...assess import regions as region_maps
 from ...roi import Roi
 from ..inputs import TooManyRois, check_aspect, decode_image
 from ..segment import downscale, png_base64
 from .common import read_upload, run_assess
-
-MAP_TASKS = ("quality", "importance")
 
 router = APIRouter(tags=["assess"])
 
@@ -32,8 +31,8 @@ async def region_map(
     Runs on a copy whose longer side is at most ``work_side``; ``width``/``height``, the regions'
     boxes and RLEs and the heatmap are in that frame (``scale`` = working size / upload size).
     """
+    from ...assess.pictures import region_heatmap
     from ...proposals import every_region
-    from ...visualize import region_heatmap
 
     limits = request.app.state.limits
     if max_regions > limits.max_map_regions:
@@ -50,20 +49,17 @@ async def region_map(
         return small, s, arr.shape[:2], every_region(small, max_regions)
 
     small, scale, (oh, ow), regions = await run_in_threadpool(propose)
-    results = await run_assess(request, small, regions, MAP_TASKS, False, t0) if regions else []
+    results = await run_assess(request, small, regions, region_maps.MAP_TASKS, False, t0) if regions else []
 
     def draw() -> dict[str, Any]:
-        scores = [getattr(r, by) for r in results]
-        heat = region_heatmap(
-            small, [r.mask for r in regions], scores if by == "quality" else [1 - s for s in scores]
-        )
+        rmap = region_maps.region_map(results, by)
+        heat = region_heatmap(small, [r.mask for r in regions], rmap.values)
         items = []
         for res, roi in zip(results, regions, strict=True):
             d = res.to_dict()
             d["source"] = roi.source
             d["rle"] = roi.to_rle()
             items.append(d)
-        order = sorted(range(len(results)), key=lambda i: results[i].quality)
         return {
             "image": up.filename,
             "width": int(small.shape[1]),
@@ -73,7 +69,7 @@ async def region_map(
             "scale": scale,
             "by": by,
             "rois": items,
-            "worst": [results[i].name for i in order[:top]],
+            "worst": [results[i].name for i in rmap.worst[:top]],
             "heatmap_png": png_base64(heat),
         }
 

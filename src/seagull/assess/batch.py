@@ -3,14 +3,14 @@ reported in the output and never stop the batch."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .cluster import ray_session
-from .errors import ConfigError, ModelError, SeagullError
-from .imageio import DEFAULT_MAX_PIXELS, SUPPORTED_SUFFIXES, check_image_side, load_image
+from ..cluster import ray_session
+from ..errors import ConfigError
+from ..imageio import DEFAULT_MAX_PIXELS, SUPPORTED_SUFFIXES, check_image_side, load_image
+from .items import assess_item, error_record
 
 # Builds the ROIs of one image: (image array) -> list[Roi]
 RoiBuilder = Callable[[Any], list]
@@ -42,17 +42,6 @@ def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
     return out
 
 
-def item_json(item: dict[str, Any], indent: int | None = None) -> str:
-    """One result as strict JSON; a NaN or infinity anywhere is a :class:`ModelError`, never printed."""
-    try:
-        return json.dumps(item, indent=indent, allow_nan=False)
-    except ValueError as e:
-        raise ModelError(
-            f"{item.get('image', 'image')}: the model produced a non-finite score ({e}); "
-            "please report it together with the image"
-        ) from e
-
-
 def assess_image(
     assessor: Any,
     path: Path,
@@ -65,15 +54,7 @@ def assess_image(
     image = load_image(path, max_pixels)
     check_image_side(image, str(path))
     rois = build_rois(image)
-    results = assessor.assess(image, rois, tasks=tasks, text=text)
-    item = {
-        "image": str(path),
-        "width": image.shape[1],
-        "height": image.shape[0],
-        "rois": [r.to_dict() for r in results],
-    }
-    item_json(item)  # refuse non-finite numbers here, whatever the output format
-    return item, image, rois
+    return assess_item(assessor, image, rois, str(path), tasks, text), image, rois
 
 
 def assess_one(
@@ -89,12 +70,6 @@ def assess_one(
         return assess_image(assessor, path, build_rois, tasks, text, max_pixels)[0]
     except Exception as e:  # noqa: BLE001 - one bad item must not stop the batch
         return error_record(path, e)
-
-
-def error_record(path: Path | str, error: Exception) -> dict[str, Any]:
-    """The output line of an image that failed; errors not of the project's own family are marked."""
-    note = "" if isinstance(error, SeagullError) else " (unexpected; please report it)"
-    return {"image": str(path), "error": f"{type(error).__name__}: {error}{note}"}
 
 
 def assess_local(

@@ -8,7 +8,7 @@ key/value cache is reused by every ROI-question suffix, which are batched.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,38 +16,17 @@ import numpy as np
 import torch
 from transformers.cache_utils import DynamicCache
 
-from .errors import ModelError, RoiError
+from ..errors import ModelError, RoiError
+from ..imageio import DEFAULT_MAX_PIXELS, check_image_side, load_image
+from ..model.processor import PRESENCE_THRESHOLD, ScoringProcessor
+from ..model.prompting import pad_batch
+from ..model.scoring import greedy_generate, parse_answer
+from ..model.seagull import ImageEncoding, SeagullForCausalLM, expand_cache, load_model
+from ..roi import Roi, check_roi_size
+from ..schema import TASKS, RegionPrediction
 from .image_cache import ImageCache, image_digest
-from .imageio import DEFAULT_MAX_PIXELS, check_image_side, load_image
-from .model.processor import PRESENCE_THRESHOLD, DistortionResult, ScoringProcessor
-from .model.prompting import pad_batch
-from .model.scoring import greedy_generate, parse_answer
-from .model.seagull import ImageEncoding, SeagullForCausalLM, expand_cache, load_model
-from .roi import Roi, check_roi_size
-from .schema import TASKS
 
-DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-
-
-@dataclass
-class RoiAssessment:
-    name: str
-    bbox: tuple[int, int, int, int]  # x, y, w, h
-    area: int
-    quality: float | None = None
-    quality_level: str | None = None
-    quality_probs: dict[str, float] | None = None
-    importance: float | None = None
-    importance_level: str | None = None
-    importance_probs: dict[str, float] | None = None
-    distortions: list[DistortionResult] = field(default_factory=list)
-    answers: dict[str, str] = field(default_factory=dict)  # generated text (text=True)
-    parsed: dict[str, Any] = field(default_factory=dict)  # strict parses of ``answers``
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["bbox"] = list(self.bbox)
-        return d
+DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
 
 @dataclass
@@ -92,7 +71,7 @@ def default_model_dir() -> Path:
 
 
 class Assessor:
-    """``Assessor(model_path_or_model, device="cpu")``; ``assess(image, rois) -> list[RoiAssessment]``."""
+    """``Assessor(model_path_or_model, device="cpu")``; ``assess(image, rois) -> list[RegionPrediction]``."""
 
     max_pixels = DEFAULT_MAX_PIXELS  # larger images are refused; set it on an instance to allow more
 
@@ -106,7 +85,7 @@ class Assessor:
         presence_threshold: float = PRESENCE_THRESHOLD,
         image_cache_mb: float = 0,
     ) -> None:
-        from .model.tokenizer import load_tokenizer
+        from ..model.tokenizer import load_tokenizer
 
         if model is None:
             model = default_model_dir()
@@ -362,7 +341,7 @@ class Assessor:
 
     def assess(
         self, image: Any, rois: Sequence[Roi], tasks: Sequence[str] = TASKS, text: bool = False
-    ) -> list[RoiAssessment]:
+    ) -> list[RegionPrediction]:
         """Assess every ROI of one image (``image``: anything :func:`seagull.imageio.load_image` takes)."""
         return self.assess_batch([image], [rois], tasks=tasks, text=text)[0]
 
@@ -372,7 +351,7 @@ class Assessor:
         rois_per_image: Sequence[Sequence[Roi]],
         tasks: Sequence[str] = TASKS,
         text: bool = False,
-    ) -> list[list[RoiAssessment]]:
+    ) -> list[list[RegionPrediction]]:
         if len(images) != len(rois_per_image):
             raise ModelError(
                 f"{len(images)} images but {len(rois_per_image)} ROI lists; give one list per image"
@@ -389,8 +368,9 @@ class Assessor:
                 r.check_size(arr.shape[0], arr.shape[1])
                 check_roi_size(r)
         flat: list[tuple[int, Roi]] = [(b, r) for b, rois in enumerate(rois_per_image) for r in rois]
+        # ``distortions`` stays [] when that task is not asked (the JSON has always said so).
         results = [
-            RoiAssessment(name=r.name, bbox=tuple(int(v) for v in r.bbox), area=r.area)
+            RegionPrediction(name=r.name, bbox=tuple(int(v) for v in r.bbox), area=r.area, distortions=[])
             for _, r in flat  # type: ignore[arg-type]
         ]
         if not flat:
@@ -424,12 +404,12 @@ class Assessor:
                 res = results[it.roi]
                 res.answers[it.key[1]] = answer
                 res.parsed[it.key[1]] = parse_answer(it.key[1], answer)  # AnswerParseError if off-template
-        out: list[list[RoiAssessment]] = [[] for _ in images]
+        out: list[list[RegionPrediction]] = [[] for _ in images]
         for (b, _), res in zip(flat, results, strict=True):
             out[b].append(res)
         return out
 
-    def _fill(self, results: list[RoiAssessment], got: dict[int, dict[Any, torch.Tensor]]) -> None:
+    def _fill(self, results: list[RegionPrediction], got: dict[int, dict[Any, torch.Tensor]]) -> None:
         """Turn next-token logits into scores. ``got[roi]`` maps "quality", "importance", "first" (the
         distortion answer's first word), "with" and ("after", severity) to logits over the vocabulary."""
         for j, rows in got.items():

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError, RoiError
-from .imageio import DEFAULT_MAX_PIXELS
+from ..errors import ConfigError, RoiError
+from ..imageio import DEFAULT_MAX_PIXELS
 
 TASK_CHOICES = ("quality", "importance", "distortion")
 
@@ -61,17 +61,11 @@ def check_output_path(path: Path, option: str, image: bool = False) -> None:
             path.unlink(missing_ok=True)
 
 
-def judgeable(rois: list) -> list:
-    """Automatic regions the model can judge (at least MIN_ROI_PIXELS pixels)."""
-    from .roi import MIN_ROI_PIXELS
-
-    return [r for r in rois if r.area >= MIN_ROI_PIXELS]
-
-
 def make_roi_builder(args: argparse.Namespace):
     """A function image -> ROIs from the command-line options (the same for every image)."""
-    from .proposals import every_region, point_to_mask
-    from .roi import RoiSpec, load_roi_file, parse_box, parse_point
+    from ..proposals import every_region, point_to_mask
+    from ..roi import RoiSpec, load_roi_file, parse_box, parse_point
+    from .regions import judgeable
 
     specs: list[RoiSpec] = [parse_box(b, args.box_format) for b in args.box or []]
     specs += [parse_point(p) for p in args.point or []]
@@ -81,13 +75,13 @@ def make_roi_builder(args: argparse.Namespace):
         specs += load_roi_file(args.rois)
     point_proposer = point_to_mask
     if args.sam:
-        from .proposals import SamProposer
+        from ..proposals import SamProposer
 
         sam = SamProposer(args.sam, args.sam_type)
         point_proposer = sam.point
 
     def build(image: np.ndarray) -> list:
-        from .roi import Roi, check_roi_size
+        from ..roi import Roi, check_roi_size
 
         rois = [s.resolve(image, point_proposer) for s in specs]
         if args.every:
@@ -130,8 +124,8 @@ def format_table(item: dict[str, Any]) -> str:
 
 
 def save_annotated(item: dict[str, Any], image: np.ndarray, rois: list, out: Path) -> None:
-    from .imageio import save_image
-    from .visualize import Annotation, annotate
+    from ..imageio import save_image
+    from .pictures import Annotation, annotate
 
     anns = []
     for roi, r in zip(rois, item["rois"], strict=True):
@@ -149,7 +143,7 @@ def save_annotated(item: dict[str, Any], image: np.ndarray, rois: list, out: Pat
 
 
 def make_assessor(model: str | None, max_pixels: int = DEFAULT_MAX_PIXELS):
-    from .assess import Assessor
+    from .assessor import Assessor
 
     assessor = Assessor(model) if model else Assessor()
     assessor.max_pixels = max_pixels
@@ -206,7 +200,7 @@ def cmd_assess(args: argparse.Namespace) -> int:
 
 def _write_results(results, args: argparse.Namespace) -> int:
     """Print (or write as JSONL to --output) every item as it comes; returns how many failed."""
-    from .batch import item_json
+    from .items import item_json
 
     failed = 0
     sink = open(args.output, "w", encoding="utf-8") if args.output else None  # noqa: SIM115
@@ -227,7 +221,8 @@ def _write_results(results, args: argparse.Namespace) -> int:
 
 def _assess_single(args: argparse.Namespace, path: Path, build) -> int:
     """One image: errors propagate (one line on stderr, exit 2)."""
-    from .batch import assess_image, item_json
+    from .batch import assess_image
+    from .items import item_json
 
     assessor = _LazyAssessor(args.model, args.max_pixels)
     item, image, rois = assess_image(assessor, path, build, args.tasks, args.text, args.max_pixels)
@@ -239,10 +234,11 @@ def _assess_single(args: argparse.Namespace, path: Path, build) -> int:
 
 
 def cmd_map(args: argparse.Namespace) -> int:
-    from .batch import item_json
-    from .imageio import check_image_side, load_image, save_image
-    from .proposals import every_region
-    from .visualize import region_heatmap
+    from ..imageio import check_image_side, load_image, save_image
+    from ..proposals import every_region
+    from .items import item_json
+    from .pictures import region_heatmap
+    from .regions import MAP_TASKS, judgeable, region_map
 
     out = Path(args.out)
     check_output_path(out, "--out", image=True)
@@ -253,19 +249,15 @@ def cmd_map(args: argparse.Namespace) -> int:
     rois = judgeable(every_region(image, args.max_regions))
     if not rois:
         raise RoiError(f"{args.image}: no automatic region is large enough to assess; try a larger picture")
-    results = make_assessor(args.model, args.max_pixels).assess(image, rois, tasks=("quality", "importance"))
+    results = make_assessor(args.model, args.max_pixels).assess(image, rois, tasks=MAP_TASKS)
     records = [r.to_dict() for r in results]
     item_json({"image": args.image, "rois": records})  # refuses NaN before anything is drawn
-    key = args.by
-    scores = [getattr(r, key) for r in results]
-    heat = region_heatmap(
-        image, [r.mask for r in rois], scores if key == "quality" else [1 - s for s in scores]
-    )
-    save_image(out, heat)
-    ranked = sorted(zip(results, rois, strict=True), key=lambda x: x[0].quality)
-    print(f"{args.image}: {len(rois)} regions; heatmap by {key} -> {out}")
+    rmap = region_map(results, args.by)
+    save_image(out, region_heatmap(image, [r.mask for r in rois], rmap.values))
+    print(f"{args.image}: {len(rois)} regions; heatmap by {args.by} -> {out}")
     print(f"  {'rank':<6}{'region':<12}{'bbox':<22}{'area %':>8}{'quality':>16}{'importance':>20}")
-    for k, (res, roi) in enumerate(ranked[: args.top], 1):
+    for k, i in enumerate(rmap.worst[: args.top], 1):
+        res, roi = results[i], rois[i]
         frac = 100 * roi.area / roi.mask.size
         print(
             f"  {k:<6}{res.name:<12}{','.join(map(str, res.bbox)):<22}{frac:8.1f}"

@@ -95,6 +95,12 @@ def test_setting_ladder() -> None:
     for bad in (0, 21, 2.5, True):
         with pytest.raises(ConfigError):
             setting_ladder(bad)
+    # A lower strongest setting spreads the same count over the milder part of the ladder.
+    assert setting_ladder(5, strongest=10) == [2, 4, 6, 8, 10]
+    assert setting_ladder(10, strongest=10) == list(range(1, 11))
+    for n, strongest in ((11, 10), (3, 0), (3, 21)):
+        with pytest.raises(ConfigError):
+            setting_ladder(n, strongest)
 
 
 def test_choose_subtype() -> None:

@@ -669,18 +669,20 @@ def apply_distortion(
     return DistortionResult(out, family, subtype, setting, params, None, ".png")
 
 
-def choose_subtype(family: str, key: str, seed: int = 0) -> str:
-    """A sub-type of ``family`` chosen deterministically (and uniformly over keys) from ``key`` and ``seed``."""
-    subtypes = _check_family(family)
+def choose_subtype(family: str, key: str, seed: int = 0, subtypes: tuple[str, ...] | None = None) -> str:
+    """A sub-type of ``family`` chosen deterministically (and uniformly over keys) from ``key`` and ``seed``;
+    among ``subtypes`` if given (e.g. the camera-like variants), else the family's own."""
+    subtypes = subtypes or _check_family(family)
     digest = hashlib.sha256(f"{family}|{key}|{int(seed)}".encode()).digest()
     return subtypes[int.from_bytes(digest[:8], "little") % len(subtypes)]
 
 
-def setting_ladder(n: int) -> list[int]:
-    """``n`` settings spread evenly over 1..NUM_SETTINGS, strongest included (n=5 -> [4, 8, 12, 16, 20])."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= NUM_SETTINGS:
-        raise ConfigError(f"number of settings must be an integer in 1..{NUM_SETTINGS}, got {n!r}")
-    return [int(math.floor(NUM_SETTINGS * k / n + 0.5)) for k in range(1, int(n) + 1)]
+def setting_ladder(n: int, strongest: int = NUM_SETTINGS) -> list[int]:
+    """``n`` settings spread evenly over 1..``strongest``, strongest included (n=5 -> [4, 8, 12, 16, 20])."""
+    strongest = _check_setting(strongest)
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= strongest:
+        raise ConfigError(f"number of settings must be an integer in 1..{strongest}, got {n!r}")
+    return [int(math.floor(strongest * k / n + 0.5)) for k in range(1, int(n) + 1)]
 
 
 def apply_in_mask(

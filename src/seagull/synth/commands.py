@@ -20,6 +20,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         rois=args.rois,
         annotations=args.annotations,
         settings=args.settings,
+        strongest=args.strongest_setting,
         families=families,
         seed=args.seed,
         max_rois=args.max_rois,
@@ -27,6 +28,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
         clean=not args.no_clean,
         local_fraction=args.local_fraction,
         background_fraction=args.background_fraction,
+        multi_fraction=args.multi_fraction,
+        regions_per_image=args.regions_per_image,
+        camera=args.camera,
+        labels=args.labels,
         metric=args.metric or "",
         settings_per_ref=args.settings_per_ref,
         importance_max_side=args.importance_max_side,
@@ -123,6 +128,12 @@ def _add_synth(subparsers: argparse._SubParsersAction) -> None:
         help="settings per family, spread over the 20-step ladder (default 10)",
     )
     s.add_argument(
+        "--strongest-setting",
+        type=int,
+        default=20,
+        help="spread --settings over 1..S instead of the whole 20-step ladder (default 20)",
+    )
+    s.add_argument(
         "--families",
         default="",
         help="comma-separated subset of blur,colorfulness,compression,contrast,exposure,noise",
@@ -155,6 +166,29 @@ def _add_synth(subparsers: argparse._SubParsersAction) -> None:
         type=float,
         default=0.0,
         help="share of images distorted everywhere but one ROI (with blur: a defocused background)",
+    )
+    s.add_argument(
+        "--multi-fraction",
+        type=float,
+        default=0.0,
+        help="share of images with several regions distorted, each its own way, the rest untouched",
+    )
+    s.add_argument(
+        "--regions-per-image",
+        type=int,
+        default=2,
+        help="distorted regions of a --multi-fraction image (disjoint ROIs; default 2)",
+    )
+    s.add_argument(
+        "--camera",
+        action="store_true",
+        help="camera-like blur (lens defocus, shake, soft downscale) and sensor noise, in linear light",
+    )
+    s.add_argument(
+        "--labels",
+        choices=("v1", "v2"),
+        default="v1",
+        help="label scheme: v1 (default) or v2, fill-corrected with visibility-anchored levels (docs/labels.md)",
     )
     s.add_argument("--metric", default="", help="full-reference label metric (default: the project's choice)")
     s.add_argument("--workers", type=int, default=1, help="local worker processes")

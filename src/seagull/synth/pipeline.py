@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +22,7 @@ import cv2
 import numpy as np
 
 from .. import distortions as D
+from ..camera import CAMERA_FAMILIES, apply_camera
 from ..errors import ConfigError
 from ..imageio import SUPPORTED_SUFFIXES, load_image, save_image
 from ..metrics import fr
@@ -40,8 +42,20 @@ from ..schema import (
     write_shard,
 )
 from ..templates import label_conversations
+from .layouts import Composite, compose, distortion_fields, roi_types
 
 SPLITS = ("train", "val", "test")
+
+# Label scheme "v2" (docs/labels.md, "Are clearly visible distortions labelled good?"): ROI damage
+# corrected for the share of its bounding box the mask fills, and cut points anchored to visibility:
+# excellent = no visible damage, good = just visible (settings 1-2), clearly visible = fair or worse.
+LABEL_SCHEMES = ("v1", "v2")
+VISIBILITY_THRESHOLDS = Thresholds(
+    quality=(0.62, 0.80, 0.93, 0.975),
+    importance=DEFAULT_THRESHOLDS.importance,
+    severity=(0.07, 0.20, 0.38, 0.55),
+    visible=0.025,
+)
 
 
 @dataclass
@@ -50,7 +64,8 @@ class SynthConfig:
     out: Path
     rois: str = "auto"  # auto | gt | both
     annotations: Path | None = None  # COCO instances JSON; None = the folder's own annotations/*.json
-    settings: int = 10  # settings per family, spread over the 20-step ladder
+    settings: int = 10  # settings per family, spread over the 20-step ladder up to ``strongest``
+    strongest: int = D.NUM_SETTINGS  # the strongest setting rendered (lower: strengths of real photos)
     families: tuple[str, ...] = DISTORTION_TYPES
     seed: int = 0
     max_rois: int = 6
@@ -61,6 +76,13 @@ class SynthConfig:
     # behind a sharp subject with blur; the seam is feathered by ``background_feather`` pixels.
     background_fraction: float = 0.0
     background_feather: float = 4.0
+    # Share of items with up to ``regions_per_image`` disjoint ROIs distorted, each its own way (family
+    # or strength), seams feathered by ``region_feather`` pixels, the rest untouched (synth/layouts.py).
+    multi_fraction: float = 0.0
+    regions_per_image: int = 2
+    region_feather: float = 4.0
+    camera: bool = False  # blur and noise as a camera makes them (seagull.camera) instead of the plain ones
+    labels: str = "v1"  # label scheme: v1 as calibrated first, v2 fill-corrected and visibility-anchored
     metric: str = ""  # full-reference label metric; "" = the default
     thresholds: Thresholds = field(default_factory=lambda: DEFAULT_THRESHOLDS)
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
@@ -76,6 +98,10 @@ class SynthConfig:
         self.refs, self.out = Path(self.refs), Path(self.out)
         self.families = tuple(self.families)
         self.metric = self.metric or fr.DEFAULT_FR_METRIC
+        if self.labels not in LABEL_SCHEMES:
+            raise ConfigError(f"--labels must be one of {LABEL_SCHEMES}, got {self.labels!r}")
+        if self.labels == "v2" and self.thresholds == DEFAULT_THRESHOLDS:
+            self.thresholds = VISIBILITY_THRESHOLDS
         if self.rois not in ("auto", "gt", "both"):
             raise ConfigError(f"--rois must be auto, gt or both, got {self.rois!r}")
         if self.annotations is not None:
@@ -93,25 +119,36 @@ class SynthConfig:
         bad = [f for f in self.families if f not in DISTORTION_TYPES]
         if bad:
             raise ConfigError(f"unknown distortion families {bad}; choose from {DISTORTION_TYPES}")
-        if not 1 <= self.settings <= D.NUM_SETTINGS:
-            raise ConfigError(f"--settings must be between 1 and {D.NUM_SETTINGS}, got {self.settings}")
+        if not 1 <= self.strongest <= D.NUM_SETTINGS:
+            raise ConfigError(
+                f"--strongest-setting must be between 1 and {D.NUM_SETTINGS}, got {self.strongest}"
+            )
+        if not 1 <= self.settings <= self.strongest:
+            raise ConfigError(
+                f"--settings must be between 1 and {self.strongest} (the strongest setting), got {self.settings}"
+            )
         if self.max_rois < 1:
             raise ConfigError(f"--max-rois must be at least 1, got {self.max_rois}")
         if self.settings_per_ref is not None and not 1 <= self.settings_per_ref <= self.settings:
             raise ConfigError(
                 f"--settings-per-ref must be between 1 and --settings ({self.settings}), got {self.settings_per_ref}"
             )
-        for name in ("local_fraction", "background_fraction"):
+        for name in ("local_fraction", "background_fraction", "multi_fraction"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be in [0, 1], got {v}")
-        if self.local_fraction + self.background_fraction > 1.0:
+        if self.local_fraction + self.background_fraction + self.multi_fraction > 1.0:
             raise ConfigError(
-                f"--local-fraction ({self.local_fraction}) plus --background-fraction "
-                f"({self.background_fraction}) must be at most 1: an item is local, background or global"
+                f"--local-fraction ({self.local_fraction}), --background-fraction ({self.background_fraction}) "
+                f"and --multi-fraction ({self.multi_fraction}) must sum to at most 1: an item is local, "
+                "background, multi or global"
             )
-        if not np.isfinite(self.background_feather) or self.background_feather < 0:
-            raise ConfigError(f"background feather must be >= 0 pixels, got {self.background_feather}")
+        for name in ("background_feather", "region_feather"):
+            v = getattr(self, name)
+            if not np.isfinite(v) or v < 0:
+                raise ConfigError(f"{name.replace('_', ' ')} must be >= 0 pixels, got {v}")
+        if self.regions_per_image < 1:
+            raise ConfigError(f"--regions-per-image must be at least 1, got {self.regions_per_image}")
         if abs(sum(self.split_fractions) - 1.0) > 1e-6:
             raise ConfigError(f"split fractions must sum to 1, got {self.split_fractions}")
 
@@ -124,9 +161,19 @@ class SynthConfig:
         d["thresholds"] = self.thresholds.to_dict()
         d["families"] = list(self.families)
         d["split_fractions"] = list(self.split_fractions)
-        if not self.background_fraction:  # folders written before the option existed still resume
+        # Options added later are left out while unused, so folders written before them still resume.
+        if not self.background_fraction:
             d.pop("background_fraction")
             d.pop("background_feather")
+        if not self.multi_fraction:
+            for k in ("multi_fraction", "regions_per_image", "region_feather"):
+                d.pop(k)
+        if not self.camera:
+            d.pop("camera")
+        if self.labels == "v1":
+            d.pop("labels")
+        if self.strongest == D.NUM_SETTINGS:
+            d.pop("strongest")
         if self.annotations is None or _same_file(self.annotations, _implicit_annotations(self.refs)):
             d.pop("annotations")  # as above; and naming the file used implicitly changes nothing
         else:
@@ -278,6 +325,16 @@ def _metric(name: str):
     return fr.get_fr_metric(name)
 
 
+def fill_corrected(quality: float, mask: np.ndarray) -> float:
+    """ROI quality with its damage divided by the square root of the share of its bounding box the mask
+    fills. The FR label compares bounding-box crops whose pixels outside the mask are the reference's,
+    so a thin or ragged region dilutes its damage; on the same boxes with masks filling 15-100 % of
+    them, damage / sqrt(fill) measured constant within 7 % (docs/labels.md)."""
+    x, y, w, h = mask_bbox(mask)
+    fill = float(mask.sum()) / (w * h)
+    return float(np.clip(1.0 - (1.0 - quality) / np.sqrt(fill), 0.0, 1.0))
+
+
 def level_fields(
     quality: float, importance: float, family: str | None, subtype: str | None, th: Thresholds
 ) -> dict[str, Any]:
@@ -300,8 +357,7 @@ def _label_rois(
     rois: list[Roi],
     quality: Sequence[float],
     importance: Sequence[float],
-    family: str | None,
-    subtype: str | None,
+    types: Sequence[tuple[str | None, str | None]],
     cfg: SynthConfig,
 ) -> list[RoiRecord]:
     return [
@@ -313,23 +369,10 @@ def _label_rois(
             source=roi.source,
             **level_fields(q, imp, family, subtype, cfg.thresholds),
         )
-        for k, (roi, q, imp) in enumerate(zip(rois, quality, importance, strict=True))
+        for k, (roi, q, imp, (family, subtype)) in enumerate(
+            zip(rois, quality, importance, types, strict=True)
+        )
     ]
-
-
-def choose_scope(
-    image: np.ndarray, distorted: np.ndarray, masks: list[np.ndarray], seed: int, cfg: SynthConfig
-) -> tuple[str, np.ndarray, int | None]:
-    """Where one item's distortion goes: ``("global", image, None)``, ``("local", image, k)`` (inside
-    ROI k only) or ``("background", image, k)`` (everywhere but ROI k). Scope and ROI both follow from
-    the item's seed, as local items always did, so earlier folders are made again item by item."""
-    u = (seed % 10_000) / 10_000
-    k = seed % len(masks)
-    if u < cfg.local_fraction:
-        return "local", D.apply_in_mask(image, distorted, masks[k]), k
-    if u < cfg.local_fraction + cfg.background_fraction:
-        return "background", D.apply_in_mask(image, distorted, ~masks[k], cfg.background_feather), k
-    return "global", distorted, None
 
 
 def conversation_seed(cfg_seed: int, sample_id: str) -> int:
@@ -347,7 +390,7 @@ def load_reference(ref: Reference, max_side: int) -> np.ndarray:
 
 def settings_for(ref_id: str, family: str, cfg: SynthConfig) -> list[int]:
     """The ladder settings rendered for one (reference, family): all, or a seeded subset."""
-    ladder = D.setting_ladder(cfg.settings)
+    ladder = D.setting_ladder(cfg.settings, cfg.strongest)
     if cfg.settings_per_ref is None:
         return ladder
     rng = np.random.default_rng(item_seed(cfg.seed, "settings", ref_id, family))
@@ -373,89 +416,123 @@ def process_reference(ref: Reference, cfg: SynthConfig) -> ItemResult:
     return res
 
 
-def _process(ref: Reference, cfg: SynthConfig, res: ItemResult) -> None:
+@contextmanager
+def _timed(res: ItemResult, step: str) -> Iterator[None]:
     t = time.perf_counter()
-    image = load_reference(ref, cfg.max_side)
-    h, w = image.shape[:2]
-    rois = propose_rois(ref, image, cfg)
-    if not rois:
-        raise ConfigError(f"no ROI of {cfg.min_roi_frac:.0%}-{cfg.max_roi_frac:.0%} of the image was found")
-    masks = [r.mask for r in rois]
-    res.seconds["propose"] += time.perf_counter() - t
-    metric = _metric(cfg.metric)
-    split = assign_split(ref.id, cfg.split_fractions, cfg.seed)
-    img_dir = cfg.out / "images" / ref.id
-    records: list[SampleRecord] = []
+    yield
+    res.seconds[step] += time.perf_counter() - t
 
-    def add(sample_id: str, rel_image: str, distortion: dict[str, Any], roi_records: list[RoiRecord]) -> None:
-        convs = label_conversations(roi_records, conversation_seed(cfg.seed, sample_id))
-        records.append(
-            SampleRecord(sample_id, rel_image, str(ref.path), w, h, distortion, roi_records, convs, split)
+
+@dataclass
+class _Item:
+    """One reference being synthesised: its working image, ROIs and the records made so far."""
+
+    ref: Reference
+    cfg: SynthConfig
+    res: ItemResult
+    image: np.ndarray
+    rois: list[Roi]
+    split: str
+    records: list[SampleRecord] = field(default_factory=list)
+
+    def add(self, sample_id: str, rel_image: str, distortion: dict[str, Any], rois: list[RoiRecord]) -> None:
+        h, w = self.image.shape[:2]
+        convs = label_conversations(rois, conversation_seed(self.cfg.seed, sample_id))
+        self.records.append(
+            SampleRecord(sample_id, rel_image, str(self.ref.path), w, h, distortion, rois, convs, self.split)
         )
 
+    def save(self, name: str, image: np.ndarray) -> str:
+        rel = f"images/{self.ref.id}/{name}"
+        (self.cfg.out / rel).parent.mkdir(parents=True, exist_ok=True)
+        save_image(self.cfg.out / rel, image)
+        return rel
+
+
+def _process(ref: Reference, cfg: SynthConfig, res: ItemResult) -> None:
+    item = _start(ref, cfg, res)
     if cfg.clean:
-        t = time.perf_counter()
-        rel = f"images/{ref.id}/clean.png"
-        img_dir.mkdir(parents=True, exist_ok=True)
-        save_image(cfg.out / rel, image)
-        res.seconds["write"] += time.perf_counter() - t
-        t = time.perf_counter()
-        # A similarity metric of an image with itself is 1: quality 1, importance 0 by definition.
-        labels = _label_rois(rois, [1.0] * len(rois), [0.0] * len(rois), None, None, cfg)
-        add(
-            f"{ref.id}__clean",
-            rel,
-            {"family": "none", "subtype": None, "setting": 0, "scope": "global"},
-            labels,
-        )
-        res.seconds["label"] += time.perf_counter() - t
-
+        _add_clean(item)
     for family in cfg.families:
         for setting in settings_for(ref.id, family, cfg):
-            sid = f"{ref.id}__{family}__s{setting:02d}"
-            seed = item_seed(cfg.seed, sid)
-            t = time.perf_counter()
-            subtype = D.choose_subtype(family, sid, cfg.seed)
-            out = D.apply_distortion(image, family, setting, subtype, seed=seed)
-            scope, dist_img, local_roi = choose_scope(image, out.image, masks, seed, cfg)
-            res.seconds["distort"] += time.perf_counter() - t
+            _add_distorted(item, family, setting)
+    with _timed(res, "write"):
+        write_shard(cfg.out / "shards" / f"{ref.id}.jsonl", item.records)
+    res.records = len(item.records)
+    res.rois = sum(len(r.rois) for r in item.records)
 
-            t = time.perf_counter()
-            item_rois = rois
-            if scope == "background":  # the distorted background as one ROI too, as users draw it
-                item_rois = [*rois, Roi(~masks[local_roi], name="background", source="background")]
-            item_masks = [r.mask for r in item_rois]
-            q = fr.roi_quality(image, dist_img, item_masks, metric=metric)
-            imp = fr.roi_importance(
-                image, dist_img, item_masks, metric=metric, max_side=cfg.importance_max_side
+
+def _start(ref: Reference, cfg: SynthConfig, res: ItemResult) -> _Item:
+    with _timed(res, "propose"):
+        image = load_reference(ref, cfg.max_side)
+        rois = propose_rois(ref, image, cfg)
+        if not rois:
+            raise ConfigError(
+                f"no ROI of {cfg.min_roi_frac:.0%}-{cfg.max_roi_frac:.0%} of the image was found"
             )
-            labels = _label_rois(item_rois, q, imp, family, subtype, cfg)
-            res.seconds["label"] += time.perf_counter() - t
+    return _Item(ref, cfg, res, image, rois, assign_split(ref.id, cfg.split_fractions, cfg.seed))
 
-            t = time.perf_counter()
-            if out.encoded is not None and scope == "global":
-                rel = f"images/{ref.id}/{family}_s{setting:02d}{out.ext}"
-                atomic_write_bytes(cfg.out / rel, out.encoded)
-            else:
-                rel = f"images/{ref.id}/{family}_s{setting:02d}.png"
-                img_dir.mkdir(parents=True, exist_ok=True)
-                save_image(cfg.out / rel, dist_img)
-            res.seconds["write"] += time.perf_counter() - t
-            distortion = {
-                "family": family,
-                "subtype": out.subtype,
-                "setting": setting,
-                "num_settings": D.NUM_SETTINGS,
-                "params": out.params,
-                "scope": scope,
-                # the distorted ROI ("local") or the sharp subject ("background"; then the last ROI
-                # is the distorted rest of the photo)
-                "local_roi": local_roi,
-            }
-            add(sid, rel, distortion, labels)
 
-    t = time.perf_counter()
-    write_shard(cfg.out / "shards" / f"{ref.id}.jsonl", records)
-    res.seconds["write"] += time.perf_counter() - t
-    res.records = len(records)
-    res.rois = sum(len(r.rois) for r in records)
+def _add_clean(item: _Item) -> None:
+    with _timed(item.res, "write"):
+        rel = item.save("clean.png", item.image)
+    with _timed(item.res, "label"):
+        # A similarity metric of an image with itself is 1: quality 1, importance 0 by definition.
+        n = len(item.rois)
+        labels = _label_rois(item.rois, [1.0] * n, [0.0] * n, [(None, None)] * n, item.cfg)
+        distortion = {"family": "none", "subtype": None, "setting": 0, "scope": "global"}
+        item.add(f"{item.ref.id}__clean", rel, distortion, labels)
+
+
+def render_distortion(
+    image: np.ndarray, family: str, setting: int, key: str, seed: int, cfg: SynthConfig
+) -> D.DistortionResult:
+    """The whole photo distorted by ``family`` at ``setting``: the sub-type follows from ``key``;
+    with ``cfg.camera`` blur and noise are the camera-like variants (seagull.camera)."""
+    if cfg.camera and family in CAMERA_FAMILIES:
+        subtype = D.choose_subtype(family, key, cfg.seed, CAMERA_FAMILIES[family])
+        return apply_camera(image, family, setting, subtype, seed=seed)
+    subtype = D.choose_subtype(family, key, cfg.seed)
+    return D.apply_distortion(image, family, setting, subtype, seed=seed)
+
+
+def _add_distorted(item: _Item, family: str, setting: int) -> None:
+    cfg, res = item.cfg, item.res
+    sid = f"{item.ref.id}__{family}__s{setting:02d}"
+    seed = item_seed(cfg.seed, sid)
+    with _timed(res, "distort"):
+        first = render_distortion(item.image, family, setting, sid, seed, cfg)
+
+        def render(fam: str, s: int, key: str) -> D.DistortionResult:
+            return render_distortion(item.image, fam, s, f"{sid}|{key}", item_seed(cfg.seed, sid, key), cfg)
+
+        comp = compose(item.image, first, [r.mask for r in item.rois], seed, cfg, render)
+    with _timed(res, "label"):
+        distortion, labels = _label(item, first, comp)
+    with _timed(res, "write"):
+        rel = _write(item, f"{family}_s{setting:02d}", first, comp)
+    item.add(sid, rel, distortion, labels)
+
+
+def _label(item: _Item, first: D.DistortionResult, comp: Composite) -> tuple[dict[str, Any], list[RoiRecord]]:
+    """The record's distortion entry and the labels of every ROI (the item's and the layout's own)."""
+    cfg = item.cfg
+    rois = [*item.rois, *comp.extra_rois]
+    masks = [r.mask for r in rois]
+    distortion = distortion_fields(comp, first, masks)
+    q = fr.roi_quality(item.image, comp.image, masks, metric=_metric(cfg.metric))
+    if cfg.labels == "v2":
+        q = [fill_corrected(x, m) for x, m in zip(q, masks, strict=True)]
+    imp = fr.roi_importance(
+        item.image, comp.image, masks, metric=_metric(cfg.metric), max_side=cfg.importance_max_side
+    )
+    return distortion, _label_rois(rois, q, imp, roi_types(distortion, len(rois)), cfg)
+
+
+def _write(item: _Item, name: str, first: D.DistortionResult, comp: Composite) -> str:
+    """A global codec item keeps the codec's bytes; every other image is stored losslessly."""
+    if first.encoded is not None and comp.scope == "global":
+        rel = f"images/{item.ref.id}/{name}{first.ext}"
+        atomic_write_bytes(item.cfg.out / rel, first.encoded)
+        return rel
+    return item.save(f"{name}.png", comp.image)

@@ -20,6 +20,7 @@ from ..schema import (
     write_shard,
 )
 from ..templates import label_conversations
+from .layouts import roi_types
 from .pipeline import conversation_seed, level_fields
 
 
@@ -34,8 +35,7 @@ def relabel_dataset(root: Path, thresholds: Thresholds) -> int:
         records = []
         for d in read_shard(shard):
             rec = SampleRecord.from_dict(d)
-            fam, sub = rec.distortion.get("family"), rec.distortion.get("subtype")
-            for roi in rec.rois:
+            for roi, (fam, sub) in zip(rec.rois, roi_types(rec.distortion, len(rec.rois)), strict=True):
                 for k, v in level_fields(roi.quality, roi.importance, fam, sub, thresholds).items():
                     setattr(roi, k, v)
                 counts["quality"][roi.quality_level] = counts["quality"].get(roi.quality_level, 0) + 1

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
 from ..errors import ConfigError
 from ..schema import (
     IMPORTANCE_LEVELS,
@@ -25,6 +24,8 @@ from ..schema import (
     iter_records,
     shard_paths,
 )
+from ..version import __version__
+from .layouts import roi_settings
 from .pipeline import (
     ItemResult,
     Reference,
@@ -155,12 +156,13 @@ def run_synthesis(
 
 
 def family_setting_table(dataset_dir: Path) -> dict[str, dict[int, float]]:
-    """Mean ROI quality per family per setting over every record of the folder."""
+    """Mean ROI quality per family per setting over every record of the folder (a multi-region item's
+    ROIs count under their own region's family and setting; ROIs outside every region are left out)."""
     sums: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     for rec in iter_records(dataset_dir):
-        fam = rec.distortion["family"]
-        for roi in rec.rois:
-            sums[fam][int(rec.distortion["setting"])].append(roi.quality)
+        for roi, (fam, setting) in zip(rec.rois, roi_settings(rec.distortion, len(rec.rois)), strict=True):
+            if fam is not None:
+                sums[fam][setting].append(roi.quality)
     return {f: {s: sum(v) / len(v) for s, v in sorted(d.items())} for f, d in sums.items()}
 
 
@@ -224,7 +226,7 @@ def write_card(cfg: SynthConfig, refs: list[Reference], annotations: Path | None
             "distortion_present": "damage >= thresholds.visible",
         },
         "families": {f: list(D.FAMILIES[f]) for f in cfg.families},
-        "settings": D.setting_ladder(cfg.settings),
+        "settings": D.setting_ladder(cfg.settings, cfg.strongest),
         "num_settings": D.NUM_SETTINGS,
         "seed": cfg.seed,
         "config": cfg.fingerprint(),

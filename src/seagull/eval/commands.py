@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..schema import atomic_write_text
+from .suite_registry import SYNTHETIC, get_suite, list_suites
 
 
 def _model_dir(args: argparse.Namespace) -> Path | None:
@@ -68,7 +69,9 @@ def _run_eval(args: argparse.Namespace, out: Path, model) -> int:
     from . import report
     from .journal import open_journal
 
-    if args.suite == "synthetic":
+    if args.suite == SYNTHETIC:
+        from .pairs import DEFAULT_MARGIN, SYNTHETIC_KEYS, pair_tables
+        from .protocol import text_table
         from .synthetic import DEFAULT_SYNTH_BASELINES, as_dirs, evaluate_synthetic
 
         names = list(_baselines(args.baselines) if args.baselines is not None else DEFAULT_SYNTH_BASELINES)
@@ -85,8 +88,9 @@ def _run_eval(args: argparse.Namespace, out: Path, model) -> int:
             include_fr=not args.no_fr,
             restart=getattr(args, "restart", False),
             progress=True,
+            pair_margin=getattr(args, "pair_margin", DEFAULT_MARGIN),
         )
-        report.write_protocol_report(out, res.scores, res.labels, res.predictions, res.info)
+        report.write_protocol_report(out, res.scores, res.labels, res.predictions, res.info, res.pairs)
         main, types = report.protocol_tables(res.scores)
         print(
             f"{res.info['records']} images, {res.info['rois']} ROIs from {res.info['dataset']}; calibration: {res.info['calibration']}"
@@ -95,14 +99,15 @@ def _run_eval(args: argparse.Namespace, out: Path, model) -> int:
         print()
         print("per-type F1 (%)")
         print(types)
+        print(f"\nwithin-photo pair accuracy (label margin {res.info['pair_margin']:g}; 95% CI over photos)")
+        print(pair_tables(res.pairs, SYNTHETIC_KEYS, text_table))
         for f in res.info["failures"][:10]:
             print(f"  failed: {f}")
     else:
-        from .suites import SUITE_BASELINES, SUITES, default_predictors, suite_fingerprint
+        from .suites import SUITE_BASELINES, default_predictors, suite_fingerprint
         from .synthetic import as_dirs
 
-        if args.suite not in SUITES:
-            raise ConfigError(f"unknown suite {args.suite!r}; choose synthetic, {', '.join(SUITES)}")
+        run_suite = get_suite(args.suite).load()
         data = as_dirs(args.data)
         if len(data) != 1:
             raise ConfigError(f"--suite {args.suite} reads one data folder; got {len(data)}")
@@ -112,7 +117,7 @@ def _run_eval(args: argparse.Namespace, out: Path, model) -> int:
         preds = default_predictors(model, names)
         fingerprint = suite_fingerprint(args.suite, data[0], preds)
         with open_journal(out, fingerprint, getattr(args, "restart", False), verbose=True) as journal:
-            res = SUITES[args.suite](data[0], preds, limit=args.limit, journal=journal, progress=True)
+            res = run_suite(data[0], preds, limit=args.limit, journal=journal, progress=True)
         report.write_suite_report(out, res)
         print(f"suite {args.suite} on {data[0]}: {json.dumps(res.info, default=str)}")
         print(report.suite_tables(res))
@@ -127,7 +132,7 @@ def _eval_predictions(args: argparse.Namespace, out: Path) -> int:
     from .protocol import labels_from_record, score_predictor
     from .synthetic import as_dirs, load_folders
 
-    if args.suite != "synthetic":
+    if args.suite != SYNTHETIC:
         raise ConfigError(
             "--predictions is scored against a synthetic dataset's labels; use --suite synthetic"
         )
@@ -153,7 +158,7 @@ def _eval_predictions(args: argparse.Namespace, out: Path) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .baselines import BASELINE_NAMES
+    from .baselines import list_baselines
     from .bench import BENCH_COLUMNS, bench_table_rows, run_bench
     from .protocol import markdown_table, text_table
 
@@ -162,7 +167,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         Path(args.images),
         limit=args.limit,
         n_rois=args.rois,
-        baselines=BASELINE_NAMES if names is None else names,
+        baselines=list_baselines() if names is None else names,
         model=_model(args),
         max_side=args.max_side or None,
     )
@@ -195,7 +200,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         nargs="+",
         help="dataset folder(s) (synthetic; several are pooled, ids prefixed by folder name) or the suite's data folder",
     )
-    e.add_argument("--suite", default="synthetic", choices=["synthetic", "cuhk", "konstanz", "tid2013"])
+    e.add_argument(
+        "--suite",
+        default=SYNTHETIC,
+        choices=list_suites(),
+        help="; ".join(f"{s.name}: {s.description}" for s in map(get_suite, list_suites())),
+    )
     e.add_argument(
         "--out",
         required=True,
@@ -214,6 +224,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--baselines", help="comma-separated baselines (default: all; 'none' for none)")
     e.add_argument(
         "--bootstrap", type=int, default=200, help="bootstrap resamples for 95%% intervals (0 = off)"
+    )
+    e.add_argument(
+        "--pair-margin",
+        type=float,
+        default=0.05,
+        help="within-photo pairs: least quality difference between two ROIs that makes a pair (default 0.05)",
     )
     e.add_argument("--no-fr", action="store_true", help="synthetic: skip the full-reference upper bound")
     e.add_argument(

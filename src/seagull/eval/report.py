@@ -17,6 +17,8 @@ import numpy as np
 
 from ..schema import QUALITY_LEVELS, atomic_write_text
 from . import metrics as M
+from .baselines import BASELINE_COLUMNS, baseline_rows
+from .pairs import SYNTHETIC_KEYS, PairSummary, pair_tables
 from .predictions import SamplePrediction
 from .protocol import (
     MAIN_COLUMNS,
@@ -81,10 +83,14 @@ def write_protocol_report(
     labels: Sequence[RoiLabel],
     predictions: dict[str, dict[str, SamplePrediction]],
     info: dict[str, Any],
+    pairs: dict[str, PairSummary] | None = None,
 ) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(out_dir / "report.json", {"info": info, "predictors": [s.to_dict() for s in scores]})
+    doc = {"info": info, "predictors": [s.to_dict() for s in scores]}
+    if pairs:
+        doc["pair_accuracy"] = {name: p.to_dict() for name, p in pairs.items()}
+    write_json(out_dir / "report.json", doc)
     plots = [
         plot_quality_scatter(out_dir / "scatter_quality.png", labels, predictions),
         plot_type_f1(out_dir / "type_f1.png", scores),
@@ -111,6 +117,7 @@ def write_protocol_report(
         "",
         markdown_table(MAIN_COLUMNS, [main_row(s) for s in scores]),
         "",
+        *(pair_section(pairs) if pairs else []),
         "## Per-type F1 (%) (the paper's Table 2 layout)",
         "",
         markdown_table(TYPE_COLUMNS, [type_row(s) for s in scores]),
@@ -119,6 +126,7 @@ def write_protocol_report(
         "",
         markdown_table(["predictor", "Q SRCC 95% CI", "Type F1 95% CI"], [_ci_row(s) for s in scores]),
         "",
+        *baselines_section([s.name for s in scores]),
         "## Plots",
         "",
         *[f"![{p.stem}]({p.name})" for p in plots],
@@ -126,6 +134,36 @@ def write_protocol_report(
     ]
     atomic_write_text(out_dir / "report.md", "\n".join(md))
     return [out_dir / "report.json", out_dir / "report.md", *plots]
+
+
+def pair_section(pairs: dict[str, PairSummary]) -> list[str]:
+    """Markdown lines: within-photo pair accuracy, pooled and per family, strength band and scope."""
+    margin = next(iter(pairs.values())).margin
+    return [
+        f"## Within-photo pair accuracy (label margin {margin:g})",
+        "",
+        f"Pairs of ROIs of one image whose quality labels differ by at least {margin:g}: share the predictor",
+        "orders right (worse ROI rated lower; ties 1/2), with 95% bootstrap intervals over reference photos.",
+        "Baselines are ranked by their raw oriented score.",
+        "",
+        pair_tables(pairs, SYNTHETIC_KEYS, markdown_table, "by {}:"),
+        "",
+    ]
+
+
+def baselines_section(names: Sequence[str]) -> list[str]:
+    """Markdown lines describing the registered baselines among ``names`` (none: no section)."""
+    rows = baseline_rows(names)
+    if not rows:
+        return []
+    return [
+        "## Baselines",
+        "",
+        "What each baseline's raw number is and which way it points (the baseline registry).",
+        "",
+        markdown_table(BASELINE_COLUMNS, rows),
+        "",
+    ]
 
 
 def _ci(ci: dict[str, Any], key: str, pct: bool = False) -> str:
@@ -263,6 +301,7 @@ def write_suite_report(out_dir: Path, res: SuiteResult) -> list[Path]:
     for name, (cols, rows) in res.extra_tables.items():
         md += [f"## {name}", "", markdown_table(cols, [[fmt_cell(r.get(c)) for c in cols] for r in rows]), ""]
     md += ["## Notes", "", *[f"- {n}" for n in res.notes], ""]
+    md += baselines_section([r["predictor"] for r in res.rows])
     if plot:
         md += [f"![{plot.stem}]({plot.name})", ""]
     atomic_write_text(out_dir / "report.md", "\n".join(md))

@@ -25,30 +25,32 @@ import numpy as np
 from ..errors import ConfigError, SeagullError
 from ..imageio import load_image
 from ..roi import rle_to_mask
-from ..schema import DEFAULT_THRESHOLDS, SampleRecord, Thresholds, iter_records, read_card
+from ..schema import DEFAULT_THRESHOLDS, RegionPrediction, SampleRecord, Thresholds, iter_records, read_card
 from .baselines import (
-    BASELINE_NAMES,
     FullReferenceBaseline,
     QuantileCalibration,
     RoiPredictor,
     available_fr_baseline,
     detects,
+    is_constant,
+    list_baselines,
     make_baseline,
 )
 from .journal import RunJournal, digest, open_journal, predictor_identity, progress_bar
-from .predictions import RoiPrediction, SamplePrediction, write_predictions
+from .pairs import DEFAULT_MARGIN, PairSummary, records_pair_summaries
+from .predictions import SamplePrediction, write_predictions
 from .protocol import PredictorScores, RoiLabel, labels_from_record, score_predictor
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SYNTH_BASELINES: tuple[str, ...] = BASELINE_NAMES
+DEFAULT_SYNTH_BASELINES: tuple[str, ...] = list_baselines()
 
 
 @dataclass
 class RawRun:
-    """Uncalibrated outputs of each predictor: {name: {sample id: [per-ROI dicts]}} plus timings."""
+    """Uncalibrated outputs of each predictor: {name: {sample id: [per-ROI predictions]}} plus timings."""
 
-    outputs: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    outputs: dict[str, dict[str, list[RegionPrediction]]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
 
@@ -222,7 +224,7 @@ def _predict(
     masks: list[np.ndarray],
     rec: SampleRecord,
     refs: ReferenceCache,
-) -> list[dict[str, Any]]:
+) -> list[RegionPrediction]:
     if isinstance(p, FullReferenceBaseline):
         return p.predict_with_reference(image, refs.get(rec), masks)
     return p.predict(image, masks)
@@ -243,8 +245,8 @@ def calibration_from_labels(
     )
 
 
-def _scores(outputs: dict[str, list[dict[str, Any]]], key: str) -> list[float]:
-    return [o[key] for outs in outputs.values() for o in outs if key in o]
+def _scores(outputs: dict[str, list[RegionPrediction]], key: str) -> list[float]:
+    return [getattr(o, key) for outs in outputs.values() for o in outs if getattr(o, key) is not None]
 
 
 def calibrate_run(
@@ -259,8 +261,8 @@ def calibrate_run(
     out: dict[str, dict[str, SamplePrediction]] = {}
     for name, outputs in run.outputs.items():
         fit_src = (cal_run.outputs.get(name) if cal_run else None) or outputs
-        for kind, key in (("quality", "score"), ("importance", "importance_score")):
-            s = _scores(fit_src, key)
+        for kind in ("quality", "importance"):
+            s = _scores(fit_src, f"{kind}_uncalibrated")
             if s and (
                 kind == "quality" and cal.quality_labels or kind == "importance" and cal.importance_labels
             ):
@@ -269,8 +271,9 @@ def calibrate_run(
         for rec in records:
             if rec.id not in outputs:
                 continue
-            rois: list[RoiPrediction] = [
-                cal.apply(name, o, r.id, detects(by_name.get(name)))
+            predictor = by_name.get(name)
+            rois: list[RegionPrediction] = [
+                cal.apply(name, o, r.id, detects(predictor), is_constant(predictor))
                 for r, o in zip(rec.rois, outputs[rec.id], strict=True)
             ]
             preds[rec.id] = SamplePrediction(rec.id, name, rois)
@@ -284,6 +287,7 @@ class SyntheticResult:
     predictions: dict[str, dict[str, SamplePrediction]]
     labels: list[RoiLabel]
     info: dict[str, Any]
+    pairs: dict[str, PairSummary] = field(default_factory=dict)  # within-photo pair accuracy
 
 
 def evaluate_synthetic(
@@ -298,6 +302,7 @@ def evaluate_synthetic(
     include_fr: bool = True,
     restart: bool = False,
     progress: bool = False,
+    pair_margin: float = DEFAULT_MARGIN,
 ) -> SyntheticResult:
     """Run, calibrate and score. With ``out_dir`` every raw output is saved as it is made and a
     rerun with the same settings resumes (see :mod:`seagull.eval.journal`); ``restart`` discards
@@ -342,6 +347,7 @@ def evaluate_synthetic(
         )
     preds = calibrate_run(run, records, cal, predictors + ([fr_b] if fr_b else []), cal_run)
     scores = [score_predictor(name, labels, p, bootstrap) for name, p in preds.items()]
+    pairs = records_pair_summaries(records, run.outputs, pair_margin, bootstrap)
     if out_dir is not None:
         pdir = Path(out_dir) / "predictions"
         for name, p in preds.items():
@@ -358,8 +364,9 @@ def evaluate_synthetic(
         "calibration": cal.source,
         "thresholds": thresholds.to_dict(),
         "bootstrap": bootstrap,
+        "pair_margin": pair_margin,
         "seconds_per_image": {k: v / max(1, n_img) for k, v in run.seconds.items()},
         "failures": run.failures,
         "fr_label": "included" if fr_b else "skipped (seagull.metrics.fr not importable or disabled)",
     }
-    return SyntheticResult(scores, preds, labels, info)
+    return SyntheticResult(scores, preds, labels, info, pairs)

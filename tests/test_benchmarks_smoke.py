@@ -19,6 +19,7 @@ TABLES = {
     "default_model_speed.py": "ten_rois_ms_median",
     "device_check.py": "cpu_ms_per_image",
     "eval_baselines.py": "sec/ROI",
+    "paper_size.py": "LoRA step, batch 1",
     "synth_throughput.py": "ROIs/s",
     "serve_load.py": "seagull serve load test",
 }

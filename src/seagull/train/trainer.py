@@ -230,10 +230,20 @@ def make_accelerator(cfg: TrainConfig) -> Any:
 
 class Trainer:
     """One run: :meth:`setup` (inputs checked, parts built), :meth:`restore`, :meth:`run` (the steps,
-    checkpoints and validation) and :meth:`finish` (final folder); :func:`train` calls them in order."""
+    checkpoints and validation) and :meth:`finish` (final folder); :func:`train` calls them in order.
 
-    def __init__(self, cfg: TrainConfig, resume: bool = False) -> None:
+    ``model`` and ``tokenizer``, when given, are trained instead of the ones ``cfg.model`` names (e.g. a
+    model from :func:`seagull.model.load_released`, already on its device)."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        resume: bool = False,
+        model: SeagullForCausalLM | None = None,
+        tokenizer: Any = None,
+    ) -> None:
         self.cfg = cfg
+        self.given = (model, tokenizer)
         self.resume = resume
         self.out = Path(cfg.output_dir)
         self.fingerprint = config_hash(cfg)
@@ -265,8 +275,13 @@ class Trainer:
         self.world, self.rank = acc.num_processes, acc.process_index
         self.check_output(self.world)  # everything that can be wrong with the inputs, before any compute
         torch.manual_seed(cfg.seed)
-        self.tokenizer = load_tokenizer_for(cfg)
-        model = build_for_training(cfg, self.tokenizer)
+        model, self.tokenizer = self.given
+        if model is None:
+            self.tokenizer = load_tokenizer_for(cfg)
+            model = build_for_training(cfg, self.tokenizer)
+        elif self.tokenizer is None:
+            raise ConfigError("Trainer(model=...) needs the model's tokenizer too")
+        model.train()
         check_against_model(cfg, model)
         self.images = load_images(cfg.data.train, cfg.data.train_split, cfg.data.image_limit)
         if len(self.images) < 1:

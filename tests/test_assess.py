@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from seagull import templates as T
-from seagull.assess import Assessor, RoiAssessment
+from seagull.assess import Assessor
 from seagull.errors import AnswerParseError, ModelError
 from seagull.model.prompting import collate_conversations, encode_conversation, tokenize_prompt
 from seagull.model.scoring import level_scores, severity_posterior, yes_confidence
 from seagull.roi import Roi, box_to_mask
-from seagull.schema import DISTORTION_TYPES, QUALITY_LEVELS, SEVERITY_LEVELS
+from seagull.schema import DISTORTION_TYPES, QUALITY_LEVELS, SEVERITY_LEVELS, RegionPrediction
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def test_result_structure_and_ranges(assessor):
     assert [r.name for r in res] == ["box", "pixel", "column", "all"]
     assert res[1].area == 16 and res[1].bbox == (26, 30, 4, 4)
     for r in res:
-        assert isinstance(r, RoiAssessment)
+        assert isinstance(r, RegionPrediction)
         assert 0 <= r.quality <= 1 and 0 <= r.importance <= 1
         assert r.quality_level == max(r.quality_probs, key=r.quality_probs.get)
         assert [d.type for d in r.distortions] == list(DISTORTION_TYPES)

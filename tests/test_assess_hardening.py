@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 from seagull.assess import Assessor
-from seagull.batch import assess_local, expand_inputs, item_json
+from seagull.assess.batch import assess_local, expand_inputs
+from seagull.assess.items import item_json
 from seagull.cli import build_parser, main
 from seagull.errors import ImageLoadError, ModelError, RoiError
 from seagull.imageio import MIN_IMAGE_SIDE

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from safetensors import safe_open
 
-from seagull import assess as assess_mod
 from seagull.assess import DEFAULT_WEIGHTS_DIR, Assessor
+from seagull.assess import assessor as assess_mod
 from seagull.errors import ModelError
 from seagull.roi import Roi, box_to_mask
 from seagull.schema import IMPORTANCE_LEVELS, QUALITY_LEVELS

@@ -14,7 +14,6 @@ import pytest
 
 from seagull.errors import ConfigError, SeagullError
 from seagull.eval import commands
-from seagull.eval.predictions import PredictedDistortion
 from seagull.eval.suites import default_predictors, run_cuhk
 from seagull.eval.synthetic import evaluate_synthetic
 from seagull.imageio import save_image
@@ -23,6 +22,8 @@ from seagull.roi import box_to_mask, mask_bbox, mask_to_rle
 from seagull.schema import (
     DEFAULT_THRESHOLDS,
     DistortionLabel,
+    DistortionPrediction,
+    RegionPrediction,
     RoiRecord,
     SampleRecord,
     importance_level,
@@ -108,7 +109,7 @@ class FakeModel:
         self.calls = 0
         self.stop_after = stop_after
 
-    def predict(self, image: np.ndarray, masks: list[np.ndarray]) -> list[dict]:
+    def predict(self, image: np.ndarray, masks: list[np.ndarray]) -> list[RegionPrediction]:
         if self.stop_after is not None and self.calls >= self.stop_after:
             raise KeyboardInterrupt
         self.calls += 1
@@ -119,17 +120,17 @@ class FakeModel:
             dist = (
                 []
                 if q > 0.8
-                else [PredictedDistortion("blur", np.float32(0.7), severity_level(1 - q), 1 - q)]
+                else [
+                    DistortionPrediction(
+                        "blur", np.float32(0.7), severity_level=severity_level(1 - q), severity=1 - q
+                    )
+                ]
             )
             imp = float("nan") if k else float(m.mean())  # an unanswered value must survive a resume
             outs.append(
-                {
-                    "quality": q,
-                    "quality_level": quality_level(q),
-                    "importance": imp,
-                    "distortions": dist,
-                    "raw": {},
-                }
+                RegionPrediction(
+                    f"r{k}", quality=q, quality_level=quality_level(q), importance=imp, distortions=dist
+                )
             )
         return outs
 

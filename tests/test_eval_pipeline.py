@@ -15,8 +15,6 @@ from seagull.errors import ConfigError, SchemaError
 from seagull.eval import commands
 from seagull.eval.baselines import QuantileCalibration, make_baseline, quantile_map
 from seagull.eval.predictions import (
-    PredictedDistortion,
-    RoiPrediction,
     SamplePrediction,
     load_prediction_dir,
     read_predictions,
@@ -29,6 +27,8 @@ from seagull.roi import box_to_mask, mask_bbox, mask_to_rle
 from seagull.schema import (
     DEFAULT_THRESHOLDS,
     DistortionLabel,
+    DistortionPrediction,
+    RegionPrediction,
     RoiRecord,
     SampleRecord,
     importance_level,
@@ -209,19 +209,26 @@ def test_prediction_file_roundtrip(tmp_path):
         "s1",
         "m",
         [
-            RoiPrediction(
-                "r0", 0.4, "poor", float("nan"), None, [PredictedDistortion("noise", 0.9, "mild", 0.2)]
+            RegionPrediction(
+                "r0",
+                quality=0.4,
+                quality_level="poor",
+                importance=float("nan"),
+                distortions=[
+                    DistortionPrediction("noise", 0.9, severity_level="mild", severity=0.2),
+                    DistortionPrediction("blur", 0.1, present=False, severity_level="slight", severity=0.0),
+                ],
             )
         ],
     )
     write_predictions(tmp_path / "m.jsonl", [p])
     back = list(read_predictions(tmp_path / "m.jsonl"))
     assert back[0].rois[0].importance is None  # NaN is written as null
-    assert back[0].rois[0].type_set == ["noise"]
+    assert back[0].rois[0].type_set == ["noise"]  # the present types only
     assert back[0].rois[0].severity_pairs == [("noise", "mild")]
     assert set(load_prediction_dir(tmp_path)) == {"m"}
     with pytest.raises(SchemaError, match="not one of"):
-        RoiPrediction.from_dict({"roi": "r0", "distortions": [{"type": "haze"}]})
+        RegionPrediction.from_dict({"roi": "r0", "distortions": [{"type": "haze"}]})
 
 
 def test_quantile_calibration_keeps_ranks_and_matches_marginal():
@@ -237,8 +244,8 @@ def test_quantile_calibration_keeps_ranks_and_matches_marginal():
         ["minor", "minor"],
     )
     cal.fit("x", [0.0, 1.0])
-    good = cal.apply("x", {"score": 1.0}, "r0")
-    bad = cal.apply("x", {"score": 0.0}, "r1", detected="noise")
+    good = cal.apply("x", RegionPrediction("r", quality_uncalibrated=1.0), "r0")
+    bad = cal.apply("x", RegionPrediction("r", quality_uncalibrated=0.0), "r1", detected="noise")
     assert good.distortions == [] and good.quality_level == "excellent"
     assert bad.distortions[0].type == "noise"
 
@@ -322,45 +329,29 @@ def test_register_adds_eval_and_bench():
 def test_model_style_outputs_pass_through_calibration():
     cal = QuantileCalibration([0.5], [0.5], [()], [()], ["fair"], ["normal"])
     # a model that answered only the distortion task keeps its answer; quality stays unanswered
-    p = cal.apply("m", {"distortions": [{"type": "noise", "severity_level": "mild"}]}, "r0")
-    assert p.quality is None and p.type_set == ["noise"]
-    q = cal.apply("m", {"quality": 0.3, "quality_level": "poor", "distortions": []}, "r1")
+    said = [DistortionPrediction("noise", severity_level="mild")]
+    p = cal.apply("m", RegionPrediction("r", distortions=said), "r0")
+    assert p.name == "r0" and p.quality is None and p.type_set == ["noise"]
+    q = cal.apply("m", RegionPrediction("r", quality=0.3, quality_level="poor", distortions=[]), "r1")
     assert q.quality_level == "poor" and q.type_set == []
+    assert cal.apply("m", RegionPrediction("r"), "r2", constant=True).quality_level == "fair"
 
 
-def test_assessor_adapter_maps_assessments():
-    from seagull.errors import ModelError
-    from seagull.eval.predictors import AssessorPredictor, assessment_to_output
+def test_assessor_predictor_passes_the_assessors_predictions_through():
+    from seagull.eval.predictors import AssessorPredictor
 
-    flat = assessment_to_output(
-        {
-            "quality": 0.7,
-            "quality_level": "good",
-            "distortions": [{"type": "blur", "severity": "mild", "confidence": 0.8}],
-        }
-    )
-    assert flat["quality"] == 0.7 and flat["quality_level"] == "good"
-    assert flat["distortions"][0]["severity_level"] == "mild"
-    nested = assessment_to_output({"importance": {"score": 0.4, "level": "normal"}})
-    assert nested["importance"] == 0.4 and nested["importance_level"] == "normal"
-    with pytest.raises(ModelError):
-        assessment_to_output({"distortions": [{"type": "haze"}]})
-
-    class _Result:
-        def __init__(self, q: float) -> None:
-            self.q = q
-
-        def to_dict(self) -> dict:
-            return {"quality": self.q, "distortions": []}
-
-    class _Assessor:  # records what the adapter sends
+    class _Assessor:  # records what the predictor sends
         def assess(self, image, rois, tasks):
-            self.rois = rois
-            return [_Result(0.1 * (k + 1)) for k in range(len(rois))]
+            self.rois, self.tasks = rois, tasks
+            return [
+                RegionPrediction(r.name, quality=0.1 * (k + 1), distortions=[]) for k, r in enumerate(rois)
+            ]
 
     fake = _Assessor()
-    outs = AssessorPredictor(fake).predict(
-        np.zeros((8, 8, 3), np.uint8), [np.eye(8, dtype=bool), np.ones((8, 8), bool)]
-    )
-    assert [o["quality"] for o in outs] == pytest.approx([0.1, 0.2])
+    masks = [np.eye(8, dtype=bool), np.ones((8, 8), bool)]
+    outs = AssessorPredictor(fake).predict(np.zeros((8, 8, 3), np.uint8), masks)
+    assert [o.quality for o in outs] == pytest.approx([0.1, 0.2]) and [o.type_set for o in outs] == [[], []]
     assert len(fake.rois) == 2 and fake.rois[0].area == 8
+    # the distortion task not asked: no answer (None), not "clean" ([])
+    outs = AssessorPredictor(fake, tasks=("quality",)).predict(np.zeros((8, 8, 3), np.uint8), masks)
+    assert fake.tasks == ("quality",) and [o.distortions for o in outs] == [None, None]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from seagull.assess import Assessor
-from seagull.image_cache import ImageCache, image_digest
+from seagull.assess.image_cache import ImageCache, image_digest
 from seagull.roi import Roi, box_to_mask
 
 

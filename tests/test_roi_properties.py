@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from seagull.assess_cli import make_roi_builder
+from seagull.assess.commands import make_roi_builder
 from seagull.errors import SeagullError
 from seagull.roi import (
     Roi,

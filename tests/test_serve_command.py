@@ -77,9 +77,9 @@ def test_seagull_serve_starts_on_loopback(tmp_path: Path):
 
 
 def test_serve_without_a_model_says_what_to_do(capsys, monkeypatch, tmp_path):
-    from seagull import assess
+    from seagull.assess import assessor
     from seagull.cli import main
 
-    monkeypatch.setattr(assess, "DEFAULT_WEIGHTS_DIR", tmp_path / "no-weights")
+    monkeypatch.setattr(assessor, "DEFAULT_WEIGHTS_DIR", tmp_path / "no-weights")
     assert main(["serve", "--port", "1"]) == 2
     assert "pass a model folder" in capsys.readouterr().err

@@ -76,6 +76,14 @@ def micro_model_dir(make_micro_model, micro_tokenizer, tmp_path_factory) -> Path
     return folder
 
 
+@pytest.fixture(scope="module")
+def micro_assessor(micro_model_dir):
+    """An Assessor on the micro model folder, one per test module (a module may patch it)."""
+    from seagull.assess import Assessor
+
+    return Assessor(micro_model_dir)
+
+
 # --------------------------------------------------------------------------- training data
 TINY_TRAIN_CONFIG = REPO / "src" / "seagull" / "train" / "configs" / "tiny_cpu.yaml"
 

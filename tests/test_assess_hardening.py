@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from seagull.assess import Assessor
-from seagull.assess.batch import assess_local, expand_inputs
+from seagull.assess.batch import ItemOptions, assess_local, expand_inputs
 from seagull.assess.items import item_json
 from seagull.cli import build_parser, main
 from seagull.errors import ImageLoadError, ModelError, RoiError
@@ -116,14 +116,20 @@ class FailingAssessor:
 
 def test_batch_goes_on_past_any_exception(tmp_path):
     paths = [save(tmp_path / f"{i}.png", 20, 20) for i in range(3)]
-    out = list(assess_local(FailingAssessor(), paths, lambda im: [], ("quality",), False, progress=False))
+    out = list(
+        assess_local(
+            FailingAssessor(), paths, ItemOptions(lambda im: [], ("quality",), False), progress=False
+        )
+    )
     assert [("error" in o) for o in out] == [False, True, False]
     assert out[1]["image"] == str(paths[1]) and "RuntimeError" in out[1]["error"]
 
     def overflow(image):
         raise OverflowError("cannot convert float infinity to integer")
 
-    out = list(assess_local(FailingAssessor(), paths, overflow, ("quality",), False, progress=False))
+    out = list(
+        assess_local(FailingAssessor(), paths, ItemOptions(overflow, ("quality",), False), progress=False)
+    )
     assert all("OverflowError" in o["error"] for o in out)
 
 

@@ -12,21 +12,19 @@ import cv2
 import numpy as np
 import pytest
 
+from helpers import roi_record
 from seagull.errors import ConfigError, SeagullError
 from seagull.eval import commands
 from seagull.eval.suites import default_predictors, run_cuhk
 from seagull.eval.synthetic import evaluate_synthetic
 from seagull.imageio import save_image
 from seagull.metrics import nr
-from seagull.roi import box_to_mask, mask_bbox, mask_to_rle
+from seagull.roi import box_to_mask
 from seagull.schema import (
     DEFAULT_THRESHOLDS,
-    DistortionLabel,
     DistortionPrediction,
     RegionPrediction,
-    RoiRecord,
     SampleRecord,
-    importance_level,
     quality_level,
     severity_level,
     write_shard,
@@ -37,28 +35,6 @@ BASELINES = ["laplacian_var", "hf_ratio", "constant", "roi_area"]
 
 
 # --------------------------------------------------------------------------- a generated dataset
-def _roi(k: int, mask: np.ndarray, q: float) -> RoiRecord:
-    damage = 1 - q
-    dists = (
-        [DistortionLabel("blur", damage, severity_level(damage))]
-        if damage >= DEFAULT_THRESHOLDS.visible
-        else []
-    )
-    imp = float(mask.mean())
-    return RoiRecord(
-        id=f"r{k}",
-        rle=mask_to_rle(mask),
-        bbox=list(mask_bbox(mask)),
-        area=int(mask.sum()),
-        source="test:box",
-        quality=q,
-        quality_level=quality_level(q),
-        importance=imp,
-        importance_level=importance_level(imp),
-        distortions=dists,
-    )
-
-
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     """Three textured references, each clean and blurred at three strengths (12 records, all in split
@@ -78,7 +54,7 @@ def dataset(tmp_path_factory) -> Path:
             rel = f"images/{rid}/s{s}.png"
             save_image(out / rel, img)
             q = 1.0 - 0.2 * s
-            rois = [_roi(j, m, q) for j, m in enumerate(masks)]
+            rois = [roi_record(j, m, q, float(m.mean()), "blur") for j, m in enumerate(masks)]
             fam = {"family": "none"} if s == 0 else {"family": "blur"}
             records.append(
                 SampleRecord(
@@ -255,6 +231,11 @@ def _parse(*argv: str) -> argparse.Namespace:
     return p.parse_args(["eval", *argv])
 
 
+def _constant_eval(dataset: Path, out: Path, *argv: str) -> argparse.Namespace:
+    """`seagull eval` of ``dataset`` into ``out`` with the constant baseline only and no FR metrics."""
+    return _parse("--data", str(dataset), "--out", str(out), "--baselines", "constant", "--no-fr", *argv)
+
+
 def test_eval_uses_the_shipped_model_unless_model_none(dataset, tmp_path, monkeypatch, capsys):
     from seagull.assess import default_model_dir
     from seagull.eval import predictors
@@ -266,34 +247,14 @@ def test_eval_uses_the_shipped_model_unless_model_none(dataset, tmp_path, monkey
         return FakeModel()
 
     monkeypatch.setattr(predictors, "load_model_predictor", fake_load)
-    args = _parse(
-        "--data",
-        str(dataset),
-        "--out",
-        str(tmp_path / "a"),
-        "--baselines",
-        "constant",
-        "--no-fr",
-        "--bootstrap",
-        "0",
-    )
+    args = _constant_eval(dataset, tmp_path / "a", "--bootstrap", "0")
     assert commands.cmd_eval(args) == 0
     assert loaded == [default_model_dir()]
     said = capsys.readouterr().out
     assert "seagull:fake" in said and "shipped default" in said and "constant" in said
     assert (tmp_path / "a" / "predictions" / "seagull:fake.jsonl").is_file()
 
-    args = _parse(
-        "--model",
-        "none",
-        "--data",
-        str(dataset),
-        "--out",
-        str(tmp_path / "b"),
-        "--baselines",
-        "constant",
-        "--no-fr",
-    )
+    args = _constant_eval(dataset, tmp_path / "b", "--model", "none")
     assert commands.cmd_eval(args) == 0
     assert len(loaded) == 1 and "no model (--model none)" in capsys.readouterr().out
 
@@ -310,21 +271,7 @@ def test_split_all_is_the_documented_default(dataset, tmp_path):
         dataset, None, baselines=["constant"], split="all", bootstrap=0, include_fr=False
     )
     assert named.info["records"] == 12 and named.info["split"] is None
-    args = _parse(
-        "--model",
-        "none",
-        "--data",
-        str(dataset),
-        "--out",
-        str(tmp_path),
-        "--split",
-        "all",
-        "--baselines",
-        "constant",
-        "--no-fr",
-        "--bootstrap",
-        "0",
-    )
+    args = _constant_eval(dataset, tmp_path, "--model", "none", "--split", "all", "--bootstrap", "0")
     assert commands.cmd_eval(args) == 0
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["info"]["records"] == res_all.info["records"] == 12

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from helpers import roi_record
 from seagull.errors import ConfigError, SchemaError
 from seagull.eval import commands
 from seagull.eval.baselines import QuantileCalibration, make_baseline, quantile_map
@@ -23,17 +24,12 @@ from seagull.eval.predictions import (
 from seagull.eval.suites import default_predictors, run_cuhk, run_konstanz, run_tid2013
 from seagull.eval.synthetic import evaluate_synthetic
 from seagull.imageio import load_image, save_image
-from seagull.roi import box_to_mask, mask_bbox, mask_to_rle
+from seagull.roi import box_to_mask
 from seagull.schema import (
     DEFAULT_THRESHOLDS,
-    DistortionLabel,
     DistortionPrediction,
     RegionPrediction,
-    RoiRecord,
     SampleRecord,
-    importance_level,
-    quality_level,
-    severity_level,
     write_shard,
 )
 
@@ -53,25 +49,6 @@ def need(sub: str) -> Path:
 
 
 # --------------------------------------------------------------------------- a tiny dataset
-def _roi(k: int, mask: np.ndarray, q: float, imp: float, family: str | None) -> RoiRecord:
-    damage = 1 - q
-    dists = []
-    if family and damage >= DEFAULT_THRESHOLDS.visible:
-        dists = [DistortionLabel(family, damage, severity_level(damage))]
-    return RoiRecord(
-        id=f"r{k}",
-        rle=mask_to_rle(mask),
-        bbox=list(mask_bbox(mask)),
-        area=int(mask.sum()),
-        source="test:box",
-        quality=q,
-        quality_level=quality_level(q),
-        importance=imp,
-        importance_level=importance_level(imp),
-        distortions=dists,
-    )
-
-
 @pytest.fixture(scope="module")
 def tiny_dataset(tmp_path_factory) -> Path:
     """Two Kodak references at 192x128, each clean and blurred at two strengths; labels from the
@@ -90,7 +67,7 @@ def tiny_dataset(tmp_path_factory) -> Path:
         rid = name.split(".")[0]
         (out / "images" / rid).mkdir(parents=True)
         save_image(out / "images" / rid / "clean.png", ref)
-        rois = [_roi(k, m, 1.0, 0.0, None) for k, m in enumerate(masks)]
+        rois = [roi_record(k, m, 1.0, 0.0, None) for k, m in enumerate(masks)]
         records.append(
             SampleRecord(
                 f"{rid}__clean", f"images/{rid}/clean.png", name, w, h, {"family": "none"}, rois, split="test"
@@ -104,7 +81,7 @@ def tiny_dataset(tmp_path_factory) -> Path:
                 save_image(out / rel, img)
                 q = [0.85 - 0.3 * s if (scope == "global" or k == 0) else 1.0 for k in range(3)]
                 rois = [
-                    _roi(k, m, q[k], (1 - q[k]) * m.mean() * 2, "blur" if q[k] < 1 else None)
+                    roi_record(k, m, q[k], (1 - q[k]) * m.mean() * 2, "blur" if q[k] < 1 else None)
                     for k, m in enumerate(masks)
                 ]
                 records.append(

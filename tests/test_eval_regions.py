@@ -142,5 +142,58 @@ def test_cli_runs_the_suite_on_one_photo(kodak_two, tmp_path, capsys):
     assert doc["info"]["photos"] == 1 and doc["info"]["strengths"] == {"weak": 7, "medium": 13, "strong": 20}
     (row,) = doc["rows"]
     assert row["predictor"] == "laplacian_var" and row["pairs"] > 100 and row["blur"] > 0.9
+    assert row["pair_acc_ci95"] is not None  # --bootstrap 200 by default
     assert "pair_acc" in capsys.readouterr().out
     assert "## layout" in (out / "report.md").read_text()
+
+
+def test_cli_passes_bootstrap_and_pair_margin_to_the_suite(kodak_two, tmp_path):
+    from seagull.cli import main
+
+    out = tmp_path / "rep"
+    argv = ["eval", "--suite", "regions", "--model", "none", "--baselines", "laplacian_var", "--limit", "1"]
+    argv += ["--data", str(kodak_two), "--out", str(out), "--bootstrap", "0", "--pair-margin", "0.2"]
+    assert main(argv) == 0
+    doc = json.loads((out / "report.json").read_text())
+    assert doc["info"]["bootstrap"] == 0 and doc["info"]["margin"] == 0.2
+    (row,) = doc["rows"]
+    assert row["pairs"] > 0 and row["pair_acc_ci95"] is None
+
+
+@pytest.fixture(scope="module")
+def bsds(shared_data):
+    folder = shared_data / "bsds500"
+    if not (folder / "groundTruth").is_dir():
+        pytest.skip(f"no BSDS500 folder at {folder}")
+    return folder
+
+
+def test_human_segments_give_a_layout_that_leaves_the_others_as_they_were(bsds):
+    from seagull.references import discover_references, human_regions
+
+    ref = discover_references(bsds)[1]  # the first photo's human region leaves no untouched ninth
+    photo = load_image(ref.path)
+    segments = [r.mask for r in human_regions(ref)]
+    plain, _ = photo_layouts(photo, ref.id)
+    layouts, skipped = photo_layouts(photo, ref.id, segments)
+    assert [lay.name for lay in layouts] == [*LAYOUTS, "human"] and not skipped
+    for a, b in zip(plain, layouts, strict=False):
+        assert a.name == b.name and all(np.array_equal(x, y) for x, y in zip(a.masks, b.masks, strict=True))
+    human = layouts[-1].worse
+    fitting = [m for m in segments if 0.1 <= m.mean() <= 0.5]
+    assert any(np.array_equal(human, m) for m in fitting)
+    assert human.sum() == max(m.sum() for m in fitting)
+    assert photo_layouts(photo, ref.id, [])[1] == [
+        f"{ref.id}/human: no human segment covers 10-50 % of the photo"
+    ]
+
+
+def test_a_bsds_folder_is_run_with_the_human_layout(bsds):
+    res = run_regions(bsds, [FirstIsWorse()], limit=2, bootstrap=0, strengths=(20,))
+    assert res.info["photos"] == 2 and res.info["layouts"] == [*LAYOUTS, "human"]
+    assert not res.info["failures"]
+    assert res.info["skipped"] == [
+        "images/test/100007.jpg/human: no untouched ninth of the photo outside the region"
+    ]
+    header, (row,) = res.extra_tables["layout"]
+    assert header == ["predictor", *LAYOUTS, "human"] and row["human"] == 1.0

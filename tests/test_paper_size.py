@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from test_benchmarks_smoke import run_benchmark
+from helpers import run_benchmark
 
 pytestmark = pytest.mark.slow
 

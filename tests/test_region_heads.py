@@ -8,26 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from seagull.schema import DistortionLabel, RoiRecord
+from helpers import labelled_roi
 from seagull.train.region_heads import GROUPS, IGNORE, RegionHeads, region_loss, region_targets
 
 
-def _roi(quality: str, importance: str | None, *dist: tuple[str, str]) -> RoiRecord:
-    return RoiRecord(
-        id="r",
-        rle={},
-        bbox=[0, 0, 1, 1],
-        area=1,
-        source="test",
-        quality=0.5,
-        quality_level=quality,
-        importance_level=importance,
-        distortions=[DistortionLabel(t, 0.3, s) for t, s in dist],
-    )
-
-
 def test_targets_encode_levels_and_per_type_severity() -> None:
-    t = region_targets([_roi("bad", "essential", ("noise", "extreme")), _roi("excellent", None)])
+    t = region_targets(
+        [labelled_roi("bad", "essential", ("noise", "extreme")), labelled_roi("excellent", None)]
+    )
     assert t.shape == (2, len(GROUPS))
     assert t[0, :2].tolist() == [0, 4]
     # blur, colorfulness, compression, contrast, exposure, noise: absent = 0, extreme = 5
@@ -39,7 +27,7 @@ def test_loss_skips_missing_labels_and_is_learnable() -> None:
     torch.manual_seed(0)
     heads = RegionHeads(8)
     g, loc = torch.randn(16, 8), torch.randn(16, 8)
-    rois = [_roi("bad" if g[i, 0] > 0 else "excellent", None) for i in range(16)]
+    rois = [labelled_roi("bad" if g[i, 0] > 0 else "excellent", None) for i in range(16)]
     targets = region_targets(rois)
     opt = torch.optim.Adam(heads.parameters(), lr=0.05)
     first = float(region_loss(heads(g, loc), targets))

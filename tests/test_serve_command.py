@@ -16,6 +16,8 @@ pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 psutil = pytest.importorskip("psutil")
 
+from helpers import COFFEE  # noqa: E402
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -24,19 +26,11 @@ def free_port() -> int:
 
 
 @pytest.mark.slow
-def test_seagull_serve_starts_on_loopback(tmp_path: Path):
-    import torch
-
-    from seagull.model import build_model
-    from seagull.model.tokenizer import train_tokenizer
-
-    torch.manual_seed(0)
-    tok = train_tokenizer()
-    build_model("seagull-test", tokenizer=tok).eval().save_pretrained(tmp_path / "m", tokenizer=tok)
+def test_seagull_serve_starts_on_loopback(tmp_path: Path, micro_model_dir: Path):
     port = free_port()
     log = (tmp_path / "serve.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "seagull", "serve", "--model", str(tmp_path / "m"), "--port", str(port)],
+        [sys.executable, "-m", "seagull", "serve", "--model", str(micro_model_dir), "--port", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
@@ -51,7 +45,7 @@ def test_seagull_serve_starts_on_loopback(tmp_path: Path):
             except httpx.HTTPError:
                 time.sleep(0.5)
         assert health is not None and health.status_code == 200, (tmp_path / "serve.log").read_text()
-        assert health.json()["model"] == "m"
+        assert health.json()["model"] == micro_model_dir.name
         listening = [
             c.laddr
             for c in psutil.Process(proc.pid).net_connections(kind="inet")
@@ -60,7 +54,7 @@ def test_seagull_serve_starts_on_loopback(tmp_path: Path):
         assert listening and all(a.ip == "127.0.0.1" for a in listening) and listening[0].port == port
         r = httpx.post(
             f"http://127.0.0.1:{port}/v1/assess",
-            files={"image": ("c.jpg", (Path(__file__).parents[1] / "examples" / "coffee.jpg").read_bytes())},
+            files={"image": ("c.jpg", COFFEE)},
             data={"box": "10,10,100,100", "tasks": "quality"},
             timeout=60,
         )

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from test_serve_api import COFFEE  # noqa: E402
+from helpers import COFFEE  # noqa: E402
 
 
 @pytest.fixture(scope="module")

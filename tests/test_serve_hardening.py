@@ -19,22 +19,15 @@ pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
+from helpers import COFFEE, png_bytes, post  # noqa: E402
 from seagull.errors import SeagullError  # noqa: E402
-from test_serve_api import COFFEE, png_bytes, post  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def assessor(micro_model_dir):
-    from seagull.assess import Assessor
-
-    return Assessor(micro_model_dir)
-
-
-@pytest.fixture(scope="module")
-def app(assessor):
+def app(micro_assessor):
     from seagull.serve import Limits, create_app
 
-    return create_app(assessor, Limits(max_upload_bytes=1_500_000, max_pixels=1_000_000, max_rois=4))
+    return create_app(micro_assessor, Limits(max_upload_bytes=1_500_000, max_pixels=1_000_000, max_rois=4))
 
 
 @pytest.fixture(scope="module")

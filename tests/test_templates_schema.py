@@ -2,12 +2,12 @@ import random
 
 import pytest
 
+from helpers import labelled_roi
 from seagull import templates as T
 from seagull.errors import AnswerParseError, ConfigError, RoiError, SchemaError
 from seagull.schema import (
     QUALITY_LEVELS,
     SEVERITY_LEVELS,
-    DistortionLabel,
     RoiRecord,
     Thresholds,
     importance_level,
@@ -89,17 +89,12 @@ def test_shard_round_trip_and_bad_json(tmp_path):
 
 
 def _roi(importance_level: str | None = "minor", types: tuple[str, ...] = ("blur",)) -> RoiRecord:
-    return RoiRecord(
-        id="r",
-        rle={},
-        bbox=[0, 0, 1, 1],
-        area=1,
-        source="test",
+    return labelled_roi(
+        "good",
+        importance_level,
+        *((t, "mild") for t in types),
         quality=0.6,
-        quality_level="good",
         importance=0.3 if importance_level else None,
-        importance_level=importance_level,
-        distortions=[DistortionLabel(t, 0.3, "mild") for t in types],
     )
 
 

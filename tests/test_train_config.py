@@ -6,31 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from seagull.errors import ConfigError
-from test_train_data import TINY_CONFIG, synth_dataset
 
 
-def write(tmp_path: Path, **changes) -> Path:
-    raw = yaml.safe_load(TINY_CONFIG.read_text())
-    for k, v in changes.items():
-        node = raw
-        keys = k.split("__")
-        for key in keys[:-1]:
-            node = node.setdefault(key, {})
-        node[keys[-1]] = v
-    p = tmp_path / "cfg.yaml"
-    p.write_text(yaml.safe_dump(raw))
-    return p
-
-
-def test_tiny_config_loads(tmp_path: Path) -> None:
+def test_tiny_config_loads(tmp_path: Path, tiny_train_config) -> None:
     from seagull.train.config import load_config
 
-    cfg = load_config(
-        write(tmp_path, data__train=[str(synth_dataset())]), overrides=["optim.lr=0.01", "max_steps=3"]
-    )
+    cfg = load_config(tiny_train_config(tmp_path, "cfg"), overrides=["optim.lr=0.01", "max_steps=3"])
     assert cfg.optim.lr == 0.01 and cfg.max_steps == 3 and cfg.parts.lm == "full"
 
 
@@ -51,23 +34,22 @@ def test_tiny_config_loads(tmp_path: Path) -> None:
         ({"parts": {"mfe": False, "projector": False, "lm": "frozen"}}, "nothing to train"),
     ],
 )
-def test_bad_configs_are_refused(tmp_path: Path, changes: dict, message: str) -> None:
+def test_bad_configs_are_refused(tmp_path: Path, tiny_train_config, changes: dict, message: str) -> None:
     from seagull.train.config import load_config
 
-    changes.setdefault("data__train", [str(synth_dataset())])
     with pytest.raises(ConfigError, match=message):
-        load_config(write(tmp_path, **changes))
+        load_config(tiny_train_config(tmp_path, "cfg", **changes))
 
 
-def test_deepspeed_refused_without_gpu(tmp_path: Path) -> None:
+def test_deepspeed_refused_without_gpu(tmp_path: Path, tiny_train_config) -> None:
     from seagull.train.config import load_config
 
     zero2 = Path(__file__).resolve().parents[1] / "src" / "seagull" / "train" / "deepspeed" / "zero2.json"
     with pytest.raises(ConfigError, match="deepspeed"):
-        load_config(write(tmp_path, data__train=[str(synth_dataset())], deepspeed=str(zero2)))
+        load_config(tiny_train_config(tmp_path, "cfg", deepspeed=str(zero2)))
 
 
-def test_wrong_schema_is_refused(tmp_path: Path) -> None:
+def test_wrong_schema_is_refused(tmp_path: Path, tiny_train_config) -> None:
     from seagull.train.config import load_config
 
     bad = tmp_path / "bad"
@@ -75,15 +57,15 @@ def test_wrong_schema_is_refused(tmp_path: Path) -> None:
     (bad / "dataset.json").write_text(json.dumps({"counts": {}}))
     (bad / "shards" / "a.jsonl").write_text(json.dumps({"id": "x", "image": "a.png"}) + "\n")
     with pytest.raises(ConfigError, match="not a usable dataset"):
-        load_config(write(tmp_path, data__train=[str(bad)]))
+        load_config(tiny_train_config(tmp_path, "cfg", data__train=[str(bad)]))
 
 
-def test_model_level_combinations_are_refused_before_training(tmp_path: Path) -> None:
+def test_model_level_combinations_are_refused_before_training(tmp_path: Path, tiny_train_config) -> None:
     from seagull.train.config import load_config
     from seagull.train.trainer import train
 
     cfg = load_config(
-        write(tmp_path, data__train=[str(synth_dataset())], parts__lm="lora", lora={"targets": ["qkv"]}),
+        tiny_train_config(tmp_path, "cfg", parts__lm="lora", lora={"targets": ["qkv"]}),
         output_dir=str(tmp_path / "out"),
     )
     with pytest.raises(ConfigError, match="match no linear layer"):

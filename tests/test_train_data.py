@@ -1,45 +1,16 @@
-"""Training data: a small synthesised set (shared with the other training tests), items and batches."""
+"""Training data: items and batches of the tiny synthesised set."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
-import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-REPO = Path(__file__).resolve().parents[1]
-TINY_CONFIG = REPO / "src" / "seagull" / "train" / "configs" / "tiny_cpu.yaml"
-_DATASETS: dict[str, Path] = {}
-
-
-def synth_dataset() -> Path:
-    """Two example photos x 6 families x 3 settings, 3 ROIs each, 128 px: built once per test process."""
-    if "tiny" not in _DATASETS:
-        from seagull.synth import SynthConfig, run_synthesis
-
-        out = Path(tempfile.mkdtemp(prefix="seagull-train-test-")) / "tiny"
-        cfg = SynthConfig(refs=REPO / "examples", out=out, settings=3, max_rois=3, max_side=128, seed=0)
-        summary = run_synthesis(cfg, progress=False)
-        assert summary.records > 20 and not summary.failed
-        _DATASETS["tiny"] = out
-    return _DATASETS["tiny"]
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    from seagull.model.tokenizer import train_tokenizer
-
-    return train_tokenizer()
-
-
-def test_items_are_deterministic_and_follow_the_task_mix(tokenizer) -> None:
+def test_items_are_deterministic_and_follow_the_task_mix(micro_tokenizer, tiny_synth_dataset: Path) -> None:
     from seagull import templates as T
     from seagull.train.data import ConversationDataset, collate, load_images
 
-    images = load_images([synth_dataset()], "train")
+    images = load_images([tiny_synth_dataset], "train")
+    tokenizer = micro_tokenizer
     ds = ConversationDataset(images, tokenizer, 4, task_mix={"quality": 1.0}, convs_per_image=3, seed=1)
     a, b = ds.item(0, 0), ds.item(0, 0)
     assert [c.input_ids for c in a.conversations] == [c.input_ids for c in b.conversations]

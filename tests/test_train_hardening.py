@@ -19,7 +19,6 @@ from seagull.train.checkpoint import (
     load_checkpoint,
     write_checkpoint,
 )
-from test_train_runs import config_file
 
 
 class RunsCode:
@@ -134,13 +133,13 @@ def test_pickles_in_a_checkpoint_are_never_loaded(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> tuple[Path, Path]:
+def trained(tmp_path_factory, tiny_train_config) -> tuple[Path, Path]:
     """(config, output) of a finished 2-step run with a checkpoint after each step."""
     from seagull.train.config import load_config
     from seagull.train.trainer import train
 
     tmp = tmp_path_factory.mktemp("run")
-    cfg_file = config_file(
+    cfg_file = tiny_train_config(
         tmp,
         "two",
         max_steps=2,
@@ -224,9 +223,9 @@ def test_trainer_resume_check_needs_no_compute(trained, tmp_path: Path) -> None:
     ],
 )
 def test_bad_overrides_after_options_are_one_line_errors(
-    tmp_path: Path, capsys, override: str, message: str
+    tmp_path: Path, capsys, tiny_train_config, override: str, message: str
 ) -> None:
-    cfg = config_file(tmp_path, "cli")
+    cfg = tiny_train_config(tmp_path, "cli")
     argv = ["train", "--config", str(cfg), "seed=1", "--output", str(tmp_path / "out"), override]
     assert main(argv) == 2
     err = capsys.readouterr().err

@@ -14,10 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
 from safetensors.torch import load_file
-
-from test_train_data import TINY_CONFIG, synth_dataset
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "coffee.jpg"
 
@@ -32,20 +29,6 @@ LEARNING_MODEL = {
     },
     "mfe": {"local_window": 64},
 }
-
-
-def config_file(tmp_path: Path, name: str, **changes) -> Path:
-    raw = yaml.safe_load(TINY_CONFIG.read_text())
-    raw["data"]["train"] = [str(synth_dataset())]
-    for k, v in changes.items():
-        node = raw
-        keys = k.split("__")
-        for key in keys[:-1]:
-            node = node.setdefault(key, {})
-        node[keys[-1]] = v
-    p = tmp_path / f"{name}.yaml"
-    p.write_text(yaml.safe_dump(raw))
-    return p
 
 
 def check_assesses(folder: Path) -> None:
@@ -73,7 +56,9 @@ def run_cli(args: list[str], **kw) -> subprocess.Popen:
 
 
 @pytest.mark.slow
-def test_quality_srcc_rises_and_final_folder_loads(tmp_path: Path) -> None:
+def test_quality_srcc_rises_and_final_folder_loads(
+    tmp_path: Path, tiny_train_config, tiny_synth_dataset: Path
+) -> None:
     """A fit check: 100 steps on one reference's 19 images; validation reads the training images' ROIs
     (with two references in the set, the held-out reference alone cannot show generalisation)."""
     from seagull.model import SeagullForCausalLM
@@ -82,7 +67,7 @@ def test_quality_srcc_rises_and_final_folder_loads(tmp_path: Path) -> None:
     from seagull.train.trainer import train
 
     cfg = load_config(
-        config_file(
+        tiny_train_config(
             tmp_path,
             "learn",
             model_overrides=LEARNING_MODEL,
@@ -107,18 +92,18 @@ def test_quality_srcc_rises_and_final_folder_loads(tmp_path: Path) -> None:
     from seagull.train.data import load_images
     from seagull.train.validate import validate
 
-    again = validate(model, tok, load_images([synth_dataset()], "train"), None, cfg.data.val_max_rois)
+    again = validate(model, tok, load_images([tiny_synth_dataset], "train"), None, cfg.data.val_max_rois)
     assert again.quality_srcc == pytest.approx(after, abs=1e-3)  # the saved folder is the trained model
     check_assesses(final)
 
 
-def test_lora_run_merges_into_a_loadable_folder(tmp_path: Path) -> None:
+def test_lora_run_merges_into_a_loadable_folder(tmp_path: Path, tiny_train_config) -> None:
     from seagull.model import load_model
     from seagull.train.config import load_config
     from seagull.train.trainer import train
 
     cfg = load_config(
-        config_file(
+        tiny_train_config(
             tmp_path,
             "lora",
             max_steps=4,
@@ -137,7 +122,7 @@ def test_lora_run_merges_into_a_loadable_folder(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_kill_and_resume_gives_the_same_weights(tmp_path: Path) -> None:
+def test_kill_and_resume_gives_the_same_weights(tmp_path: Path, tiny_train_config) -> None:
     changes = {
         "max_steps": 24,
         "save_every": 8,
@@ -148,7 +133,7 @@ def test_kill_and_resume_gives_the_same_weights(tmp_path: Path) -> None:
         "lora": {"r": 4, "alpha": 8, "dropout": 0.1, "targets": ["q_proj", "v_proj"]},
         "data__turns_per_conversation": 2,
     }
-    cfg = config_file(tmp_path, "resume", **changes)
+    cfg = tiny_train_config(tmp_path, "resume", **changes)
     full = run_cli(["--config", str(cfg), "--output", str(tmp_path / "full")])
     killed = run_cli(["--config", str(cfg), "--output", str(tmp_path / "killed")])
     first = tmp_path / "killed" / "checkpoints" / "step-8" / "trainer_state.json"
@@ -172,10 +157,10 @@ def test_kill_and_resume_gives_the_same_weights(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_two_process_run_completes(tmp_path: Path) -> None:
+def test_two_process_run_completes(tmp_path: Path, tiny_train_config) -> None:
     # Two CPU processes on gloo through torch.distributed (accelerate's Accelerator picks the world up
     # from the environment; `accelerate launch --cpu` runs CPU jobs single-process in accelerate 1.x).
-    cfg = config_file(
+    cfg = tiny_train_config(
         tmp_path, "ddp", max_steps=6, save_every=3, val_every=6, val_at_start=False, data__val_max_rois=6
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}

@@ -4,6 +4,7 @@ reported in the output and never stop the batch."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,44 +43,35 @@ def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
     return out
 
 
-def assess_image(
-    assessor: Any,
-    path: Path,
-    build_rois: RoiBuilder,
-    tasks: Sequence[str],
-    text: bool,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-) -> tuple[dict[str, Any], Any, list]:
+@dataclass(frozen=True)
+class ItemOptions:
+    """What is done with every image: how its ROIs are built, the tasks asked, whether answers come as
+    text, and the pixel limit it is loaded under."""
+
+    build_rois: RoiBuilder
+    tasks: Sequence[str]
+    text: bool
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+
+def assess_image(assessor: Any, path: Path, options: ItemOptions) -> tuple[dict[str, Any], Any, list]:
     """One image's result record, the image and its ROIs; errors propagate."""
-    image = load_image(path, max_pixels)
+    image = load_image(path, options.max_pixels)
     check_image_side(image, str(path))
-    rois = build_rois(image)
-    return assess_item(assessor, image, rois, str(path), tasks, text), image, rois
+    rois = options.build_rois(image)
+    return assess_item(assessor, image, rois, str(path), options.tasks, options.text), image, rois
 
 
-def assess_one(
-    assessor: Any,
-    path: Path,
-    build_rois: RoiBuilder,
-    tasks: Sequence[str],
-    text: bool,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-) -> dict[str, Any]:
+def assess_one(assessor: Any, path: Path, options: ItemOptions) -> dict[str, Any]:
     """One image of a batch: any failure, whatever its class, becomes the item's error record."""
     try:
-        return assess_image(assessor, path, build_rois, tasks, text, max_pixels)[0]
+        return assess_image(assessor, path, options)[0]
     except Exception as e:  # noqa: BLE001 - one bad item must not stop the batch
         return error_record(path, e)
 
 
 def assess_local(
-    assessor: Any,
-    paths: Sequence[Path],
-    build_rois: RoiBuilder,
-    tasks: Sequence[str],
-    text: bool,
-    progress: bool,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    assessor: Any, paths: Sequence[Path], options: ItemOptions, progress: bool
 ) -> Iterator[dict[str, Any]]:
     it: Any = paths
     if progress:
@@ -87,35 +79,30 @@ def assess_local(
 
         it = tqdm(paths, desc="assess", unit="img")
     for p in it:
-        yield assess_one(assessor, p, build_rois, tasks, text, max_pixels)
+        yield assess_one(assessor, p, options)
 
 
 def assess_ray(
     make_assessor: Callable[[], Any],
     paths: Sequence[Path],
-    build_rois: RoiBuilder,
-    tasks: Sequence[str],
-    text: bool,
+    options: ItemOptions,
     address: str | None,
     num_workers: int | None = None,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> Iterator[dict[str, Any]]:
     """One actor per worker loads the model once; images are spread round-robin. Paths must be
     readable on every node (a shared filesystem)."""
     with ray_session(address) as ray:
-        yield from _run_actors(ray, make_assessor, paths, build_rois, tasks, text, num_workers, max_pixels)
+        yield from _run_actors(ray, make_assessor, paths, options, num_workers)
 
 
-def _run_actors(
-    ray, make_assessor, paths, build_rois, tasks, text, num_workers, max_pixels
-) -> Iterator[dict[str, Any]]:
+def _run_actors(ray, make_assessor, paths, options, num_workers) -> Iterator[dict[str, Any]]:
     @ray.remote(num_cpus=1)
     class Worker:
         def __init__(self) -> None:
             self.assessor = make_assessor()
 
         def run(self, path: str) -> dict[str, Any]:
-            return assess_one(self.assessor, Path(path), build_rois, tasks, text, max_pixels)
+            return assess_one(self.assessor, Path(path), options)
 
     n = num_workers or max(1, int(ray.available_resources().get("CPU", 1)))
     workers = [Worker.remote() for _ in range(min(n, len(paths)))]

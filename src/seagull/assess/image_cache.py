@@ -9,21 +9,13 @@ re-uploaded still hits, and two photos never share an entry unless their pixels 
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import OrderedDict
 from typing import Any
 
-import numpy as np
+from ..imageio import image_digest
 
-
-def image_digest(image: np.ndarray) -> str:
-    """A 128-bit digest of an image's shape, dtype and pixels."""
-    arr = np.ascontiguousarray(image)
-    h = hashlib.blake2b(digest_size=16)
-    h.update(f"{arr.shape}{arr.dtype}".encode())
-    h.update(memoryview(arr).cast("B"))
-    return h.hexdigest()
+__all__ = ["ImageCache", "image_digest"]
 
 
 class ImageCache:

@@ -68,9 +68,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def _run_eval(args: argparse.Namespace, out: Path, model) -> int:
     from . import report
     from .journal import open_journal
+    from .pairs import DEFAULT_MARGIN
 
+    margin = getattr(args, "pair_margin", DEFAULT_MARGIN)
     if args.suite == SYNTHETIC:
-        from .pairs import DEFAULT_MARGIN, SYNTHETIC_KEYS, pair_tables
+        from .pairs import SYNTHETIC_KEYS, pair_tables
         from .protocol import text_table
         from .synthetic import DEFAULT_SYNTH_BASELINES, as_dirs, evaluate_synthetic
 
@@ -88,7 +90,7 @@ def _run_eval(args: argparse.Namespace, out: Path, model) -> int:
             include_fr=not args.no_fr,
             restart=getattr(args, "restart", False),
             progress=True,
-            pair_margin=getattr(args, "pair_margin", DEFAULT_MARGIN),
+            pair_margin=margin,
         )
         report.write_protocol_report(out, res.scores, res.labels, res.predictions, res.info, res.pairs)
         main, types = report.protocol_tables(res.scores)
@@ -117,7 +119,15 @@ def _run_eval(args: argparse.Namespace, out: Path, model) -> int:
         preds = default_predictors(model, names)
         fingerprint = suite_fingerprint(args.suite, data[0], preds)
         with open_journal(out, fingerprint, getattr(args, "restart", False), verbose=True) as journal:
-            res = run_suite(data[0], preds, limit=args.limit, journal=journal, progress=True)
+            res = run_suite(
+                data[0],
+                preds,
+                limit=args.limit,
+                journal=journal,
+                progress=True,
+                bootstrap=args.bootstrap,
+                margin=margin,
+            )
         report.write_suite_report(out, res)
         print(f"suite {args.suite} on {data[0]}: {json.dumps(res.info, default=str)}")
         print(report.suite_tables(res))

@@ -8,7 +8,9 @@ damages part of a picture: the whole photo is degraded (one family at one streng
 * ``half_lr`` / ``half_tb``: the left or right / top or bottom half (side drawn per photo);
 * ``auto``: a region of the weight-free automatic proposer (:func:`seagull.proposals.every_region`)
   covering 8-45 % of the photo;
-* ``seam``: an ellipse pasted with a feathered border (alpha ramps over 4 % of the shorter side).
+* ``seam``: an ellipse pasted with a feathered border (alpha ramps over 4 % of the shorter side);
+* ``human``: where the folder has human segmentations (a BSDS500 or COCO folder, see
+  :mod:`seagull.references`), the largest human segment covering 10-50 % of the photo.
 
 Each composite is shown to every predictor with three ROIs: the worse region, the untouched rest of
 the photo, and another untouched region (a ninth-of-the-photo grid cell outside the worse region).
@@ -50,6 +52,13 @@ from ..errors import SeagullError
 from ..imageio import load_image
 from ..metrics import fr
 from ..proposals import every_region
+from ..references import (
+    Reference,
+    discover_references,
+    has_human_segmentations,
+    human_regions,
+    resize_mask,
+)
 from ..schema import RegionPrediction
 from .baselines import RoiPredictor
 from .bench import list_images
@@ -70,7 +79,13 @@ STRENGTHS: tuple[int, ...] = (7, 13, 20)  # settings of the 20-step ladders: wea
 MIN_PHOTO_SIDE = 96  # grid cells of a ninth of the photo stay at least 32 px
 MIN_REGION_SIDE = 32
 SEAM_FEATHER = 0.04  # of the shorter side
-LAYOUTS: tuple[str, ...] = ("half_lr", "half_tb", "auto", "seam")
+LAYOUTS: tuple[str, ...] = ("half_lr", "half_tb", "auto", "seam")  # the layouts every photo may have
+HUMAN_LAYOUT = "human"  # the layout of photos with human segmentations
+HUMAN_SHARE = (0.10, 0.50)  # of the photo a human segment covers to be a worse region
+NO_REGION = {
+    "auto": "no automatic region covers 8-45 % of the photo",
+    HUMAN_LAYOUT: "no human segment covers 10-50 % of the photo",
+}
 FR_KEY = "fr_label"  # the journal's entries for the full-reference check of each composite
 
 
@@ -153,8 +168,18 @@ def _other_region(worse: np.ndarray, rng: np.random.Generator) -> np.ndarray | N
     return cells[int(rng.integers(len(cells)))] if cells else None
 
 
-def _worse_regions(photo: np.ndarray, rng: np.random.Generator) -> dict[str, tuple[np.ndarray | None, float]]:
-    """The worse region and its feather of each layout (None where the photo offers none)."""
+def _largest_segment(segments: Sequence[np.ndarray]) -> np.ndarray | None:
+    """The largest of ``segments`` covering :data:`HUMAN_SHARE` of the photo, or None."""
+    low, high = HUMAN_SHARE
+    fitting = [m for m in segments if low <= m.mean() <= high]
+    return max(fitting, key=lambda m: int(m.sum())) if fitting else None
+
+
+def _worse_regions(
+    photo: np.ndarray, rng: np.random.Generator, segments: Sequence[np.ndarray] | None = None
+) -> dict[str, tuple[np.ndarray | None, float]]:
+    """The worse region and its feather of each layout (None where the photo offers none); the
+    ``human`` layout only with the photo's human ``segments``."""
     h, w = photo.shape[:2]
     half_lr = np.zeros((h, w), bool)
     half_lr[:, : w // 2] = True
@@ -173,24 +198,30 @@ def _worse_regions(photo: np.ndarray, rng: np.random.Generator) -> dict[str, tup
     cy, cx = rng.uniform(0.4, 0.6) * h, rng.uniform(0.4, 0.6) * w
     yy, xx = np.mgrid[0:h, 0:w]
     seam = ((yy - cy) / (0.25 * h)) ** 2 + ((xx - cx) / (0.25 * w)) ** 2 <= 1.0
-    return {
+    regions = {
         "half_lr": (half_lr, 0.0),
         "half_tb": (half_tb, 0.0),
         "auto": (auto, 0.0),
         "seam": (seam, SEAM_FEATHER * min(h, w)),
     }
+    if segments is not None:  # last: the draws of the other layouts stay as they are without it
+        regions[HUMAN_LAYOUT] = (_largest_segment(segments), 0.0)
+    return regions
 
 
-def photo_layouts(photo: np.ndarray, key: str) -> tuple[list[Layout], list[str]]:
-    """The layouts a photo allows, and a reason for each one it does not (seeded by ``key``)."""
+def photo_layouts(
+    photo: np.ndarray, key: str, segments: Sequence[np.ndarray] | None = None
+) -> tuple[list[Layout], list[str]]:
+    """The layouts a photo allows, and a reason for each one it does not (seeded by ``key``); with
+    the photo's human ``segments`` (masks at the photo's size), the ``human`` layout too."""
     h, w = photo.shape[:2]
     if min(h, w) < MIN_PHOTO_SIDE:
         return [], [f"{key}: {w}x{h} is too small for the layouts (shorter side under {MIN_PHOTO_SIDE} px)"]
     rng = _rng("regions", key)
     layouts, skipped = [], []
-    for name, (worse, feather) in _worse_regions(photo, rng).items():
+    for name, (worse, feather) in _worse_regions(photo, rng, segments).items():
         if worse is None:
-            skipped.append(f"{key}/{name}: no automatic region covers 8-45 % of the photo")
+            skipped.append(f"{key}/{name}: {NO_REGION[name]}")
             continue
         other = _other_region(worse, rng)
         if other is None:
@@ -273,6 +304,22 @@ def _fr_damage(
     return 1.0 - e["outputs"][0].quality
 
 
+def _photos(root: Path, limit: int | None) -> list[tuple[Path, Reference | None]]:
+    """The photos of ``root``, each with its reference where the folder has human segmentations
+    (a BSDS500 or COCO folder: then its photos are the references, label maps are not photos)."""
+    if has_human_segmentations(root):
+        return [(r.path, r) for r in discover_references(root)[:limit]]
+    return [(p, None) for p in list_images(root, limit)]
+
+
+def _segments(ref: Reference | None, photo: np.ndarray) -> list[np.ndarray] | None:
+    """The human segments of the photo's reference at the photo's size; None without a reference."""
+    if ref is None:
+        return None
+    masks = (resize_mask(r.mask, photo.shape[:2]) for r in human_regions(ref))
+    return [m for m in masks if m.any()]
+
+
 def run_regions(
     root: Path,
     predictors: Sequence[RoiPredictor],
@@ -286,18 +333,25 @@ def run_regions(
 ) -> SuiteResult:
     """Every predictor on every (photo, layout, family, strength) composite and on the clean photo."""
     journal = journal if journal is not None else RunJournal(None, {})
-    paths = list_images(Path(root), limit)
+    photos = _photos(Path(root), limit)
+    labelled = any(ref is not None for _, ref in photos)
+    layout_names = [*LAYOUTS, HUMAN_LAYOUT] if labelled else list(LAYOUTS)
     tallies = {p.name: _Tally([], [], [], [], []) for p in predictors}
     failures, skipped, invisible, n_photos = [], [], [], 0
-    for path in progress_bar(len(paths), "regions", progress, paths):
+    for path, ref in progress_bar(len(photos), "regions", progress, photos):
         name = path.relative_to(root).as_posix() if Path(root).is_dir() else path.name
         try:
             photo = _fit(load_image(path), max_side)
         except SeagullError as e:  # an unreadable photo is reported; the run goes on
             failures.append(f"{name}: {e}")
             continue
+        try:
+            segments = _segments(ref, photo)
+        except SeagullError as e:  # unreadable segments: the photo keeps its other layouts
+            skipped.append(f"{name}/{HUMAN_LAYOUT}: {e}")
+            segments = None
         tag = f"{name}@{photo.shape[1]}x{photo.shape[0]}"
-        layouts, why = photo_layouts(photo, name)
+        layouts, why = photo_layouts(photo, name, segments)
         skipped += why
         if not layouts:
             continue
@@ -329,7 +383,7 @@ def run_regions(
         "photos": n_photos,
         "max_side": max_side,
         "strengths": {strength_band(s, NUM_SETTINGS): s for s in strengths},
-        "layouts": list(LAYOUTS),
+        "layouts": layout_names,
         "margin": margin,
         "bootstrap": bootstrap,
         "not_visible": len(invisible),
@@ -409,7 +463,7 @@ def _result(tallies: dict[str, _Tally], margin: float, bootstrap: int, info: dic
         by_strength.append(
             {"predictor": name, **{b: _acc(s, "strength", b) for b in ("weak", "medium", "strong")}}
         )
-        by_layout.append({"predictor": name, **{lay: _acc(s, "layout", lay) for lay in LAYOUTS}})
+        by_layout.append({"predictor": name, **{lay: _acc(s, "layout", lay) for lay in info["layouts"]}})
         if t.type_top:
             for f in FAMILIES:
                 types.append(
@@ -428,7 +482,7 @@ def _result(tallies: dict[str, _Tally], margin: float, bootstrap: int, info: dic
         info=info,
     )
     res.extra_tables["strength"] = (["predictor", "weak", "medium", "strong"], by_strength)
-    res.extra_tables["layout"] = (["predictor", *LAYOUTS], by_layout)
+    res.extra_tables["layout"] = (["predictor", *info["layouts"]], by_layout)
     if types:
         res.extra_tables["type_by_family"] = (["predictor", "family", "type_top", "type_present"], types)
     return res

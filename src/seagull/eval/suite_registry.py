@@ -5,8 +5,10 @@ Runners are named ``"module:function"`` and imported when a suite runs, so that 
 command line does not import the image stack. Adding a suite is one line here:
 ``register_suite("name", "seagull.eval.module:run_name", "what it checks", "what --data holds")``.
 Every runner but ``synthetic``'s is called as
-``run(root, predictors, limit=..., journal=..., progress=...) -> SuiteResult``; ``synthetic`` is the
-paper's protocol (:func:`seagull.eval.synthetic.evaluate_synthetic`) with its own options.
+``run(root, predictors, limit=..., journal=..., progress=..., bootstrap=..., margin=...) -> SuiteResult``
+(``--bootstrap`` resamples for 95 % intervals, ``--pair-margin`` for within-photo pairs; a suite with
+no intervals or pairs accepts and ignores them); ``synthetic`` is the paper's protocol
+(:func:`seagull.eval.synthetic.evaluate_synthetic`) with its own options.
 """
 
 from __future__ import annotations

@@ -189,6 +189,8 @@ def run_cuhk(
     min_fraction: float = 0.02,
     journal: RunJournal | None = None,
     progress: bool = False,
+    bootstrap: int | None = None,  # ignored: the suite has no intervals
+    margin: float | None = None,  # ignored: the suite has no within-photo pairs
 ) -> SuiteResult:
     """Blurred-mask ROI vs its sharp complement, per photo; whole image vs MOS. Outputs already in
     ``journal`` are reused, new ones are saved to it as they are made."""
@@ -443,6 +445,8 @@ def run_konstanz(
     paste_levels: Sequence[int] = (3, 6, 9, 12),
     journal: RunJournal | None = None,
     progress: bool = False,
+    bootstrap: int | None = None,  # ignored: the suite has no intervals
+    margin: float | None = None,  # ignored: the suite has no within-photo pairs
 ) -> SuiteResult:
     """Quality and severity along each distortion's level ladder (whole image as the ROI), and the
     level-L image's box pasted into the reference. With ``limit`` a spread subset of the levels is
@@ -511,6 +515,8 @@ def run_tid2013(
     limit: int | None = None,
     journal: RunJournal | None = None,
     progress: bool = False,
+    bootstrap: int | None = None,  # ignored: the suite has no intervals
+    margin: float | None = None,  # ignored: the suite has no within-photo pairs
 ) -> SuiteResult:
     """Sanity checks on four TID2013 fragments (``limit`` has no effect: the suite is tiny)."""
     root = Path(root)

@@ -6,11 +6,11 @@ import importlib
 
 # The pipeline needs torch; it loads when a name is used, so `seagull --help` stays quick.
 _EXPORTS = {
-    "SynthConfig": "pipeline",
-    "discover_references": "pipeline",
-    "process_reference": "pipeline",
-    "SynthSummary": "runner",
-    "run_synthesis": "runner",
+    "SynthConfig": ".pipeline",
+    "discover_references": "..references",
+    "process_reference": ".pipeline",
+    "SynthSummary": ".runner",
+    "run_synthesis": ".runner",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -18,5 +18,5 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name: str):
     if name in _EXPORTS:
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
     raise AttributeError(f"module 'seagull.synth' has no attribute {name!r}")

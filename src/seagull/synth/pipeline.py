@@ -9,7 +9,6 @@ shard that exists; a killed run resumes by skipping those.
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -24,9 +23,10 @@ import numpy as np
 from .. import distortions as D
 from ..camera import CAMERA_FAMILIES, apply_camera
 from ..errors import ConfigError
-from ..imageio import SUPPORTED_SUFFIXES, load_image, save_image
+from ..imageio import load_image, save_image
 from ..metrics import fr
-from ..proposals import RegionFilter, auto_regions, bsds_regions, coco_regions
+from ..proposals import RegionFilter, auto_regions
+from ..references import Reference, human_regions, implicit_annotations, resize_mask
 from ..roi import Roi, mask_bbox, mask_to_rle
 from ..schema import (
     DEFAULT_THRESHOLDS,
@@ -174,19 +174,11 @@ class SynthConfig:
             d.pop("labels")
         if self.strongest == D.NUM_SETTINGS:
             d.pop("strongest")
-        if self.annotations is None or _same_file(self.annotations, _implicit_annotations(self.refs)):
+        if self.annotations is None or _same_file(self.annotations, implicit_annotations(self.refs)):
             d.pop("annotations")  # as above; and naming the file used implicitly changes nothing
         else:
             d["annotations"] = str(self.annotations)
         return d
-
-
-@dataclass(frozen=True)
-class Reference:
-    id: str
-    path: Path
-    gt: Path | None = None  # BSDS500 ground-truth .mat
-    coco: Path | None = None  # COCO instances json
 
 
 @dataclass
@@ -200,69 +192,8 @@ class ItemResult:
     )
 
 
-def _ref_id(rel: Path) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", str(rel.with_suffix("")).replace("/", "-"))
-
-
-def _annotation_files(root: Path) -> list[Path]:
-    folder = Path(root) / "annotations"
-    return sorted(folder.glob("*.json")) if folder.is_dir() else []
-
-
-def _implicit_annotations(root: Path) -> Path | None:
-    """The file folders made before ``--annotations`` existed took: the first in name order."""
-    found = _annotation_files(root)
-    return found[0] if found else None
-
-
 def _same_file(a: Path, b: Path | None) -> bool:
     return b is not None and a.resolve() == b.resolve()
-
-
-def find_annotations(root: Path, named: Path | None = None) -> Path | None:
-    """The COCO instances file that gives the photos under ``root`` their human segmentations:
-    ``named`` if given, else the only ``annotations/*.json`` of the folder, else None. Several
-    files and none named is an error listing them, as picking one silently could label the photos
-    with the wrong annotations."""
-    if named is not None:
-        return Path(named)
-    found = _annotation_files(root)
-    if len(found) > 1:
-        raise ConfigError(
-            f"--refs {root} has {len(found)} COCO annotation files ({', '.join(p.name for p in found)}); "
-            "name the one to use with --annotations FILE"
-        )
-    return found[0] if found else None
-
-
-def discover_references(root: Path, annotations: Path | None = None, *, coco: bool = True) -> list[Reference]:
-    """Reference photos under ``root``: a BSDS500 folder (with ground truth), a COCO folder (with
-    its annotation file, see :func:`find_annotations`), any folder of images, or a single image
-    file. ``coco=False`` attaches no COCO annotations (automatic ROIs need none)."""
-    root = Path(root)
-    coco_file = find_annotations(root, annotations) if coco else None
-    if root.is_file():
-        return [Reference(_ref_id(Path(root.name)), root, coco=coco_file)]
-    if not root.is_dir():
-        raise ConfigError(f"--refs {root} is neither an image nor a folder")
-    images = sorted(
-        p
-        for p in root.rglob("*")
-        if p.suffix.lower() in SUPPORTED_SUFFIXES and p.is_file() and "groundTruth" not in p.parts
-    )
-    if (root / "groundTruth").is_dir():
-        images = [p for p in images if p.parts[len(root.parts)] == "images"]
-    if not images:
-        raise ConfigError(f"--refs {root} holds no images ({', '.join(SUPPORTED_SUFFIXES)})")
-    refs = []
-    for p in images:
-        rel = p.relative_to(root)
-        gt = None
-        if (root / "groundTruth").is_dir():
-            cand = root / "groundTruth" / Path(*rel.parts[1:]).with_suffix(".mat")
-            gt = cand if cand.is_file() else None
-        refs.append(Reference(_ref_id(rel), p, gt, coco_file))
-    return refs
 
 
 def item_seed(seed: int, *keys: object) -> int:
@@ -281,29 +212,18 @@ def assign_split(ref_id: str, fractions: Sequence[float], seed: int) -> str:
     return SPLITS[-1]
 
 
-def _resize_mask(mask: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    if mask.shape == size_hw:
-        return mask
-    return cv2.resize(
-        mask.astype(np.uint8), (size_hw[1], size_hw[0]), interpolation=cv2.INTER_NEAREST
-    ).astype(bool)
-
-
 def propose_rois(ref: Reference, image: np.ndarray, cfg: SynthConfig) -> list[Roi]:
     """Human segmentations where the reference has them and ``cfg.rois`` asks, else automatic
     regions; filtered by area, de-duplicated, then a seeded pick alternating between sources."""
     h, w = image.shape[:2]
     candidates: list[Roi] = []
     if cfg.rois in ("gt", "both"):
-        if ref.gt is not None:
-            candidates += bsds_regions(ref.gt)
-        elif ref.coco is not None:
-            candidates += coco_regions(ref.coco, ref.path.name)
+        candidates += human_regions(ref)
     if cfg.rois in ("auto", "both") or not candidates:
         candidates += auto_regions(image)
     resized = []
     for r in candidates:
-        m = _resize_mask(r.mask, (h, w))
+        m = resize_mask(r.mask, (h, w))
         if m.any():  # tiny segments can vanish at the working size
             resized.append(Roi(m, r.name, r.source))
     kept = RegionFilter(cfg.min_roi_frac, cfg.max_roi_frac)(resized)

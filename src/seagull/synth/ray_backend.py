@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..cluster import ray_session
-from .pipeline import ItemResult, Reference, SynthConfig, process_reference
+from ..references import Reference
+from .pipeline import ItemResult, SynthConfig, process_reference
 
 
 def run_ray(

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..references import Reference, discover_references, find_annotations
 from ..schema import (
     IMPORTANCE_LEVELS,
     QUALITY_LEVELS,
@@ -26,14 +27,7 @@ from ..schema import (
 )
 from ..version import __version__
 from .layouts import roi_settings
-from .pipeline import (
-    ItemResult,
-    Reference,
-    SynthConfig,
-    discover_references,
-    find_annotations,
-    process_reference,
-)
+from .pipeline import ItemResult, SynthConfig, process_reference
 from .workers import worker_pool
 
 LICENCE_NOTES = {

@@ -1,0 +1,96 @@
+"""What several test modules share: the example photo's bytes, REST request builders, labelled
+ROI records for generated datasets, running a benchmark script."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from seagull.roi import mask_bbox, mask_to_rle
+from seagull.schema import (
+    DEFAULT_THRESHOLDS,
+    DistortionLabel,
+    RoiRecord,
+    importance_level,
+    quality_level,
+    severity_level,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples"
+BENCHMARKS = REPO / "benchmarks"
+COFFEE = (EXAMPLES / "coffee.jpg").read_bytes()  # 600 x 400
+
+
+def png_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def post(client, path: str, image: bytes = COFFEE, name: str = "coffee.jpg", files=None, **data):
+    """A multipart POST of ``image`` (as the ``image`` field), extra ``files`` and form fields ``data``."""
+    parts = [("image", (name, image, "image/jpeg"))] + list(files or [])
+    return client.post(path, files=parts, data=data)
+
+
+def roi_record(k: int, mask: np.ndarray, quality: float, importance: float, family: str | None) -> RoiRecord:
+    """ROI ``r<k>`` of ``mask`` labelled with these scores; ``family`` is named as its distortion when
+    the damage (1 - quality) is visible."""
+    damage = 1 - quality
+    dists = []
+    if family and damage >= DEFAULT_THRESHOLDS.visible:
+        dists = [DistortionLabel(family, damage, severity_level(damage))]
+    return RoiRecord(
+        id=f"r{k}",
+        rle=mask_to_rle(mask),
+        bbox=list(mask_bbox(mask)),
+        area=int(mask.sum()),
+        source="test:box",
+        quality=quality,
+        quality_level=quality_level(quality),
+        importance=importance,
+        importance_level=importance_level(importance),
+        distortions=dists,
+    )
+
+
+def labelled_roi(
+    quality_level: str,
+    importance_level: str | None,
+    *distortions: tuple[str, str],
+    quality: float = 0.5,
+    importance: float | None = None,
+) -> RoiRecord:
+    """A one-pixel ROI record with these levels and ``(type, severity level)`` distortions (damage 0.3)."""
+    return RoiRecord(
+        id="r",
+        rle={},
+        bbox=[0, 0, 1, 1],
+        area=1,
+        source="test",
+        quality=quality,
+        quality_level=quality_level,
+        importance=importance,
+        importance_level=importance_level,
+        distortions=[DistortionLabel(t, 0.3, s) for t, s in distortions],
+    )
+
+
+def run_benchmark(name: str, *args: str) -> subprocess.CompletedProcess:
+    """Run ``benchmarks/<name> --smoke *args`` offline; its output is captured as text."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    return subprocess.run(
+        [sys.executable, str(BENCHMARKS / name), "--smoke", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=900,
+    )

@@ -3,14 +3,12 @@ and writes results only when asked."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+from helpers import BENCHMARKS, run_benchmark
+
 pytestmark = pytest.mark.slow
 
 # benchmark -> a line of its table that only a finished run prints
@@ -19,22 +17,11 @@ TABLES = {
     "default_model_speed.py": "ten_rois_ms_median",
     "device_check.py": "cpu_ms_per_image",
     "eval_baselines.py": "sec/ROI",
+    "map_localisation.py": "damage found",
     "paper_size.py": "LoRA step, batch 1",
     "synth_throughput.py": "ROIs/s",
     "serve_load.py": "seagull serve load test",
 }
-
-
-def run_benchmark(name: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-    return subprocess.run(
-        [sys.executable, str(BENCHMARKS / name), "--smoke", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=BENCHMARKS.parent,
-        timeout=900,
-    )
 
 
 def test_every_benchmark_is_covered() -> None:

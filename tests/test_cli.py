@@ -111,7 +111,8 @@ def test_every_region_and_map(micro_model_dir, tmp_path, capsys):
     item = json.loads(capsys.readouterr().out)
     assert len(item["rois"]) >= 3
     heat = tmp_path / "map.png"
-    assert main(["map", EXAMPLE, "--model", str(micro_model_dir), "--out", str(heat), "--top", "3"]) == 0
+    args = ["map", EXAMPLE, "--model", str(micro_model_dir), "--out", str(heat), "--mode", "segments"]
+    assert main(args) == 0
     out = capsys.readouterr().out
     assert heat.is_file() and "rank" in out and out.count("region") >= 3
 

@@ -84,7 +84,7 @@ def test_region_map_values_and_worst_first():
     by_quality = region_map(results, "quality")
     assert by_quality.values == [0.9, 0.4, 0.6] and by_quality.worst == [1, 2, 0]
     by_importance = region_map(results, "importance")
-    assert by_importance.values == pytest.approx([0.8, 0.3, 0.9]) and by_importance.worst == [1, 2, 0]
+    assert by_importance.values == pytest.approx([0.2, 0.7, 0.1]) and by_importance.worst == [1, 0, 2]
 
 
 class _Assessor:

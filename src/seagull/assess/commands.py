@@ -13,8 +13,10 @@ import numpy as np
 
 from ..errors import ConfigError, RoiError
 from ..imageio import DEFAULT_MAX_PIXELS
+from ..schema import TASKS
+from .regions import DEFAULT_TILE, MAP_BY, MAP_MODES
 
-TASK_CHOICES = ("quality", "importance", "distortion")
+TASK_CHOICES = TASKS
 
 
 def _tasks(text: str) -> tuple[str, ...]:
@@ -163,7 +165,7 @@ class _LazyAssessor:
 
 
 def cmd_assess(args: argparse.Namespace) -> int:
-    from .batch import assess_local, assess_ray, expand_inputs
+    from .batch import ItemOptions, assess_local, assess_ray, expand_inputs
 
     paths = expand_inputs(args.images)
     if args.out:
@@ -172,23 +174,14 @@ def cmd_assess(args: argparse.Namespace) -> int:
         check_output_path(args.out, "--out", image=True)
     if args.output:
         check_output_path(args.output, "--output")
-    build = make_roi_builder(args)
+    options = ItemOptions(make_roi_builder(args), args.tasks, args.text, args.max_pixels)
     if len(paths) == 1 and not args.output and not args.ray:
-        return _assess_single(args, paths[0], build)
+        return _assess_single(args, paths[0], options)
     if args.ray:
         model, max_pixels = args.model, args.max_pixels
-        results = assess_ray(
-            lambda: make_assessor(model, max_pixels),
-            paths,
-            build,
-            args.tasks,
-            args.text,
-            args.ray,
-            max_pixels=max_pixels,
-        )
+        results = assess_ray(lambda: make_assessor(model, max_pixels), paths, options, args.ray)
     else:
-        assessor = make_assessor(args.model, args.max_pixels)
-        results = assess_local(assessor, paths, build, args.tasks, args.text, not args.quiet, args.max_pixels)
+        results = assess_local(make_assessor(args.model, args.max_pixels), paths, options, not args.quiet)
     failed = _write_results(results, args)
     print(
         f"{len(paths) - failed} images assessed, {failed} failed"
@@ -219,13 +212,13 @@ def _write_results(results, args: argparse.Namespace) -> int:
     return failed
 
 
-def _assess_single(args: argparse.Namespace, path: Path, build) -> int:
+def _assess_single(args: argparse.Namespace, path: Path, options) -> int:
     """One image: errors propagate (one line on stderr, exit 2)."""
     from .batch import assess_image
     from .items import item_json
 
     assessor = _LazyAssessor(args.model, args.max_pixels)
-    item, image, rois = assess_image(assessor, path, build, args.tasks, args.text, args.max_pixels)
+    item, image, rois = assess_image(assessor, path, options)
     print(item_json(item, indent=2) if args.json else format_table(item))
     if args.out:
         save_annotated(item, image, rois, args.out)
@@ -235,33 +228,32 @@ def _assess_single(args: argparse.Namespace, path: Path, build) -> int:
 
 def cmd_map(args: argparse.Namespace) -> int:
     from ..imageio import check_image_side, load_image, save_image
-    from ..proposals import every_region
     from .items import item_json
-    from .pictures import region_heatmap
-    from .regions import MAP_TASKS, judgeable, region_map
+    from .regions import check_map_options, map_image, map_rois, map_tasks, region_map
 
+    check_map_options(args.mode, args.by, args.tile)
     out = Path(args.out)
     check_output_path(out, "--out", image=True)
     if args.json:
         check_output_path(Path(args.json), "--json")
     image = load_image(args.image, args.max_pixels)
     check_image_side(image, args.image)
-    rois = judgeable(every_region(image, args.max_regions))
+    rois = map_rois(image, args.mode, args.tile, args.max_regions)
     if not rois:
-        raise RoiError(f"{args.image}: no automatic region is large enough to assess; try a larger picture")
-    results = make_assessor(args.model, args.max_pixels).assess(image, rois, tasks=MAP_TASKS)
+        raise RoiError(f"{args.image}: no automatic region is large enough to assess; try --mode tiles")
+    results = make_assessor(args.model, args.max_pixels).assess(image, rois, tasks=map_tasks(args.by))
     records = [r.to_dict() for r in results]
     item_json({"image": args.image, "rois": records})  # refuses NaN before anything is drawn
     rmap = region_map(results, args.by)
-    save_image(out, region_heatmap(image, [r.mask for r in rois], rmap.values))
-    print(f"{args.image}: {len(rois)} regions; heatmap by {args.by} -> {out}")
-    print(f"  {'rank':<6}{'region':<12}{'bbox':<22}{'area %':>8}{'quality':>16}{'importance':>20}")
+    save_image(out, map_image(image, rois, rmap, args.mode))
+    print(f"{args.image}: {len(rois)} {args.mode}; map of {rmap.meaning.label} -> {out}")
+    print(f"  {'rank':<6}{'region':<16}{'bbox':<20}{'area %':>7}{args.by:>14}{'quality':>16}")
     for k, i in enumerate(rmap.worst[: args.top], 1):
         res, roi = results[i], rois[i]
         frac = 100 * roi.area / roi.mask.size
         print(
-            f"  {k:<6}{res.name:<12}{','.join(map(str, res.bbox)):<22}{frac:8.1f}"
-            f"{res.quality:9.3f} {res.quality_level:<7}{res.importance:9.3f} {res.importance_level}"
+            f"  {k:<6}{res.name:<16}{','.join(map(str, res.bbox)):<20}{frac:7.1f}"
+            f"{rmap.values[i]:14.3f}{res.quality:9.3f} {res.quality_level}"
         )
     if args.json:
         Path(args.json).write_text(json.dumps(records, indent=2))
@@ -332,12 +324,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_assess)
 
-    m = sub.add_parser("map", help="assess every automatic region and draw a quality heatmap")
+    m = sub.add_parser("map", help="assess every region of a photo and draw a map of where the damage is")
     m.add_argument("image")
     _add_common_options(m)
-    m.add_argument("--out", required=True, help="heatmap PNG to write")
-    m.add_argument("--by", choices=("quality", "importance"), default="quality")
-    m.add_argument("--max-regions", type=int, default=24)
+    m.add_argument("--out", required=True, help="map picture (PNG) to write")
+    m.add_argument(
+        "--mode",
+        choices=MAP_MODES,
+        default=MAP_MODES[0],
+        help="tiles: a grid of overlapping tiles (localises damage); segments: automatic content regions",
+    )
+    m.add_argument(
+        "--tile", type=int, help=f"tile side in pixels, --mode tiles (default {DEFAULT_TILE}, 50%% overlap)"
+    )
+    m.add_argument(
+        "--by",
+        choices=MAP_BY,
+        default="quality",
+        help="what is mapped: quality, importance, one distortion type's confidence, or worst (the strongest)",
+    )
+    m.add_argument("--max-regions", type=int, default=24, help="automatic regions for --mode segments")
     m.add_argument("--top", type=int, default=10, help="how many of the worst regions to list")
     m.add_argument("--json", help="also write the assessments as JSON")
     m.set_defaults(func=cmd_map)

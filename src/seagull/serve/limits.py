@@ -20,6 +20,7 @@ class Limits:
     max_pixels: int = 16_000_000  # decoded image (and mask image) pixels
     max_rois: int = 16  # ROIs per /v1/assess request
     max_map_regions: int = 32  # automatic regions per /v1/map request
+    max_map_tiles: int = 512  # tiles per /v1/map request in tiles mode (441 at work_side, 96 px tiles)
     work_side: int = 1024  # longer side at which /v1/map and /v1/segment proposals run
     request_timeout_s: float = 60.0  # queue wait + inference; 504 after this
     queue_size: int = 64  # jobs waiting for the inference worker; 503 beyond this

@@ -1,9 +1,9 @@
-"""``POST /v1/map``: every automatic region of a photo assessed, with a heatmap."""
+"""``POST /v1/map``: every region of a photo (tiles or automatic segments) assessed, with a map picture."""
 
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, File, Form, Request, UploadFile
@@ -22,23 +22,34 @@ router = APIRouter(tags=["assess"])
 async def region_map(
     request: Request,
     image: Annotated[UploadFile, File(description="the photo")],
-    by: Annotated[Literal["quality", "importance"], Form(description="what colours the heatmap")] = "quality",
-    max_regions: Annotated[int, Form(ge=1, description="automatic regions to assess")] = 24,
+    mode: Annotated[
+        str,
+        Form(
+            description="segments (automatic regions; the default, one answer in seconds on a CPU) or "
+            "tiles (overlapping tiles: they localise damage, at several times the time)"
+        ),
+    ] = "segments",
+    by: Annotated[
+        str,
+        Form(description=f"what is mapped, one of {', '.join(region_maps.MAP_BY)} (a type: its confidence)"),
+    ] = "quality",
+    tile: Annotated[
+        int | None, Form(ge=region_maps.MIN_TILE, description="tile side in pixels at the working size")
+    ] = None,
+    max_regions: Annotated[int, Form(ge=1, description="automatic regions to assess (segments)")] = 24,
     top: Annotated[int, Form(ge=1, description="how many of the worst regions to list")] = 10,
 ) -> dict[str, Any]:
-    """Every automatic region assessed; JSON with a heatmap PNG (base64) and the worst regions.
+    """Every region of the photo assessed; JSON with a map picture (PNG, base64) and the worst regions.
 
     Runs on a copy whose longer side is at most ``work_side``; ``width``/``height``, the regions'
-    boxes and RLEs and the heatmap are in that frame (``scale`` = working size / upload size).
+    boxes and RLEs, ``tile`` and the picture are in that frame (``scale`` = working size / upload size).
     """
-    from ...assess.pictures import region_heatmap
-    from ...proposals import every_region
-
     limits = request.app.state.limits
     if max_regions > limits.max_map_regions:
         raise TooManyRois(
             f"max_regions={max_regions} is over this server's limit of {limits.max_map_regions}"
         )
+    region_maps.check_map_options(mode, by, tile)
     t0 = time.monotonic()
     up = await read_upload(image, "image")
 
@@ -46,31 +57,42 @@ async def region_map(
         arr = decode_image(up, limits)
         check_aspect(arr, up, "/v1/map")
         small, s = downscale(arr, limits.work_side)
-        return small, s, arr.shape[:2], every_region(small, max_regions)
+        rois = region_maps.map_rois(small, mode, tile, max_regions)
+        if len(rois) > limits.max_map_tiles:
+            raise TooManyRois(
+                f"{len(rois)} tiles of {tile} px at the working size {small.shape[1]}x{small.shape[0]} are over "
+                f"this server's limit of {limits.max_map_tiles}; give a larger tile"
+            )
+        return small, s, arr.shape[:2], rois
 
     small, scale, (oh, ow), regions = await run_in_threadpool(propose)
-    results = await run_assess(request, small, regions, region_maps.MAP_TASKS, False, t0) if regions else []
+    tasks = region_maps.map_tasks(by)
+    results = await run_assess(request, small, regions, tasks, False, t0) if regions else []
 
     def draw() -> dict[str, Any]:
         rmap = region_maps.region_map(results, by)
-        heat = region_heatmap(small, [r.mask for r in regions], rmap.values)
         items = []
         for res, roi in zip(results, regions, strict=True):
             d = res.to_dict()
             d["source"] = roi.source
             d["rle"] = roi.to_rle()
             items.append(d)
-        return {
+        answer = {
             "image": up.filename,
             "width": int(small.shape[1]),
             "height": int(small.shape[0]),
             "original_width": int(ow),
             "original_height": int(oh),
             "scale": scale,
+            "mode": mode,
             "by": by,
+            "tile": (tile or region_maps.DEFAULT_TILE) if mode == "tiles" else None,
+            "values": rmap.values,
             "rois": items,
             "worst": [results[i].name for i in rmap.worst[:top]],
-            "heatmap_png": png_base64(heat),
         }
+        # Laid over the photo by the page (which draws its own legend): no scale panel.
+        picture = region_maps.map_image(small, regions, rmap, mode, scale=False) if regions else small
+        return {**answer, "heatmap_png": png_base64(picture)}
 
     return await run_in_threadpool(draw)

@@ -78,7 +78,7 @@ def test_a_huge_rois_field_is_refused_with_the_error_shape(client):
     [
         ("/v1/assess", {"box_format": "cxcywh"}, "'box_format'"),
         ("/v1/assess", {"text": "perhaps"}, "'text'"),
-        ("/v1/map", {"by": "sharpness"}, "'by'"),
+        ("/v1/map", {"tile": "abc"}, "'tile'"),
         ("/v1/map", {"max_regions": "0"}, "'max_regions'"),
         ("/v1/map", {"top": "many"}, "'top'"),
     ],

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import RoiError
+from ..errors import ConfigError, RoiError
 from ..roi import MIN_ROI_PIXELS, Roi
 from ..schema import DISTORTION_TYPES, IMPORTANCE_LEVELS, QUALITY_LEVELS, RegionPrediction, Thresholds
 
@@ -30,9 +30,9 @@ def judgeable(rois: list[Roi]) -> list[Roi]:
 def check_map_options(mode: str, by: str, tile: int | None) -> None:
     """Refuse an unknown mode or ``by``, or a tile the model cannot judge, before any work."""
     if mode not in MAP_MODES:
-        raise RoiError(f"map mode {mode!r} is not one of {', '.join(MAP_MODES)}")
+        raise ConfigError(f"map mode {mode!r} is not one of {', '.join(MAP_MODES)}")
     if by not in MAP_BY:
-        raise RoiError(f"map by {by!r} is not one of {', '.join(MAP_BY)}")
+        raise ConfigError(f"map by {by!r} is not one of {', '.join(MAP_BY)}")
     if tile is not None and tile < MIN_TILE:
         raise RoiError(
             f"tile {tile} px is too small: the model judges regions of at least {MIN_TILE}x{MIN_TILE}"

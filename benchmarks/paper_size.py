@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import io
 import json
 import os
 import platform
@@ -52,7 +51,7 @@ from seagull import templates as T  # noqa: E402
 from seagull.assess import Assessor  # noqa: E402
 from seagull.model import SeagullConfig, SeagullForCausalLM, get_config, load_released  # noqa: E402
 from seagull.model.checkpoints import materialize_buffers, ours_to_released  # noqa: E402
-from seagull.model.tokenizer import template_corpus  # noqa: E402
+from seagull.model.tokenizer import train_sentencepiece  # noqa: E402
 from seagull.schema import TASKS  # noqa: E402
 
 TOLERANCE = 0.01  # largest allowed |difference| of any score (all in [0, 1]) between the paths, in bf16
@@ -118,27 +117,8 @@ def build_on_device(cfg: SeagullConfig, device: torch.device) -> SeagullForCausa
 
 def write_tokenizer(folder: Path) -> None:
     """A LLaMA-kind tokenizer: 32,000 SentencePiece pieces, then ``<global>`` (32000) and ``<local>`` (32001)."""
-    import sentencepiece as spm
-
-    buf = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(template_corpus()),
-        model_writer=buf,
-        vocab_size=32000,
-        model_type="bpe",
-        character_coverage=1.0,
-        byte_fallback=True,
-        normalization_rule_name="identity",
-        remove_extra_whitespaces=False,
-        allow_whitespace_only_pieces=True,
-        unk_id=0,
-        bos_id=1,
-        eos_id=2,
-        pad_id=-1,
-        control_symbols=[f"<unused{i}>" for i in range(32000 - LEARNED_PIECES)],
-        minloglevel=2,
-    )
-    (folder / "tokenizer.model").write_bytes(buf.getvalue())
+    unused = [f"<unused{i}>" for i in range(32000 - LEARNED_PIECES)]
+    (folder / "tokenizer.model").write_bytes(train_sentencepiece(32000, unused))
     added = [T.GLOBAL_TOKEN, T.LOCAL_TOKEN]
     config = {"tokenizer_class": "LlamaTokenizer", "add_bos_token": True, "pad_token": "<unk>"}
     (folder / "tokenizer_config.json").write_text(json.dumps({**config, "additional_special_tokens": added}))

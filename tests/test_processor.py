@@ -7,7 +7,6 @@ to tokenise exactly as the SentencePiece library does.
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from seagull.errors import ModelError
 from seagull.eval.metrics import sample_average_prf, type_set
 from seagull.model import build_model
 from seagull.model.processor import ScoringProcessor, next_word_ids, prompt_texts
-from seagull.model.tokenizer import load_tokenizer, template_corpus, train_tokenizer
+from seagull.model.tokenizer import load_tokenizer, train_sentencepiece, train_tokenizer
 from seagull.roi import Roi, box_to_mask, mask_bbox, mask_to_rle
 from seagull.schema import (
     DISTORTION_TYPES,
@@ -39,27 +38,10 @@ from seagull.train.validate import score_image, validate
 spm = pytest.importorskip("sentencepiece")
 
 
-def train_sentencepiece(folder: Path) -> None:
+def write_sentencepiece_tokenizer(folder: Path) -> None:
     """A LLaMA-style SentencePiece BPE (identity normaliser, spaces kept) on the template corpus."""
-    buf = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(template_corpus()),
-        model_writer=buf,
-        vocab_size=800,
-        model_type="bpe",
-        character_coverage=1.0,
-        byte_fallback=True,
-        normalization_rule_name="identity",
-        remove_extra_whitespaces=False,
-        allow_whitespace_only_pieces=True,
-        unk_id=0,
-        bos_id=1,
-        eos_id=2,
-        pad_id=-1,
-        minloglevel=2,
-    )
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "tokenizer.model").write_bytes(buf.getvalue())
+    (folder / "tokenizer.model").write_bytes(train_sentencepiece(800))
     config = {
         "tokenizer_class": "LlamaTokenizer",
         "add_bos_token": True,
@@ -84,7 +66,7 @@ def sentencepiece_tokenizer(folder: Path):
 @pytest.fixture(scope="module")
 def sp_folder(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("spm")
-    train_sentencepiece(folder)
+    write_sentencepiece_tokenizer(folder)
     return folder
 
 

@@ -1,23 +1,7 @@
 """The evaluation protocol's numbers: correlations, sample-average P/R/F1, per-type F1, confusion
 matrices and bootstrap intervals. Correlations, set P/R/F1 and bootstrap intervals live in
-:mod:`seagull.metrics.stats` (training validation uses them too) and are re-exported here.
-
-Conventions (docs/evaluation.md has the long form):
-
-* Correlations drop pairs where either value is NaN/None and report how many pairs were used.
-  A constant prediction has no rank order: its SRCC/PLCC/KRCC are NaN, not 0.
-* PLCC is reported raw and after the usual 4-parameter logistic map
-  ``f(x) = (b1 - b2) / (1 + exp(-(x - b3) / |b4|)) + b2`` fitted by least squares (VQEG).
-* Sample-average precision / recall / F1 (the paper's multi-label protocol): for each sample
-  ``P_i = |Y_i & Z_i| / |Z_i|``, ``R_i = |Y_i & Z_i| / |Y_i|``, ``F1_i = 2 |Y_i & Z_i| / (|Y_i| + |Z_i|)``
-  with Y the label set and Z the predicted set, then the plain mean over samples.
-  Empty sets: by default (``empty="clean"``) a region with no distortion has the set
-  ``{"clean"}`` on either side, as the paper's Table 2 treats "clean" as a class, so no set is
-  ever empty. With ``empty="strict"`` the sets stay empty and: both empty -> P = R = F1 = 1;
-  empty prediction, non-empty label -> P = R = F1 = 0; non-empty prediction, empty label ->
-  P = R = F1 = 0.
-* Severity items are (type, severity word) pairs, e.g. ``"blur:moderate"``, so a severity only
-  counts when it is attached to the right type; ``"clean"`` stays ``"clean"``.
+:mod:`seagull.metrics.stats` (training validation uses them too; its docstring states the
+conventions: NaN handling, the logistic PLCC, empty sets, severity items) and are re-exported here.
 """
 
 from __future__ import annotations

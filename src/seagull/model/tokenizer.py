@@ -8,7 +8,7 @@ level-logit scores read a single position.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -57,6 +57,35 @@ def template_corpus() -> list[str]:
             turns = [T.Turn("human", T.multi_region_preamble(n) + q), T.Turn("gpt", a)]
             texts.append(T.render_prompt(turns, add_generation_prompt=False))
     return texts
+
+
+def train_sentencepiece(vocab_size: int, control_symbols: Sequence[str] = ()) -> bytes:
+    """A LLaMA-kind SentencePiece BPE model (identity normaliser, spaces kept, byte fallback,
+    ``<unk> <s> </s>`` at 0, 1, 2) learned from :func:`template_corpus`; returns the model's bytes.
+    For tests and benchmarks of the released (SentencePiece) tokenizer path; needs ``sentencepiece``."""
+    import io
+
+    import sentencepiece as spm
+
+    buf = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(template_corpus()),
+        model_writer=buf,
+        vocab_size=vocab_size,
+        model_type="bpe",
+        character_coverage=1.0,
+        byte_fallback=True,
+        normalization_rule_name="identity",
+        remove_extra_whitespaces=False,
+        allow_whitespace_only_pieces=True,
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=-1,
+        control_symbols=list(control_symbols),
+        minloglevel=2,
+    )
+    return buf.getvalue()
 
 
 def train_tokenizer(texts: Iterable[str] | None = None, vocab_size: int = 2048) -> PreTrainedTokenizerFast:

@@ -139,10 +139,10 @@ def summary(rows: list[dict]) -> list[dict]:
 
 
 def print_table(table: list[dict]) -> None:
-    print(f"{'damage':<12}{'mode':<10}{'by':<20}{'regions':>8}{'damage found':>14}{'s / map':>9}")
+    print(f"{'damage':<12}{'mode':<12}{'by':<20}{'regions':>8}{'damage found':>14}{'s / map':>9}")
     for r in table:
         secs = f"{r['seconds']:9.1f}" if r["seconds"] is not None else f"{'-':>9}"
-        print(f"{r['damage']:<12}{r['mode']:<10}{r['by']:<20}{r['regions']:8.0f}{r['found']:14.2f}{secs}")
+        print(f"{r['damage']:<12}{r['mode']:<12}{r['by']:<20}{r['regions']:8.0f}{r['found']:14.2f}{secs}")
 
 
 def main() -> None:

@@ -247,13 +247,22 @@ def test_map_endpoint_refuses_bad_fields(client, fields, words):
     assert r.status_code == 422 and words in r.text, r.text
 
 
-def test_server_default_is_segments(client):
+def test_server_default_is_the_cli_default(client):
     r = post(client, "/v1/map")
     assert r.status_code == 200, r.text
-    assert (r.json()["mode"], r.json()["tile"]) == ("segments", None)
+    assert (r.json()["mode"], r.json()["tile"]) == ("tiles", 128)
 
 
 def test_small_photo_gets_one_tile(client):
     r = post(client, "/v1/map", image=png_bytes(PHOTO[:50, :70].copy()), name="small.png", mode="tiles")
     assert r.status_code == 200, r.text
     assert len(r.json()["rois"]) == 1
+
+
+def test_map_endpoint_superpixels(client):
+    r = post(client, "/v1/map", mode="superpixels", max_regions="12")
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert d["mode"] == "superpixels" and d["tile"] is None
+    assert d["rois"] and all(roi["name"].startswith("superpixel") for roi in d["rois"])
+    assert len(d["values"]) == len(d["rois"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seagull.errors import ConfigError
+from seagull.errors import ConfigError, RoiError
 from seagull.proposals import (
     CachedImagePredictor,
     RegionFilter,
@@ -130,3 +130,17 @@ def test_sam_points_and_boxes_on_one_photo_encode_once(coffee):
     assert len(encoded) == 2  # the fresh predictor's encoding
     sam.point(photo[:, ::-1].copy(), (40, 30))  # another photo: the proposer encodes once more
     assert len(encoded) == 3
+
+
+def test_superpixels_cover_the_photo_once_and_repeat(coffee):
+    from seagull.proposals import superpixel_regions
+
+    rois = superpixel_regions(coffee, 24)
+    assert 12 <= len(rois) <= 48  # SLIC's count is approximate
+    cover = np.sum([r.mask for r in rois], axis=0)
+    assert (cover == 1).all()
+    assert [r.name for r in rois][:2] == ["superpixel1", "superpixel2"] and rois[0].source == "superpixel"
+    again = superpixel_regions(coffee, 24)
+    assert all((a.mask == b.mask).all() for a, b in zip(rois, again, strict=True))
+    with pytest.raises(RoiError, match="at least 1"):
+        superpixel_regions(coffee, 0)

@@ -332,7 +332,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--mode",
         choices=MAP_MODES,
         default=MAP_MODES[0],
-        help="tiles: a grid of overlapping tiles (localises damage); segments: automatic content regions",
+        help="tiles: a grid of overlapping tiles (localises damage); segments: automatic content regions; "
+        "superpixels: about --max-regions SLIC superpixels",
     )
     m.add_argument(
         "--tile", type=int, help=f"tile side in pixels, --mode tiles (default {DEFAULT_TILE}, 50%% overlap)"
@@ -343,7 +344,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="quality",
         help="what is mapped: quality, importance, one distortion type's confidence, or worst (the strongest)",
     )
-    m.add_argument("--max-regions", type=int, default=24, help="automatic regions for --mode segments")
+    m.add_argument("--max-regions", type=int, default=24, help="regions for --mode segments / superpixels")
     m.add_argument("--top", type=int, default=10, help="how many of the worst regions to list")
     m.add_argument("--json", help="also write the assessments as JSON")
     m.set_defaults(func=cmd_map)

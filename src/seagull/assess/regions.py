@@ -14,7 +14,7 @@ from ..roi import MIN_ROI_PIXELS, Roi
 from ..schema import DISTORTION_TYPES, IMPORTANCE_LEVELS, QUALITY_LEVELS, RegionPrediction, Thresholds
 
 MAP_TASKS = ("quality", "importance")  # what a quality or importance map asks of every region
-MAP_MODES = ("tiles", "segments")  # the first is the default (benchmarks/map_localisation.py)
+MAP_MODES = ("tiles", "segments", "superpixels")  # the first is the default (benchmarks/map_localisation.py)
 MAP_BY = ("quality", "importance", *DISTORTION_TYPES, "worst")
 # Tile side in pixels at the working size. benchmarks/map_localisation.py on 4 Kodak photos: 128 px
 # tiles (77 on 768x512) find the damaged half as well as 96 px tiles (150) at about a third of the time.
@@ -137,7 +137,7 @@ def region_map(results: Sequence[RegionPrediction], by: str = "quality") -> Regi
 
 def pixel_map(masks: Sequence[np.ndarray], values: Sequence[float], mode: str) -> np.ndarray:
     """Per-pixel value (NaN where no region covers it). ``tiles``: the mean of the tiles covering each
-    pixel; ``segments``: the smallest region covering it (the most specific wins)."""
+    pixel; ``segments`` / ``superpixels``: the smallest region covering it (the most specific wins)."""
     if not masks:
         raise RoiError("a map needs at least one region")
     shape = masks[0].shape
@@ -156,12 +156,14 @@ def pixel_map(masks: Sequence[np.ndarray], values: Sequence[float], mode: str) -
 
 
 def map_rois(image: np.ndarray, mode: str, tile: int | None, max_regions: int) -> list[Roi]:
-    """The regions a map of ``image`` judges: overlapping tiles or judgeable content segments."""
+    """The regions a map of ``image`` judges: overlapping tiles, or judgeable content segments or
+    superpixels (about ``max_regions`` of them)."""
     if mode == "tiles":
         return tile_rois(image.shape[0], image.shape[1], tile)
-    from ..proposals import every_region
+    from ..proposals import every_region, superpixel_regions
 
-    return judgeable(every_region(image, max_regions))
+    propose = superpixel_regions if mode == "superpixels" else every_region
+    return judgeable(propose(image, max_regions))
 
 
 def separate_worst(rois: Sequence[Roi], worst: Sequence[int], count: int) -> list[int]:

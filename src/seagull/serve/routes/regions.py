@@ -1,4 +1,4 @@
-"""``POST /v1/map``: every region of a photo (tiles or automatic segments) assessed, with a map picture."""
+"""``POST /v1/map``: every region of a photo (tiles, automatic segments or superpixels) assessed, with a map picture."""
 
 from __future__ import annotations
 
@@ -25,10 +25,10 @@ async def region_map(
     mode: Annotated[
         str,
         Form(
-            description="segments (automatic regions; the default, one answer in seconds on a CPU) or "
-            "tiles (overlapping tiles: they localise damage, at several times the time)"
+            description="tiles (overlapping tiles: they localise damage; the default), segments "
+            "(automatic content regions) or superpixels"
         ),
-    ] = "segments",
+    ] = region_maps.MAP_MODES[0],
     by: Annotated[
         str,
         Form(description=f"what is mapped, one of {', '.join(region_maps.MAP_BY)} (a type: its confidence)"),
@@ -36,7 +36,7 @@ async def region_map(
     tile: Annotated[
         int | None, Form(ge=region_maps.MIN_TILE, description="tile side in pixels at the working size")
     ] = None,
-    max_regions: Annotated[int, Form(ge=1, description="automatic regions to assess (segments)")] = 24,
+    max_regions: Annotated[int, Form(ge=1, description="regions to assess (segments, superpixels)")] = 24,
     top: Annotated[int, Form(ge=1, description="how many of the worst regions to list")] = 10,
 ) -> dict[str, Any]:
     """Every region of the photo assessed; JSON with a map picture (PNG, base64) and the worst regions.

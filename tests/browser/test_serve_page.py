@@ -163,4 +163,7 @@ def test_map_view_lists_the_worst_regions(page):
     assert first.startswith("tile_") and "quality" in first  # the default map: overlapping tiles
     items.nth(0).click()
     assert "active" in (items.nth(0).get_attribute("class") or "")
+    page.hover("#canvas")  # the pointer over the photo shows the region under it
+    hover = page.locator("#hover").inner_text()
+    assert hover.startswith("tile_") and "quality" in hover and "importance" in hover, hover
     page.screenshot(path=str(ARTIFACTS / "serve_map.png"), full_page=True)

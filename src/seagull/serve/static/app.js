@@ -235,7 +235,26 @@ canvas.addEventListener("mousedown", (ev) => {
   const p = toPhoto(ev);
   state.drag = { x0: p.x, y0: p.y, x1: p.x, y1: p.y };
 });
+// In the map view, the region under the pointer (by its box; of overlapping boxes the one whose
+// centre is nearest, i.e. the tile the pointer is most inside) and its numbers.
+function regionAt(res, p) {
+  const x = p.x * res.scale, y = p.y * res.scale;
+  let best = null, bestD = Infinity;
+  for (const r of res.rois) {
+    const [bx, by, bw, bh] = r.bbox;
+    if (x < bx || y < by || x >= bx + bw || y >= by + bh) continue;
+    const d = Math.hypot(x - (bx + bw / 2), y - (by + bh / 2));
+    if (d < bestD) { best = r; bestD = d; }
+  }
+  return best;
+}
+
 canvas.addEventListener("mousemove", (ev) => {
+  if (!state.drag && mode() === "map" && state.mapData) {
+    const r = regionAt(state.mapData, toPhoto(ev));
+    if (r) $("hover").textContent =
+      `${r.name}: quality ${r.quality_level} (${fmt(r.quality)}), importance ${r.importance_level} (${fmt(r.importance)})`;
+  }
   if (!state.drag) return;
   const p = toPhoto(ev);
   state.drag.x1 = p.x;

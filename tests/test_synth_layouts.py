@@ -149,7 +149,8 @@ def test_relabel_keeps_each_roi_with_its_own_region(multi_run, tmp_path):
 
 
 def test_new_options_stay_out_of_old_fingerprints(tmp_path):
-    old = SynthConfig("examples", tmp_path).fingerprint()
+    # A folder written before these options existed used label scheme v1 (the default until v2).
+    old = SynthConfig("examples", tmp_path, labels="v1").fingerprint()
     assert not {
         "multi_fraction",
         "regions_per_image",
@@ -158,6 +159,7 @@ def test_new_options_stay_out_of_old_fingerprints(tmp_path):
         "labels",
         "strongest",
     } & set(old)
+    assert SynthConfig("examples", tmp_path).fingerprint()["labels"] == "v2"
     new = SynthConfig("examples", tmp_path, multi_fraction=0.5, camera=True).fingerprint()
     assert new["multi_fraction"] == 0.5 and new["regions_per_image"] == 2 and new["camera"] is True
 

@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 
+from seagull.distortions import FAMILIES
 from seagull.eval.baselines import make_baseline
 from seagull.eval.journal import open_journal
 from seagull.eval.regions import (
@@ -120,15 +121,46 @@ def test_registered_as_a_suite():
     assert get_suite("regions").load() is run_regions
 
 
-def test_the_table_can_point_at_camera_degradations(kodak_two):
+def test_blur_and_noise_are_camera_like_seeded_by_the_photo(kodak_two):
     from seagull import camera
+    from seagull.eval.regions import _rng
+    from seagull.metrics import fr
 
     photo = load_image(kodak_two / PHOTOS[0])[::4, ::4].copy()
-    blur = ladder("blur", camera.apply_camera, camera.CAMERA_FAMILIES["blur"])
+    for family in ("blur", "noise"):
+        degrade = DEGRADATIONS[family]
+        deg = degrade(photo, 13, PHOTOS[0])
+        fam, variant = deg.name.split("/")
+        assert fam == family and variant in camera.CAMERA_FAMILIES[family]
+        # exactly the camera degradation, its draws seeded by the photo's name
+        want = camera.apply(variant, 13, photo, _rng("regions", "camera", family, variant, PHOTOS[0]))
+        assert np.array_equal(deg.image, want)
+        assert np.array_equal(deg.image, degrade(photo, 13, PHOTOS[0]).image)  # deterministic
+        # three graded strengths: the full-reference damage rises from weak to strong
+        whole = [np.ones(photo.shape[:2], bool)]
+        q = [fr.roi_quality(photo, degrade(photo, s, PHOTOS[0]).image, whole)[0] for s in (7, 13, 20)]
+        assert q[0] > q[1] > q[2] and q[0] < 0.95, (family, q)
+    for family in ("colorfulness", "compression", "contrast", "exposure"):  # the sRGB edits stay
+        assert DEGRADATIONS[family](photo, 13, PHOTOS[0]).name.split("/")[1] in FAMILIES[family]
+
+
+def test_camera_noise_draws_are_the_same_at_every_strength_and_differ_between_photos(kodak_two):
+    photo = load_image(kodak_two / PHOTOS[0])[::4, ::4].copy()
+    noise = DEGRADATIONS["noise"]
+    d = [noise(photo, s, PHOTOS[0]).image.astype(float) - photo for s in (7, 20)]
+    both = (d[0] != 0) & (d[1] != 0)
+    assert np.mean(np.sign(d[0][both]) == np.sign(d[1][both])) > 0.9  # one noise field, scaled
+    other = noise(photo, 7, PHOTOS[1]).image.astype(float) - photo  # another photo's draws
+    both = (d[0] != 0) & (other != 0)
+    assert 0.4 < np.mean(np.sign(d[0][both]) == np.sign(other[both])) < 0.6
+
+
+def test_a_table_entry_can_point_at_the_plain_ladder(kodak_two):
+    photo = load_image(kodak_two / PHOTOS[0])[::4, ::4].copy()
+    blur = ladder("blur")
     deg = blur(photo, 13, PHOTOS[0])
-    assert deg.name.split("/")[1] in camera.CAMERA_FAMILIES["blur"]
+    assert deg.name.split("/")[1] in FAMILIES["blur"]
     assert deg.image.shape == photo.shape and not np.array_equal(deg.image, photo)
-    assert np.array_equal(deg.image, blur(photo, 13, PHOTOS[0]).image)
 
 
 def test_cli_runs_the_suite_on_one_photo(kodak_two, tmp_path, capsys):

@@ -2,8 +2,9 @@
 
 From a folder of clean photos, each photo gets one region made worse, the way an editor or a camera
 damages part of a picture: the whole photo is degraded (one family at one strength, see
-:data:`DEGRADATIONS`) and pasted inside the region only (with a soft, feathered border for the
-``seam`` layout). Regions (:func:`photo_layouts`):
+:data:`DEGRADATIONS`; blur and noise camera-like, in linear light, :mod:`seagull.camera`) and pasted
+inside the region only (with a soft, feathered border for the ``seam`` layout). Regions
+(:func:`photo_layouts`):
 
 * ``half_lr`` / ``half_tb``: the left or right / top or bottom half (side drawn per photo);
 * ``auto``: a region of the weight-free automatic proposer (:func:`seagull.proposals.every_region`)
@@ -40,6 +41,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .. import camera
 from ..distortions import (
     FAMILIES,
     NUM_SETTINGS,
@@ -90,6 +92,11 @@ FR_KEY = "fr_label"  # the journal's entries for the full-reference check of eac
 
 
 # --------------------------------------------------------------------------- degradations
+def _rng(*parts: object) -> np.random.Generator:
+    h = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
+    return np.random.default_rng(int.from_bytes(h[:8], "little"))
+
+
 @dataclass(frozen=True)
 class Degraded:
     image: np.ndarray  # the whole photo degraded
@@ -113,16 +120,33 @@ def ladder(family: str, apply: Apply = apply_distortion, subtypes: tuple[str, ..
     return degrade
 
 
-# Family -> how a region of that family is made worse. To evaluate with the camera-like degradations,
-# point an entry at them, e.g.
-# ``"blur": ladder("blur", camera.apply_camera, camera.CAMERA_FAMILIES["blur"])``.
+def camera_ladder(family: str) -> Degrade:
+    """``family`` the way a camera makes it (:mod:`seagull.camera`: in linear light, highlights that
+    bloom), the variant drawn per photo among ``camera.CAMERA_FAMILIES[family]``; the random draws (the
+    shake path, the noise) come from a generator seeded by the photo's key, fresh at every call, so
+    they are the same at every strength and the photo's ladder is monotone. No camera JPEG: it would
+    add compression damage inside the region only (the rest of the photo must stay untouched)."""
+    variants = camera.CAMERA_FAMILIES[family]
+
+    def degrade(photo: np.ndarray, setting: int, key: str) -> Degraded:
+        variant = choose_subtype(family, key, subtypes=variants)
+        image = camera.apply(variant, setting, photo, _rng("regions", "camera", family, variant, key))
+        return Degraded(image, f"{family}/{variant}")
+
+    return degrade
+
+
+# Family -> how a region of that family is made worse. Blur and noise are the camera-like ones (a lens
+# or a shaken camera blurs light, sensor noise grows with the signal, docs/evaluation.md); the other
+# families are edits of the sRGB values (or an encoder's), which the ladders of
+# :mod:`seagull.distortions` already are.
 DEGRADATIONS: dict[str, Degrade] = {
-    "blur": ladder("blur"),
+    "blur": camera_ladder("blur"),
     "colorfulness": ladder("colorfulness"),
     "compression": ladder("compression"),
     "contrast": ladder("contrast"),
     "exposure": ladder("exposure"),
-    "noise": ladder("noise"),
+    "noise": camera_ladder("noise"),
 }
 assert tuple(DEGRADATIONS) == tuple(FAMILIES)
 
@@ -142,11 +166,6 @@ class Layout:
     @property
     def masks(self) -> list[np.ndarray]:
         return [self.worse, self.rest, self.other]
-
-
-def _rng(*parts: object) -> np.random.Generator:
-    h = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
-    return np.random.default_rng(int.from_bytes(h[:8], "little"))
 
 
 def _bbox_min_side(m: np.ndarray) -> int:
@@ -490,7 +509,8 @@ def _result(tallies: dict[str, _Tally], margin: float, bootstrap: int, info: dic
 
 _NOTES = [
     "One region of each clean photo made worse (whole photo degraded, pasted inside the region; "
-    "feathered for 'seam'), per family at settings 7, 13 and 20 of the 20-step ladders (weak, medium, strong).",
+    "feathered for 'seam'), per family at settings 7, 13 and 20 of the 20-step ladders (weak, medium, strong); "
+    "blur and noise camera-like (seagull.camera: lens defocus, shake or soft downscale; sensor noise, in linear light).",
     "pair_acc: share of pairs (worse region vs the untouched rest, and vs another untouched region) "
     "where the worse region is rated lower (ties 1/2); 95% bootstrap interval over photos. Baselines "
     "are ranked by their raw oriented score.",

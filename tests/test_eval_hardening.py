@@ -259,6 +259,26 @@ def test_eval_uses_the_shipped_model_unless_model_none(dataset, tmp_path, monkey
     assert len(loaded) == 1 and "no model (--model none)" in capsys.readouterr().out
 
 
+def test_eval_compares_several_models_in_one_run(dataset, tmp_path, monkeypatch, capsys):
+    from seagull.eval import predictors
+
+    def fake_load(path, name=None):
+        model = FakeModel()
+        model.name = f"seagull:{Path(path).name}"
+        return model
+
+    monkeypatch.setattr(predictors, "load_model_predictor", fake_load)
+    args = _constant_eval(dataset, tmp_path / "a", "--bootstrap", "0", "--model", "m/v1", "m/v2")
+    assert commands.cmd_eval(args) == 0
+    said = capsys.readouterr().out
+    assert "seagull:v1 from m/v1, seagull:v2 from m/v2" in said
+    assert {p.name for p in (tmp_path / "a" / "predictions").iterdir()} >= {"seagull:v1.jsonl", "seagull:v2.jsonl"}
+    with pytest.raises(ConfigError, match="share a name"):
+        commands.cmd_eval(_constant_eval(dataset, tmp_path / "b", "--model", "a/v1", "b/v1"))
+    with pytest.raises(ConfigError, match="baselines only"):
+        commands.cmd_eval(_constant_eval(dataset, tmp_path / "c", "--model", "none", "a/v1"))
+
+
 # --------------------------------------------------------------------------- 3. splits
 def test_split_all_is_the_documented_default(dataset, tmp_path):
     from seagull.cli import build_parser

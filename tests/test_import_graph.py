@@ -20,7 +20,7 @@ RANKS = {
     **dict.fromkeys(
         ("errors", "roi", "imageio", "schema", "templates", "registry", "version", "cluster"), CONTRACTS
     ),
-    **dict.fromkeys(("distortions", "camera", "metrics", "proposals", "references"), IMAGE_OPS),
+    **dict.fromkeys(("distortions", "camera", "metrics", "proposals", "references", "authentic"), IMAGE_OPS),
     "model": MODEL,
     **dict.fromkeys(("synth", "train", "eval"), PRODUCERS),
     **dict.fromkeys(("__init__", "__main__", "assess", "serve", "cli"), FACES),

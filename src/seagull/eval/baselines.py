@@ -57,6 +57,15 @@ class RoiPredictor(Protocol):
     def predict(self, image: np.ndarray, masks: list[np.ndarray]) -> list[RegionPrediction]: ...
 
 
+def model_list(models: RoiPredictor | Sequence[RoiPredictor] | None) -> list[RoiPredictor]:
+    """None, one predictor or several -> a list (the evaluators take any of the three)."""
+    if models is None:
+        return []
+    if isinstance(models, RoiPredictor):
+        return [models]
+    return list(models)
+
+
 RoiScore = Callable[[np.ndarray, np.ndarray], float]
 
 

@@ -12,33 +12,42 @@ from ..schema import atomic_write_text
 from .suite_registry import SYNTHETIC, get_suite, list_suites
 
 
-def _model_dir(args: argparse.Namespace) -> Path | None:
-    """``--model PATH``; the shipped default model when ``--model`` is not given; None for ``none``."""
-    if args.model == "none":
-        return None
-    if args.model is None:
+def _model_dirs(value: str | list[str] | None) -> list[Path]:
+    """``--model`` values: the shipped default model when not given; none for ``none``."""
+    values = [value] if isinstance(value, str) else list(value or [])
+    if not values:
         from .predictors import shipped_model_dir
 
-        return shipped_model_dir()
-    return Path(args.model)
+        return [shipped_model_dir()]
+    if "none" in values:
+        if len(values) > 1:
+            raise ConfigError("--model none means baselines only; do not list model folders with it")
+        return []
+    return [Path(v) for v in values]
 
 
-def _model(args: argparse.Namespace):
-    path = _model_dir(args)
-    if path is None:
-        return None
+def _models(args: argparse.Namespace) -> list:
+    """One predictor per ``--model`` folder (several are compared in one run), named by folder."""
     from .predictors import load_model_predictor
 
-    return load_model_predictor(path)
+    models = [load_model_predictor(p) for p in _model_dirs(args.model)]
+    names = [m.name for m in models]
+    if len(set(names)) != len(names):
+        raise ConfigError(
+            f"--model folders {[str(p) for p in _model_dirs(args.model)]} share a name ({names}); "
+            "compare models whose folders have different names"
+        )
+    return models
 
 
-def _announce(args: argparse.Namespace, model, names: list[str]) -> None:
-    """Say which predictors run: the model (and which one) first, then the baselines."""
-    if model is None:
+def _announce(args: argparse.Namespace, models: list, names: list[str]) -> None:
+    """Say which predictors run: the models (and which folders) first, then the baselines."""
+    if not models:
         head = "no model (--model none)"
     else:
         shipped = " (the shipped default; --model none for baselines only)" if args.model is None else ""
-        head = f"{model.name} from {_model_dir(args)}{shipped}"
+        head = ", ".join(f"{m.name} from {p}" for m, p in zip(models, _model_dirs(args.model), strict=True))
+        head += shipped
     print(f"predictors: {head}; baselines: {', '.join(names) or 'none'}", flush=True)
 
 
@@ -54,9 +63,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.predictions:
         return _eval_predictions(args, out)
-    model = _model(args)
+    models = _models(args)
     try:
-        return _run_eval(args, out, model)
+        return _run_eval(args, out, models)
     except KeyboardInterrupt:
         print(
             f"the outputs made so far are saved in {out}/raw_outputs: run the same command again to resume",
@@ -65,7 +74,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise
 
 
-def _run_eval(args: argparse.Namespace, out: Path, model) -> int:
+def _run_eval(args: argparse.Namespace, out: Path, models: list) -> int:
     from . import report
     from .journal import open_journal
     from .pairs import DEFAULT_MARGIN
@@ -77,11 +86,11 @@ def _run_eval(args: argparse.Namespace, out: Path, model) -> int:
         from .synthetic import DEFAULT_SYNTH_BASELINES, as_dirs, evaluate_synthetic
 
         names = list(_baselines(args.baselines) if args.baselines is not None else DEFAULT_SYNTH_BASELINES)
-        _announce(args, model, names + ([] if args.no_fr else ["fr_label"]))
+        _announce(args, models, names + ([] if args.no_fr else ["fr_label"]))
         res = evaluate_synthetic(
             as_dirs(args.data),
             out,
-            model_predictor=model,
+            model_predictor=models,
             baselines=names,
             split=args.split,
             calibration_split=args.calibration_split,
@@ -109,14 +118,21 @@ def _run_eval(args: argparse.Namespace, out: Path, model) -> int:
         from .suites import SUITE_BASELINES, default_predictors, suite_fingerprint
         from .synthetic import as_dirs
 
-        run_suite = get_suite(args.suite).load()
+        suite = get_suite(args.suite)
+        split = args.split or "all"
+        if split != "all" and not suite.splits:
+            raise ConfigError(
+                f"--split {split}: suite {args.suite} has no photo split; leave --split out or use a suite "
+                f"with one ({', '.join(s for s in list_suites() if s == SYNTHETIC or get_suite(s).splits)})"
+            )
+        run_suite = suite.load()
         data = as_dirs(args.data)
         if len(data) != 1:
             raise ConfigError(f"--suite {args.suite} reads one data folder; got {len(data)}")
         names = _baselines(args.baselines)
         names = list(SUITE_BASELINES if names is None else names)
-        _announce(args, model, names)
-        preds = default_predictors(model, names)
+        _announce(args, models, names)
+        preds = default_predictors(models, names)
         fingerprint = suite_fingerprint(args.suite, data[0], preds)
         with open_journal(out, fingerprint, getattr(args, "restart", False), verbose=True) as journal:
             res = run_suite(
@@ -127,6 +143,7 @@ def _run_eval(args: argparse.Namespace, out: Path, model) -> int:
                 progress=True,
                 bootstrap=args.bootstrap,
                 margin=margin,
+                **({"split": split} if suite.splits else {}),
             )
         report.write_suite_report(out, res)
         print(f"suite {args.suite} on {data[0]}: {json.dumps(res.info, default=str)}")
@@ -178,7 +195,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         limit=args.limit,
         n_rois=args.rois,
         baselines=list_baselines() if names is None else names,
-        model=_model(args),
+        model=next(iter(_models(args)), None),
         max_side=args.max_side or None,
     )
     rows = bench_table_rows(res)
@@ -201,8 +218,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     e.add_argument(
         "--model",
+        nargs="+",
         default=None,
-        help="model folder for the Assessor (default: the shipped model), or 'none' for baselines only",
+        metavar="MODEL",
+        help="model folder(s) for the Assessor, several compared in one run (default: the shipped "
+        "model), or 'none' for baselines only",
     )
     e.add_argument(
         "--data",
@@ -228,7 +248,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument(
         "--split",
         default="all",
-        help="synthetic: evaluate only this split (train, val or test), or 'all' records (default: all)",
+        help="synthetic and cuhk: evaluate only this split (train, val or test; cuhk's photo split is "
+        "fixed), or 'all' records (default: all)",
     )
     e.add_argument("--calibration-split", help="synthetic: fit the baselines' level maps on this split")
     e.add_argument("--baselines", help="comma-separated baselines (default: all; 'none' for none)")

@@ -7,8 +7,10 @@ command line does not import the image stack. Adding a suite is one line here:
 Every runner but ``synthetic``'s is called as
 ``run(root, predictors, limit=..., journal=..., progress=..., bootstrap=..., margin=...) -> SuiteResult``
 (``--bootstrap`` resamples for 95 % intervals, ``--pair-margin`` for within-photo pairs; a suite with
-no intervals or pairs accepts and ignores them); ``synthetic`` is the paper's protocol
-(:func:`seagull.eval.synthetic.evaluate_synthetic`) with its own options.
+no intervals or pairs accepts and ignores them); a suite registered with ``splits=True`` has a fixed
+photo split and is also given ``split=`` ("train", "val", "test" or "all" for ``--split``);
+``synthetic`` is the paper's protocol (:func:`seagull.eval.synthetic.evaluate_synthetic`) with its own
+options.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class SuiteInfo:
     runner: str  # "module:function"
     description: str
     data: str  # what the --data folder holds
+    splits: bool = False  # whether the runner takes split= (a fixed photo split; --split)
 
     def load(self) -> Callable[..., Any]:
         """The runner function (its module is imported now)."""
@@ -39,8 +42,8 @@ class SuiteInfo:
 SUITES: Registry[SuiteInfo] = Registry("evaluation suite")
 
 
-def register_suite(name: str, runner: str, description: str, data: str) -> SuiteInfo:
-    return SUITES.add(SuiteInfo(name, runner, description, data))
+def register_suite(name: str, runner: str, description: str, data: str, splits: bool = False) -> SuiteInfo:
+    return SUITES.add(SuiteInfo(name, runner, description, data, splits))
 
 
 def list_suites() -> tuple[str, ...]:
@@ -63,6 +66,7 @@ register_suite(
     "seagull.eval.suites:run_cuhk",
     "blurred region vs its sharp complement per photo; whole image vs MOS",
     "labels.csv, images and blur masks (255 = blurred)",
+    splits=True,
 )
 register_suite(
     "konstanz",

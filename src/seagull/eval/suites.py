@@ -1,7 +1,8 @@
 """External suites on real data, read from a data root given on the command line.
 
 * ``cuhk``: CUHK blur regions with PaQ-2-PiQ MOS (``<root>/labels.csv``, images, masks: 255 = blurred).
-  Per photo two ROIs, the blurred mask and its sharp complement.
+  Per photo two ROIs, the blurred mask and its sharp complement; ``split`` picks the photos of one part
+  of the fixed photo split (:func:`seagull.authentic.cuhk_split`), by default all of them.
 * ``konstanz``: Konstanz SRC31 ladders (7 distortions x levels 0-12) and paste-a-distorted-patch
   compositions.
 * ``tid2013``: four TID2013 fragments with MOS: sanity checks.
@@ -23,12 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SeagullError
+from ..authentic import MIN_REGION_FRACTION, load_blur_mask, read_cuhk_index, select_photos, tiny_region
+from ..errors import ImageLoadError, RoiError, SeagullError
 from ..imageio import load_image
-from ..roi import load_mask_file
 from ..schema import RegionPrediction
 from . import metrics as M
-from .baselines import RoiPredictor, list_baselines, make_baseline
+from .baselines import RoiPredictor, list_baselines, make_baseline, model_list
 from .journal import RunJournal, file_digest, predictor_identity, progress_bar
 
 # The suites score image content; the geometry-only importance baselines have their own rows there.
@@ -89,10 +90,10 @@ def suite_fingerprint(suite: str, root: Path, predictors: Sequence[RoiPredictor]
 
 
 def default_predictors(
-    model: RoiPredictor | None, names: Sequence[str] = SUITE_BASELINES
+    models: RoiPredictor | Sequence[RoiPredictor] | None, names: Sequence[str] = SUITE_BASELINES
 ) -> list[RoiPredictor]:
-    preds: list[RoiPredictor] = [make_baseline(n) for n in names]
-    return ([model] if model is not None else []) + preds
+    """The model(s) first, then the named baselines."""
+    return model_list(models) + [make_baseline(n) for n in names]
 
 
 # --------------------------------------------------------------------------- CUHK
@@ -186,46 +187,49 @@ def run_cuhk(
     root: Path,
     predictors: Sequence[RoiPredictor],
     limit: int | None = None,
-    min_fraction: float = 0.02,
+    min_fraction: float = MIN_REGION_FRACTION,
     journal: RunJournal | None = None,
     progress: bool = False,
     bootstrap: int | None = None,  # ignored: the suite has no intervals
     margin: float | None = None,  # ignored: the suite has no within-photo pairs
+    split: str = "all",
 ) -> SuiteResult:
-    """Blurred-mask ROI vs its sharp complement, per photo; whole image vs MOS. Outputs already in
-    ``journal`` are reused, new ones are saved to it as they are made."""
+    """Blurred-mask ROI vs its sharp complement, per photo; whole image vs MOS. ``split`` (train, val,
+    test or all) picks the photos, then ``limit`` a subset with both blur types. A photo that cannot be
+    read is skipped and counted. Outputs already in ``journal`` are reused, new ones are saved to it as
+    they are made."""
     root = Path(root)
     journal = journal if journal is not None else RunJournal(None, {})
-    rows = _read_csv(root / "labels.csv")
-    rows = [r for r in rows if r.get("mos_paq2piq")]
-    if limit:
-        # Take motion and defocus photos alike so that both splits exist in a small subset.
-        motion = [r for r in rows if r["blur_type"] == "motion"]
-        defocus = [r for r in rows if r["blur_type"] == "defocus"]
-        rows = motion[: (limit + 1) // 2] + defocus[: limit // 2]
+    in_split = select_photos(read_cuhk_index(root), split)
+    photos = select_photos(in_split, "all", limit)
     preds = list(predictors) + [
         _FnPredictor("size_only", _region_stat("size")),
         _FnPredictor("position_only", _region_stat("position")),
     ]
     per: dict[str, list[_CuhkItem]] = {p.name: [] for p in preds}
     skipped = 0
-    bar = progress_bar(len(rows), "cuhk", progress, rows)
-    for r in bar:
-        img = load_image(root / r["image"])
-        blurred = load_mask_file(root / r["mask"])
-        frac = float(blurred.mean())
-        if frac < min_fraction or frac > 1 - min_fraction:
+    unreadable: list[str] = []
+    bar = progress_bar(len(photos), "cuhk", progress, photos)
+    for photo in bar:
+        try:
+            img = load_image(root / photo.image)
+            blurred = load_blur_mask(root, photo, img.shape[:2])
+        except (ImageLoadError, RoiError) as e:
+            unreadable.append(str(e))
+            continue
+        if tiny_region(blurred, min_fraction):
             skipped += 1
             continue
+        frac = float(blurred.mean())
         whole = np.ones_like(blurred)
         masks = [blurred, ~blurred, whole]
         for p in preds:
-            o = journal.predict(p, r["image"], img, masks)
+            o = journal.predict(p, photo.image, img, masks)
             per[p.name].append(
                 _CuhkItem(
-                    r["image"],
-                    r["blur_type"],
-                    float(r["mos_paq2piq"]),
+                    photo.image,
+                    photo.blur_type,
+                    photo.mos,
                     frac,
                     quality_of(o[0]),
                     quality_of(o[1]),
@@ -269,7 +273,15 @@ def run_cuhk(
             "the reverse rule would score 1 - v.",
             "whole_brisque gives both ROIs the same score (pair_acc 0.5 by construction); constant has no ranking.",
         ],
-        info={"data": str(root), "photos": n_photos, "skipped_tiny_masks": skipped},
+        info={
+            "data": str(root),
+            "split": split,
+            "photos_in_split": len(in_split),
+            "photos": n_photos,
+            "skipped_tiny_masks": skipped,
+            "skipped_unreadable": len(unreadable),
+            **({"unreadable": unreadable} if unreadable else {}),
+        },
     )
     for bt, srows in split_rows.items():
         res.extra_tables[bt] = (CUHK_COLUMNS, srows)

@@ -35,6 +35,7 @@ from .baselines import (
     is_constant,
     list_baselines,
     make_baseline,
+    model_list,
 )
 from .journal import RunJournal, digest, open_journal, predictor_identity, progress_bar
 from .pairs import DEFAULT_MARGIN, PairSummary, records_pair_summaries
@@ -293,7 +294,7 @@ class SyntheticResult:
 def evaluate_synthetic(
     dataset_dir: Path | Sequence[Path],
     out_dir: Path | None = None,
-    model_predictor: RoiPredictor | None = None,
+    model_predictor: RoiPredictor | Sequence[RoiPredictor] | None = None,
     baselines: Sequence[str] = DEFAULT_SYNTH_BASELINES,
     split: str | None = None,
     calibration_split: str | None = None,
@@ -313,9 +314,8 @@ def evaluate_synthetic(
     records = load_folders(dirs, split, limit)
     all_records = load_folders(dirs)
     dataset_dir = dirs[0]  # pooled records carry absolute paths; one folder's are relative to it
-    predictors: list[RoiPredictor] = [make_baseline(b) for b in baselines]
-    if model_predictor is not None:
-        predictors.insert(0, model_predictor)
+    models = model_list(model_predictor)
+    predictors: list[RoiPredictor] = models + [make_baseline(b) for b in baselines]
     fr_b = available_fr_baseline(fr_metric) if include_fr else None
     fingerprint = {
         "suite": "synthetic",
@@ -337,7 +337,7 @@ def evaluate_synthetic(
             cal = calibration_from_labels(
                 cal_labels, thresholds, f"split {calibration_split!r} ({len(cal_labels)} ROIs)"
             )
-            baselines_only = [p for p in predictors if p is not model_predictor]
+            baselines_only = [p for p in predictors if all(p is not m for m in models)]
             cal_run = run_predictors(
                 dataset_dir, cal_records, baselines_only, None, None, journal, progress, "calibration"
             )

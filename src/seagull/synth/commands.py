@@ -92,6 +92,20 @@ def cmd_relabel(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cuhk(args: argparse.Namespace) -> int:
+    from .cuhk import convert_cuhk
+
+    res = convert_cuhk(args.refs, args.out, limit=args.limit)
+    splits = ", ".join(f"{s} {res.per_split.get(s, 0)}" for s in ("train", "val", "test"))
+    print(f"{res.records} photos written to {res.out} ({splits}), 2 ROIs each")
+    if res.skipped:
+        reasons = ", ".join(f"{n} {why}" for why, n in sorted(res.skip_counts.items()))
+        print(f"skipped {len(res.skipped)} photos: {reasons} (listed in {res.out}/dataset.json)")
+        for photo, why in res.skipped[:10]:
+            print(f"  skipped {photo}: {why}", file=sys.stderr)
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     _add_synth(subparsers)
     _add_data(subparsers)
@@ -187,8 +201,9 @@ def _add_synth(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument(
         "--labels",
         choices=("v1", "v2"),
-        default="v1",
-        help="label scheme: v1 (default) or v2, fill-corrected with visibility-anchored levels (docs/labels.md)",
+        default="v2",
+        help="label scheme: v2 (default; fill- and visibility-corrected, visibility-anchored levels) or v1, "
+        "the first calibration (the shipped seagull-tiny v1 corpus; docs/labels.md)",
     )
     s.add_argument("--metric", default="", help="full-reference label metric (default: the project's choice)")
     s.add_argument("--workers", type=int, default=1, help="local worker processes")
@@ -209,7 +224,7 @@ def _add_synth(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_data(subparsers: argparse._SubParsersAction) -> None:
-    d = subparsers.add_parser("data", help="inspect and validate dataset folders")
+    d = subparsers.add_parser("data", help="inspect, validate, relabel and convert dataset folders")
     dsub = d.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     v = dsub.add_parser("validate", help="check a dataset folder against the schema and its files")
     v.add_argument("dir", type=Path)
@@ -230,3 +245,17 @@ def _add_data(subparsers: argparse._SubParsersAction) -> None:
     i = dsub.add_parser("info", help="print a dataset card's counts and thresholds")
     i.add_argument("dir", type=Path)
     i.set_defaults(func=cmd_info)
+    c = dsub.add_parser(
+        "cuhk",
+        help="write the CUHK blur suite as a dataset folder (stage-2 fine-tuning on authentic blur)",
+        description="Two ROIs per photo (blurred region, sharp complement) labelled from the masks and "
+        "the MOS; every record keeps its fixed photo split (docs/training.md, Stage 2).",
+    )
+    c.add_argument(
+        "--refs", type=Path, required=True, help="the CUHK blur folder (labels.csv, images/, masks/)"
+    )
+    c.add_argument("--out", type=Path, required=True, help="dataset folder to write")
+    c.add_argument(
+        "--limit", type=int, default=None, help="only N photos, motion and defocus alike (smoke runs)"
+    )
+    c.set_defaults(func=cmd_cuhk)

@@ -1,0 +1,127 @@
+"""Authentic (camera-made) blur with human labels: the CUHK blur folder, its fixed photo split and the
+checks every reader of a photo applies.
+
+The folder (``cuhk_blur_regions``, shared/data/README.md section 1) holds ``labels.csv`` (``image``,
+``mask``, ``blur_type`` motion/defocus, ``mos_paq2piq`` 0-100), the photos and their masks
+(255 = blurred region, 0 = sharp). Evaluation (``seagull eval --suite cuhk``) and the stage-2 converter
+(``seagull data cuhk``, :mod:`seagull.synth.cuhk`) both read it here, so they see the same photos, the
+same split and the same skip rules. Photos without a MOS are left out, in no split.
+
+Split: by photo file stem, 70 / 10 / 20 % train / val / test with seed 0, the rule of
+``seagull.synth.pipeline.assign_split(stem, (0.7, 0.1, 0.2), seed=0)``. It is restated in
+:func:`cuhk_split` because evaluation may not import synthesis (producers never import one another,
+tests/test_import_graph.py); tests/test_authentic.py checks that both give every photo the same split.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from .errors import ConfigError
+from .roi import load_mask_file
+
+LABELS_FILE = "labels.csv"
+BLUR_TYPES = ("motion", "defocus")
+SPLITS = ("train", "val", "test")
+SPLIT_CHOICES = (*SPLITS, "all")
+CUHK_SPLIT_FRACTIONS = (0.7, 0.1, 0.2)
+CUHK_SPLIT_SEED = 0
+# A photo whose blurred or sharp region is under this share of its pixels gives no usable pair of ROIs.
+MIN_REGION_FRACTION = 0.02
+_COLUMNS = ("image", "mask", "blur_type", "mos_paq2piq")
+
+
+def cuhk_split(stem: str) -> str:
+    """``"train"``, ``"val"`` or ``"test"`` of the photo with file stem ``stem`` (fixed for good)."""
+    key = "|".join(map(str, (CUHK_SPLIT_SEED, "split", stem)))
+    u = int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "little") / 2**32
+    acc = 0.0
+    for name, fraction in zip(SPLITS, CUHK_SPLIT_FRACTIONS, strict=True):
+        acc += fraction
+        if u < acc:
+            return name
+    return SPLITS[-1]
+
+
+@dataclass(frozen=True)
+class CuhkPhoto:
+    """One row of ``labels.csv`` with a MOS; paths are relative to the folder, as the file gives them."""
+
+    image: str
+    mask: str
+    blur_type: str
+    mos: float
+
+    @property
+    def stem(self) -> str:
+        return PurePosixPath(self.image).stem
+
+    @property
+    def split(self) -> str:
+        return cuhk_split(self.stem)
+
+
+def read_cuhk_index(root: Path) -> list[CuhkPhoto]:
+    """The photos of a CUHK blur folder that have a MOS, in ``labels.csv`` order."""
+    path = Path(root) / LABELS_FILE
+    if not path.is_file():
+        raise ConfigError(
+            f"{path} does not exist: pass the CUHK blur folder that holds {LABELS_FILE}, images/ and masks/ "
+            "(e.g. ../shared/data/cuhk_blur_regions)"
+        )
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in _COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ConfigError(f"{path} lacks the columns {missing}; it needs {list(_COLUMNS)}")
+        rows = list(reader)
+    photos = []
+    for n, r in enumerate(rows, 2):
+        if not r["mos_paq2piq"]:
+            continue
+        if r["blur_type"] not in BLUR_TYPES:
+            raise ConfigError(f"{path}:{n}: blur_type {r['blur_type']!r} is not one of {BLUR_TYPES}")
+        try:
+            mos = float(r["mos_paq2piq"])
+        except ValueError as e:
+            raise ConfigError(f"{path}:{n}: mos_paq2piq {r['mos_paq2piq']!r} is not a number") from e
+        photos.append(CuhkPhoto(r["image"], r["mask"], r["blur_type"], mos))
+    return photos
+
+
+def select_photos(
+    photos: Sequence[CuhkPhoto], split: str = "all", limit: int | None = None
+) -> list[CuhkPhoto]:
+    """The photos of ``split`` (``"all"``: every photo); with ``limit``, the first ``(limit + 1) // 2``
+    motion and ``limit // 2`` defocus photos of them, so that a small subset has both blur types."""
+    if split not in SPLIT_CHOICES:
+        raise ConfigError(f"split {split!r} is not one of {SPLIT_CHOICES}")
+    out = [p for p in photos if split == "all" or p.split == split]
+    if limit:
+        motion = [p for p in out if p.blur_type == "motion"]
+        defocus = [p for p in out if p.blur_type == "defocus"]
+        out = motion[: (limit + 1) // 2] + defocus[: limit // 2]
+    return out
+
+
+def load_blur_mask(root: Path, photo: CuhkPhoto, shape: tuple[int, int]) -> np.ndarray:
+    """The photo's blurred region (True = blurred); a mask of another size than ``shape`` (h, w) or an
+    unreadable one raises :class:`seagull.errors.RoiError`."""
+    return load_mask_file(Path(root) / photo.mask, name=photo.stem, shape=shape)
+
+
+def tiny_region(blurred: np.ndarray, min_fraction: float = MIN_REGION_FRACTION) -> str | None:
+    """Why the photo gives no pair of ROIs (its blurred or sharp region is under ``min_fraction`` of
+    the pixels), or None when both regions are large enough."""
+    frac = float(blurred.mean())
+    if frac < min_fraction:
+        return f"blurred region under {min_fraction:.0%}"
+    if frac > 1 - min_fraction:
+        return f"sharp region under {min_fraction:.0%}"
+    return None

@@ -70,3 +70,31 @@ def test_context_statistics_are_the_roi_and_its_difference_to_the_image(photo: n
     assert out.shape == (2, 2 * len(NAMES))
     assert torch.allclose(out[1, len(NAMES) :], torch.zeros(len(NAMES)), atol=1e-3)
     assert torch.allclose(out[0, : len(NAMES)] - out[1, : len(NAMES)], out[0, len(NAMES) :], atol=1e-3)
+
+
+def test_rest_statistics_see_a_sharp_subject_on_a_blurred_background(photo: np.ndarray) -> None:
+    """Blur all but a small subject: the subject's sharpness relative to the rest is far above its
+    sharpness relative to the whole image only when the subject is large; relative to the rest it is
+    always the full contrast."""
+    import cv2
+
+    h, w = photo.shape[:2]
+    subject = np.zeros((h, w), bool)
+    subject[h // 8 : 7 * h // 8, w // 8 : 7 * w // 8] = True  # a subject filling most of the photo
+    blurred = cv2.GaussianBlur(photo, (0, 0), 3)
+    img = np.where(subject[..., None], photo, blurred)
+    x = torch.from_numpy(img.copy()).permute(2, 0, 1).float() / 255
+    out = roi_context_statistics(x, torch.from_numpy(subject).float()[None], rest=True)
+    assert out.shape == (1, 3 * len(NAMES))
+    k = NAMES.index("log_laplacian_var")
+    rel_whole, rel_rest = float(out[0, len(NAMES) + k]), float(out[0, 2 * len(NAMES) + k])
+    assert rel_rest > 1.0 and rel_rest > 3 * rel_whole
+    # the rest block is the ROI minus the statistics of its complement
+    comp = roi_statistics(x, torch.from_numpy(~subject).float()[None])[0]
+    assert torch.allclose(out[0, 2 * len(NAMES) :], out[0, : len(NAMES)] - comp, atol=1e-3)
+
+
+def test_a_roi_covering_the_photo_compares_with_the_whole_image(photo: np.ndarray) -> None:
+    x = torch.from_numpy(photo.copy()).permute(2, 0, 1).float() / 255
+    out = roi_context_statistics(x, torch.ones(1, *photo.shape[:2]), rest=True)
+    assert torch.isfinite(out).all() and torch.allclose(out[0, len(NAMES) :], torch.zeros(2 * len(NAMES)), atol=1e-3)

@@ -35,3 +35,22 @@ def test_step_order_reshuffles_per_epoch_and_covers_the_set() -> None:
     assert [step_indices(10, 0, s, 2)[1] for s in range(5)] != [
         step_indices(10, 0, s, 2)[1] for s in range(5, 10)
     ]
+
+
+def test_train_repeat_lists_a_folder_several_times(tiny_synth_dataset) -> None:
+    from seagull.train.data import load_images
+
+    once = load_images([tiny_synth_dataset], "train")
+    mixed = load_images([tiny_synth_dataset, tiny_synth_dataset], "train", repeat=[1, 3])
+    assert len(mixed) == 4 * len(once)
+    assert [r.key for r in mixed[: len(once)]] == [r.key for r in once]
+
+
+def test_train_repeat_needs_one_count_per_folder(tiny_train_config, tmp_path) -> None:
+    import pytest
+
+    from seagull.errors import ConfigError
+    from seagull.train.config import load_config
+
+    with pytest.raises(ConfigError, match="train_repeat"):
+        load_config(tiny_train_config(tmp_path, "rep", data__train_repeat=[1, 2]))

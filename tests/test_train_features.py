@@ -9,11 +9,11 @@ import torch
 from seagull.errors import ConfigError
 
 
-@pytest.mark.parametrize("lowlevel", [False, True])
-def test_cached_split_equals_model_encoders(make_micro_model, coffee: np.ndarray, lowlevel: bool) -> None:
+@pytest.mark.parametrize("lowlevel,rest", [(False, False), (True, False), (True, True)])
+def test_cached_split_equals_model_encoders(make_micro_model, coffee: np.ndarray, lowlevel: bool, rest: bool) -> None:
     from seagull.train.features import encode_frozen, supports_split, trainable_tokens
 
-    model = make_micro_model(mfe={"lowlevel": lowlevel})
+    model = make_micro_model(mfe={"lowlevel": lowlevel, "lowlevel_rest": rest})
     assert supports_split(model)
     h, w = coffee.shape[:2]
     masks = np.zeros((3, h, w), bool)
@@ -33,6 +33,8 @@ def test_cached_split_equals_model_encoders(make_micro_model, coffee: np.ndarray
     assert all(p.grad is None for p in model.vision_tower.parameters())
     if lowlevel:
         assert all(p.grad is not None for p in model.mask_extractor.lowlevel_proj.parameters())
+    if rest:  # starts as a no-op (zero output layer), so only that layer has a gradient at first
+        assert model.mask_extractor.rest_proj.layers[-1].weight.grad.abs().sum() > 0
 
 
 def test_feature_cache_refused_for_released_mfe(make_micro_model) -> None:
@@ -62,6 +64,11 @@ def test_store_completes_an_entry_cached_without_lowlevel_statistics(
     assert store.hits == 1 and got.lowlevel is not None and got.lowlevel.shape == (len(ref.record.rois), 32)
     again = FeatureStore(rich, "disk", tmp_path).get(ref)  # written back: read, not recomputed
     torch.testing.assert_close(again.lowlevel, got.lowlevel)
+    # a model that also reads the statistics relative to the rest of the photo completes it again
+    richer = FeatureStore(make_micro_model(mfe={"lowlevel": True, "lowlevel_rest": True}), "disk", tmp_path)
+    wider = richer.get(ref).lowlevel
+    assert wider.shape == (len(ref.record.rois), 48)
+    torch.testing.assert_close(wider[:, :32], got.lowlevel, rtol=1e-4, atol=1e-4)
 
 
 def test_store_recomputes_an_entry_cached_for_another_roi_set(

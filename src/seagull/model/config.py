@@ -64,6 +64,8 @@ MFE_DEFAULTS: dict[str, Any] = {
     # native only: add low-level statistics of each ROI at native resolution (model/lowlevel.py) to
     # the local token through their own MLP.
     "lowlevel": False,
+    # with lowlevel: also each ROI's statistics relative to the rest of the photo (its complement)
+    "lowlevel_rest": False,
     "keep_aspect": False,  # released: the crop is stretched to a square; True pads it to a square
     "mask_linear": True,  # the unused Osprey leftover, kept so released weights load strictly
     "mask_linear_in": 12544,

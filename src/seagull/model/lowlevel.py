@@ -127,9 +127,24 @@ def roi_statistics(image: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return torch.stack(feats, dim=1)
 
 
-def roi_context_statistics(image: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """``[R, 2 * len(NAMES)]``: each ROI's statistics and their difference to the whole image's."""
-    full = torch.ones((1, *masks.shape[-2:]), dtype=torch.float32, device=masks.device)
-    both = roi_statistics(image, torch.cat([masks.float(), full]))
-    roi, whole = both[:-1], both[-1:]
-    return torch.cat([roi, roi - whole], dim=1)
+def roi_context_statistics(image: torch.Tensor, masks: torch.Tensor, rest: bool = False) -> torch.Tensor:
+    """``[R, 2 * len(NAMES)]``: each ROI's statistics and their difference to the whole image's.
+
+    With ``rest``, ``[R, 3 * len(NAMES)]``: also the difference to the rest of the photo (the ROI's
+    complement; the whole image when the ROI covers it all). A sharp subject on a defocused background
+    differs little from the whole image when it fills much of it, but always from its surroundings.
+    """
+    m = masks.float()
+    full = torch.ones((1, *m.shape[-2:]), dtype=torch.float32, device=m.device)
+    parts = [m, full]
+    if rest:
+        outside = 1.0 - m
+        empty = outside.sum(dim=(1, 2)) < 16  # under MIN_ROI_PIXELS: no rest to compare with
+        parts.append(torch.where(empty[:, None, None], full, outside))
+    both = roi_statistics(image, torch.cat(parts))
+    n = m.shape[0]
+    roi, whole = both[:n], both[n : n + 1]
+    out = [roi, roi - whole]
+    if rest:
+        out.append(roi - both[n + 1 :])
+    return torch.cat(out, dim=1)

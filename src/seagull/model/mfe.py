@@ -220,6 +220,21 @@ class MaskFeatureExtractor(nn.Module):
             self.local_proj = MLP(2 * sum(channels), int(cfg["local_hidden"]), out_dim, 2)
             if cfg.get("lowlevel"):
                 self.lowlevel_proj = MLP(2 * len(LOWLEVEL_NAMES), int(cfg["local_hidden"]), out_dim, 2)
+            if cfg.get("lowlevel_rest"):
+                if not cfg.get("lowlevel"):
+                    raise ConfigError("mfe.lowlevel_rest needs mfe.lowlevel: true")
+                # The ROI's statistics relative to the rest of the photo; the output layer starts at
+                # zero so a trained model extended with it computes exactly what it did before.
+                self.rest_proj = MLP(len(LOWLEVEL_NAMES), int(cfg["local_hidden"]), out_dim, 2)
+                nn.init.zeros_(self.rest_proj.layers[-1].weight)
+                nn.init.zeros_(self.rest_proj.layers[-1].bias)
+
+    @property
+    def lowlevel_width(self) -> int:
+        """Low-level statistics per ROI this MFE reads (0 without ``lowlevel``)."""
+        if not self.cfg.get("lowlevel"):
+            return 0
+        return (3 if self.cfg.get("lowlevel_rest") else 2) * len(LOWLEVEL_NAMES)
 
     # ------------------------------------------------------------------ global branch
 
@@ -306,7 +321,7 @@ class MaskFeatureExtractor(nn.Module):
 
         -> (mask-pooled mean and std of every tower level on the native window ``[N, 2 sum C]``;
         with ``lowlevel``, each ROI's low-level statistics and their difference to its image's
-        ``[N, 32]``, else None).
+        ``[N, 32]``, with ``lowlevel_rest`` also to the rest of its photo ``[N, 48]``, else None).
         """
         dtype = self.feat_linear.weight.dtype
         crops, crop_masks = self.crops(images, regions)
@@ -332,7 +347,9 @@ class MaskFeatureExtractor(nn.Module):
         mean, std = tower.mean[0], tower.std[0]  # the native images are tower-normalised; undo it
         return torch.cat(
             [
-                roi_context_statistics(img * std.to(img) + mean.to(img), m.to(img.device))
+                roi_context_statistics(
+                    img * std.to(img) + mean.to(img), m.to(img.device), rest=bool(self.cfg.get("lowlevel_rest"))
+                )
                 for img, m in zip(images, regions.masks, strict=True)
             ]
         ).to(self.feat_linear.weight.dtype)
@@ -343,7 +360,15 @@ class MaskFeatureExtractor(nn.Module):
         if self.cfg.get("lowlevel"):
             if lowlevel is None:
                 raise ConfigError("this MFE adds low-level statistics to the local token; none were given")
-            out = out + self.lowlevel_proj(lowlevel.to(out.dtype))
+            n = 2 * len(LOWLEVEL_NAMES)
+            if lowlevel.shape[1] != self.lowlevel_width:
+                raise ConfigError(
+                    f"this MFE takes {self.lowlevel_width} low-level statistics per ROI, got {lowlevel.shape[1]}"
+                )
+            low = lowlevel.to(out.dtype)
+            out = out + self.lowlevel_proj(low[:, :n])
+            if self.cfg.get("lowlevel_rest"):
+                out = out + self.rest_proj(low[:, n:])
         return out
 
     def local_tokens(

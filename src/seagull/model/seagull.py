@@ -485,14 +485,33 @@ def build_model(
     return SeagullForCausalLM(cfg)
 
 
+# Options a trained model can be extended with (for fine-tuning) and the parameters each one adds;
+# every such module starts as a no-op, so the extended model computes what the trained one did.
+EXTENSIONS = {("mfe", "lowlevel_rest"): "mask_extractor.rest_proj."}
+
+
 def load_model(
-    path: str | Path, dtype: torch.dtype | None = None, device: str | torch.device = "cpu"
+    path: str | Path,
+    dtype: torch.dtype | None = None,
+    device: str | torch.device = "cpu",
+    extend: dict[str, dict[str, Any]] | None = None,
 ) -> SeagullForCausalLM:
-    """Load a saved SEAGULL folder (config.json + model.safetensors), restoring package tower weights."""
+    """Load a saved SEAGULL folder (config.json + model.safetensors), restoring package tower weights.
+
+    ``extend`` (e.g. ``{"mfe": {"lowlevel_rest": True}}``) turns on :data:`EXTENSIONS` before loading;
+    their new parameters keep their no-op initialisation.
+    """
     p = Path(path)
     if not (p / "config.json").is_file() or not (p / WEIGHTS_NAME).is_file():
         raise ModelError(f"{p} is not a saved SEAGULL model folder (config.json and {WEIGHTS_NAME} expected)")
-    cfg = get_config(p)
+    new_keys: list[str] = []
+    for section, options in (extend or {}).items():
+        for option in options if isinstance(options, dict) else [options]:
+            if (section, option) not in EXTENSIONS:
+                allowed = ", ".join(f"{a}.{b}" for a, b in EXTENSIONS)
+                raise ConfigError(f"a trained model can only be extended with {allowed}; got {section}.{option}")
+            new_keys.append(EXTENSIONS[(section, option)])
+    cfg = get_config(p, **{k: dict(v) for k, v in (extend or {}).items()})
     if cfg.model_type != MODEL_TYPE:
         raise ModelError(f"{p}/config.json is not a SEAGULL config")
     model = SeagullForCausalLM(cfg)
@@ -502,7 +521,7 @@ def load_model(
     with safe_open(str(p / WEIGHTS_NAME), framework="pt") as f:
         tied = json.loads((f.metadata() or {}).get("tied", "{}"))
     missing, unexpected = model.load_state_dict(tensors, strict=False)
-    allowed = set(tied)
+    allowed = set(tied) | {k for k in missing if new_keys and k.startswith(tuple(new_keys))}
     if cfg.vision.get("weights") == "package":
         allowed |= {k for k in model.state_dict() if k.startswith("vision_tower.")}
     bad = [k for k in missing if k not in allowed]

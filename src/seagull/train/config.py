@@ -46,6 +46,9 @@ class DataConfig:
     max_length: int = 512
     val_max_rois: int = 64
     image_limit: int | None = None  # use only the first N training images (smoke runs)
+    # times each ``train`` folder's images are listed per epoch (empty: once each); mixes a small
+    # authentic folder into a large synthetic one (stage 2)
+    train_repeat: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -87,6 +90,9 @@ class AuxConfig:
     warmup_steps: int = 0  # the first steps train the heads and the MFE only (no LM pass)
     image_dropout: float = 0.0  # share of sequences whose image tokens are zeroed (train/step.py)
     answer_word_weight: float = 1.0  # LM loss weight of level/severity/type/Yes/No tokens (train/step.py)
+    # Within-photo ranking loss weight (train/ranking.py) on the heads' and the LM's quality scores;
+    # > 0 also puts every labelled ROI of an image into its training item, so photos give pairs.
+    rank_weight: float = 0.0
 
 
 @dataclass
@@ -171,6 +177,8 @@ class TrainConfig:
             )
         if self.aux.weight < 0 or self.aux.warmup_steps < 0:
             raise ConfigError(f"aux.weight and aux.warmup_steps must be >= 0, got {self.aux}")
+        if self.aux.rank_weight < 0:
+            raise ConfigError(f"aux.rank_weight must be >= 0, got {self.aux.rank_weight}")
         if self.aux.answer_word_weight <= 0:
             raise ConfigError(f"aux.answer_word_weight must be positive, got {self.aux.answer_word_weight}")
         if not 0 <= self.aux.image_dropout < 1:
@@ -210,6 +218,10 @@ class TrainConfig:
         if not d.train:
             raise ConfigError(
                 "data.train is empty: list at least one dataset folder written by `seagull synth`"
+            )
+        if d.train_repeat and (len(d.train_repeat) != len(d.train) or min(d.train_repeat) < 1):
+            raise ConfigError(
+                f"data.train_repeat {d.train_repeat} needs one count >= 1 per data.train folder ({len(d.train)})"
             )
         if check_data:
             for folder in d.train:

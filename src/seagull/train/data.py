@@ -38,13 +38,16 @@ class ImageRef:
         return f"{self.dataset.resolve()}::{self.record.id}"
 
 
-def load_images(folders: Sequence[Path], split: str | None, limit: int | None = None) -> list[ImageRef]:
-    """Every labelled record of ``folders`` in ``split`` (records without a labelled ROI are skipped)."""
+def load_images(
+    folders: Sequence[Path], split: str | None, limit: int | None = None, repeat: Sequence[int] = ()
+) -> list[ImageRef]:
+    """Every labelled record of ``folders`` in ``split`` (records without a labelled ROI are skipped);
+    with ``repeat``, folder ``i``'s records are listed ``repeat[i]`` times."""
     out: list[ImageRef] = []
-    for folder in folders:
-        for rec in iter_records(Path(folder), split):
-            if any(r.quality_level is not None for r in rec.rois):
-                out.append(ImageRef(Path(folder), rec))
+    for i, folder in enumerate(folders):
+        refs = [ImageRef(Path(folder), rec) for rec in iter_records(Path(folder), split)]
+        refs = [ref for ref in refs if any(r.quality_level is not None for r in ref.record.rois)]
+        out += refs * (repeat[i] if repeat else 1)
     if limit:
         out = out[:limit]
     return out
@@ -75,6 +78,7 @@ class ConversationDataset:
     turns_per_conversation: int = 1
     max_length: int = 512
     seed: int = 0
+    every_roi: bool = False  # items carry every labelled ROI of the image, not only the talked-about ones
 
     def __len__(self) -> int:
         return len(self.images)
@@ -102,6 +106,8 @@ class ConversationDataset:
         ref = self.images[index]
         convs = self.conversations(ref, self.rng(epoch, index))
         used = sorted({i for c in convs for i in c["rois"]})
+        if self.every_roi:
+            used = [i for i, r in enumerate(ref.record.rois) if r.quality_level is not None]
         local = {g: k for k, g in enumerate(used)}
         encoded = []
         for c in convs:

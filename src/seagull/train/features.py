@@ -45,7 +45,7 @@ class FrozenFeatures:
     proj_in: torch.Tensor  # [T, C] projector input tokens
     pooled: list[torch.Tensor]  # four [R, C_l] mask-pooled means
     local_stats: torch.Tensor  # [R, 2 * sum C_l]
-    lowlevel: torch.Tensor | None = None  # [R, 32] (MFEs with ``lowlevel``)
+    lowlevel: torch.Tensor | None = None  # [R, 32] or [R, 48] (MFEs with ``lowlevel``, ``lowlevel_rest``)
 
     def to_dict(self) -> dict[str, torch.Tensor]:
         d = {f"grid{i}": g for i, g in enumerate(self.grids)}
@@ -84,7 +84,7 @@ def preprocessing_fingerprint(model: SeagullForCausalLM) -> str:
     c = model.config
     # The low-level statistics are added to an existing entry on demand (FeatureStore.get), so turning
     # them on does not invalidate the cached tower features.
-    mfe = {k: v for k, v in c.mfe.items() if k != "lowlevel"}
+    mfe = {k: v for k, v in c.mfe.items() if k not in ("lowlevel", "lowlevel_rest")}
     d = {"vision": c.vision, "mfe": mfe, "projector": c.projector}
     return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
@@ -179,6 +179,12 @@ class FeatureStore:
             save_file(feats.to_dict(), str(tmp))
             tmp.replace(p)
 
+    def _lowlevel_stale(self, feats: FrozenFeatures) -> bool:
+        """True when the entry lacks the low-level statistics this model reads, or has another set."""
+        width = self.model.mask_extractor.lowlevel_width
+        have = 0 if feats.lowlevel is None else int(feats.lowlevel.shape[1])
+        return width > 0 and have != width
+
     def get(self, ref: ImageRef) -> FrozenFeatures:
         if ref.key in self.memory:
             self.hits += 1
@@ -197,7 +203,7 @@ class FeatureStore:
             feats = encode_frozen(self.model, load_image(ref.image_path), record_masks(ref))
             feats = FrozenFeatures.from_dict({k: v.cpu() for k, v in feats.to_dict().items()})
             self._save(ref, feats)
-        elif feats.lowlevel is None and self.model.mask_extractor.cfg.get("lowlevel"):
+        elif self._lowlevel_stale(feats):
             feats.lowlevel = lowlevel_frozen(self.model, load_image(ref.image_path), record_masks(ref)).cpu()
             self._save(ref, feats)
         if self.mode in ("memory", "disk"):

@@ -14,12 +14,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..imageio import load_image
+from ..model.processor import ScoringProcessor
 from ..model.prompting import IGNORE_INDEX
+from ..model.scoring import expected_scores
 from ..model.seagull import ImageEncoding, SeagullForCausalLM
 from ..schema import DISTORTION_TYPES, IMPORTANCE_LEVELS, QUALITY_LEVELS, SEVERITY_LEVELS
 from .data import Batch
 from .features import FeatureStore, record_masks, trainable_tokens
-from .region_heads import RegionHeads, region_loss, region_targets
+from .ranking import pairwise_rank_loss, rankable
+from .region_heads import GROUPS, RegionHeads, region_loss, region_targets
+
+MAX_RANKED_ROIS = 4  # per image in the LM ranking pass (bounds its cost)
 
 
 def encode_batch(
@@ -96,12 +101,57 @@ def weighted_lm_loss(logits: torch.Tensor, labels: torch.Tensor, token_weights: 
     return (ce * w).sum() / w.sum().clamp_min(1e-9)
 
 
+def lm_quality_scores(
+    model: SeagullForCausalLM,
+    batch: Batch,
+    encoded: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    processor: ScoringProcessor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The Assessor's quality score, with gradients, for the rankable ROIs of each image of the batch.
+
+    One sequence per ROI: the quality scoring prompt (``processor.prompts[("quality",)]``, the same
+    tokens the Assessor scores), the expectation over the level words at its end. -> (scores ``[N]``,
+    label quality ``[N]``, image index ``[N]``); empty when no image has two differently labelled ROIs.
+    """
+    seq_image, seq_rois, truth = [], [], []
+    for b, it in enumerate(batch.items):
+        labels = [it.ref.record.rois[i].quality for i in it.rois]
+        known = [k for k, q in enumerate(labels) if q is not None]
+        keep = [known[k] for k in rankable([labels[k] for k in known])][:MAX_RANKED_ROIS]
+        if len(keep) >= 2:
+            seq_image += [b] * len(keep)
+            seq_rois += [[k] for k in keep]
+            truth += [float(labels[k]) for k in keep]
+    dev = encoded[0].device
+    if not seq_image:
+        empty = torch.zeros(0, device=dev)
+        return empty, empty, empty.long()
+    prompt = torch.tensor(processor.prompts[("quality",)], dtype=torch.long)
+    ids = prompt.repeat(len(seq_image), 1)
+    ranked = Batch(
+        batch.items, ids, torch.ones_like(ids), torch.full_like(ids, IGNORE_INDEX), seq_image, seq_rois
+    )
+    inputs = lm_inputs(model, ranked, *encoded)
+    out = model.language_model(
+        inputs_embeds=inputs["inputs_embeds"],
+        attention_mask=inputs["attention_mask"],
+        position_ids=inputs["position_ids"],
+        use_cache=False,
+    )
+    logits = out.logits[:, -1, processor.quality_ids].float()
+    scores = expected_scores(torch.softmax(logits, dim=-1))
+    return scores, torch.tensor(truth, device=dev), torch.tensor(seq_image, device=dev)
+
+
 class TrainStep(nn.Module):
     """``forward(batch) -> loss``; holds the model so its parameters are this module's parameters.
 
     ``image_dropout`` zeroes the image tokens of that share of sequences (see :func:`lm_inputs`).
     With ``heads`` the loss adds ``aux_weight`` x the region-head loss (see :mod:`.region_heads`);
     ``forward(batch, lm=False)`` trains the heads and the MFE only (no LM pass: the warm-up steps).
+    With ``rank_weight`` > 0 the loss adds that weight x the within-photo ranking loss
+    (:mod:`.ranking`) on the heads' quality expectation and, in LM steps, on the LM's quality score as
+    the Assessor reads it (``processor`` gives the prompt and level-word ids).
     ``last_parts`` keeps the loss terms of the last call for logging.
     """
 
@@ -113,8 +163,12 @@ class TrainStep(nn.Module):
         aux_weight: float = 0.0,
         image_dropout: float = 0.0,
         token_weights: torch.Tensor | None = None,
+        rank_weight: float = 0.0,
+        processor: ScoringProcessor | None = None,
     ) -> None:
         super().__init__()
+        self.rank_weight = rank_weight
+        self.processor = processor
         self.model = model
         self.store = store
         self.heads = heads
@@ -131,9 +185,12 @@ class TrainStep(nn.Module):
             norm = self.model.token_norm
             g, loc = (norm.glob(glob), norm.local(local)) if norm is not None else (glob, local)
             rois = [it.ref.record.rois[i] for it in batch.items for i in it.rois]
-            aux = region_loss(self.heads(g, loc), region_targets(rois))
+            logits = self.heads(g, loc)
+            aux = region_loss(logits, region_targets(rois))
             loss = loss + self.aux_weight * aux
             self.last_parts["aux_loss"] = float(aux.detach())
+            if self.rank_weight > 0:
+                loss = loss + self._rank_heads(batch, logits)
         if lm:
             drop = self.image_dropout if self.training else 0.0
             inputs = lm_inputs(self.model, batch, tokens, glob, local, drop)
@@ -149,4 +206,26 @@ class TrainStep(nn.Module):
                 lm_loss = weighted_lm_loss(out.logits, inputs["labels"], self.token_weights)
             loss = loss + lm_loss
             self.last_parts["lm_loss"] = float(lm_loss.detach())
+            if self.rank_weight > 0 and self.processor is not None:
+                scores, truth, group = lm_quality_scores(self.model, batch, (tokens, glob, local), self.processor)
+                rank = pairwise_rank_loss(scores, truth, group)
+                if rank is not None:
+                    loss = loss + self.rank_weight * rank
+                    self.last_parts["rank_lm_loss"] = float(rank.detach())
         return loss
+
+    def _rank_heads(self, batch: Batch, logits: torch.Tensor) -> torch.Tensor:
+        """``rank_weight`` x the ranking loss on the heads' quality expectation (0 without pairs)."""
+        quality = [it.ref.record.rois[i].quality for it in batch.items for i in it.rois]
+        group = [b for b, it in enumerate(batch.items) for _ in it.rois]
+        known = [k for k, q in enumerate(quality) if q is not None]
+        if len(known) < 2:
+            return logits.new_zeros(())
+        probs = torch.softmax(logits[known, : GROUPS[0]].float(), dim=-1)
+        rank = pairwise_rank_loss(
+            expected_scores(probs), torch.tensor([quality[k] for k in known]), torch.tensor(group)[known]
+        )
+        if rank is None:
+            return logits.new_zeros(())
+        self.last_parts["rank_heads_loss"] = float(rank.detach())
+        return self.rank_weight * rank

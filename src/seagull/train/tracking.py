@@ -17,6 +17,8 @@ class MetricsLog:
         "loss",
         "lm_loss",
         "aux_loss",
+        "rank_heads_loss",
+        "rank_lm_loss",
         "lr",
         "images_per_s",
         "elapsed_s",

@@ -21,6 +21,7 @@ import torch
 
 from ..errors import ConfigError
 from ..model import build_model, load_model
+from ..model.processor import ScoringProcessor
 from ..model.seagull import SeagullForCausalLM
 from .checkpoint import (
     CHECKPOINTS,
@@ -77,12 +78,11 @@ def load_tokenizer_for(cfg: TrainConfig) -> Any:
 
 
 def build_for_training(cfg: TrainConfig, tokenizer: Any) -> SeagullForCausalLM:
-    """Stage 1: a new model from a named config; stage 2: a trained model folder."""
+    """Stage 1: a new model from a named config; stage 2: a trained model folder (``model_overrides``
+    may only turn on the extensions a trained model takes, :data:`seagull.model.seagull.EXTENSIONS`)."""
     p = Path(cfg.model)
     if p.is_dir() and (p / "model.safetensors").is_file():
-        if cfg.model_overrides:
-            raise ConfigError("model_overrides cannot change a trained model folder; drop them for stage 2")
-        model = load_model(p)
+        model = load_model(p, extend=dict(cfg.model_overrides) or None)
         if model.config.text_config["vocab_size"] != len(tokenizer):
             raise ConfigError(
                 f"tokenizer has {len(tokenizer)} tokens but {p} was trained with "
@@ -283,7 +283,9 @@ class Trainer:
             raise ConfigError("Trainer(model=...) needs the model's tokenizer too")
         model.train()
         check_against_model(cfg, model)
-        self.images = load_images(cfg.data.train, cfg.data.train_split, cfg.data.image_limit)
+        self.images = load_images(
+            cfg.data.train, cfg.data.train_split, cfg.data.image_limit, cfg.data.train_repeat
+        )
         if len(self.images) < 1:
             raise ConfigError(
                 f"no labelled training records in {cfg.data.train} split {cfg.data.train_split!r}"
@@ -300,6 +302,7 @@ class Trainer:
             turns_per_conversation=cfg.data.turns_per_conversation,
             max_length=cfg.data.max_length,
             seed=cfg.seed,
+            every_roi=cfg.aux.rank_weight > 0,
         )
         self.store = (
             FeatureStore(model, cfg.feature_cache, cfg.cache_dir) if cfg.feature_cache != "none" else None
@@ -308,8 +311,18 @@ class Trainer:
         weights = None
         if cfg.aux.answer_word_weight != 1.0:
             weights = answer_word_weights(self.tokenizer, len(self.tokenizer), cfg.aux.answer_word_weight)
+        processor = None
+        if cfg.aux.rank_weight > 0:
+            processor = ScoringProcessor(self.tokenizer, int(model.config.image_token_id))
         step_module = TrainStep(
-            model.to(acc.device), self.store, heads, cfg.aux.weight, cfg.aux.image_dropout, weights
+            model.to(acc.device),
+            self.store,
+            heads,
+            cfg.aux.weight,
+            cfg.aux.image_dropout,
+            weights,
+            rank_weight=cfg.aux.rank_weight,
+            processor=processor,
         ).to(acc.device)
         self.params = [p for p in step_module.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(

@@ -14,9 +14,29 @@ import torch
 
 from ..errors import ConfigError
 from .config import TrainConfig
-from .data import load_images
+from .data import ImageRef, load_images, step_indices
 from .features import FeatureStore, supports_split
 from .trainer import _val_images, build_for_training, load_tokenizer_for
+
+
+def images_to_encode(cfg: TrainConfig) -> list[ImageRef]:
+    """The validation images and the training images the run will draw: with ``max_steps``, only those
+    its steps draw (as a one-process run draws them; a fine-tuning run of a few hundred steps sees a
+    fraction of a large corpus), else all of them."""
+    images = load_images(cfg.data.train, cfg.data.train_split, cfg.data.image_limit, cfg.data.train_repeat)
+    if cfg.max_steps:
+        drawn: set[int] = set()
+        for micro in range(cfg.max_steps * cfg.grad_accum):
+            drawn.update(step_indices(len(images), cfg.seed, micro, cfg.batch_images)[1])
+        images = [images[i] for i in sorted(drawn)]
+    val, rois = [], 0
+    for ref in _val_images(cfg):  # validation scores the first val_max_rois labelled ROIs, in order
+        if rois >= cfg.data.val_max_rois:
+            break
+        val.append(ref)
+        rois += sum(r.quality_level is not None for r in ref.record.rois)
+    unique = {ref.key: ref for ref in images + val}  # repeated folders list images twice
+    return list(unique.values())
 
 
 def _work(cfg: TrainConfig, index: int, workers: int, queue: mp.Queue) -> None:
@@ -24,8 +44,7 @@ def _work(cfg: TrainConfig, index: int, workers: int, queue: mp.Queue) -> None:
     torch.manual_seed(cfg.seed)
     model = build_for_training(cfg, load_tokenizer_for(cfg)).eval()
     store = FeatureStore(model, "disk", cfg.cache_dir)
-    images = load_images(cfg.data.train, cfg.data.train_split, cfg.data.image_limit) + _val_images(cfg)
-    for ref in images[index::workers]:
+    for ref in images_to_encode(cfg)[index::workers]:
         with torch.no_grad():
             store.get(ref)
         store.memory.clear()  # this process only writes the cache
@@ -34,15 +53,14 @@ def _work(cfg: TrainConfig, index: int, workers: int, queue: mp.Queue) -> None:
 
 
 def precompute_features(cfg: TrainConfig, workers: int = 2, progress: bool = True) -> int:
-    """Encode every training and validation image into ``cfg.cache_dir``; returns the image count."""
+    """Encode the training images the run draws and the validation images into ``cfg.cache_dir``
+    (:func:`images_to_encode`); returns the image count."""
     if cfg.feature_cache != "disk" or cfg.cache_dir is None:
         raise ConfigError("precomputing features needs feature_cache: disk and a cache_dir in the config")
     probe = build_for_training(cfg, load_tokenizer_for(cfg))
     if not supports_split(probe):
         raise ConfigError(f"model {cfg.model!r} has no frozen/trainable split; its features cannot be cached")
-    total = len(load_images(cfg.data.train, cfg.data.train_split, cfg.data.image_limit)) + len(
-        _val_images(cfg)
-    )
+    total = len(images_to_encode(cfg))
     ctx = mp.get_context("spawn")
     queue: mp.Queue = ctx.Queue()
     procs = [ctx.Process(target=_work, args=(cfg, i, workers, queue)) for i in range(workers)]

@@ -82,6 +82,26 @@ def test_default_model_sees_a_region_made_worse(default):
     assert noise > {d.type: d.confidence for d in clean_q.distortions}["noise"]
 
 
+@pytest.mark.parametrize("variant", ["lens_defocus", "sensor"])
+def test_default_model_rates_a_half_made_worse_below_the_rest_of_a_real_photo(default, shared_data, variant):
+    """The user's first question on a photo no training split ever used (Kodak kodim08 is in the test
+    split of every corpus folder): camera blur or sensor noise in the left half, at a clearly visible
+    medium strength; the worse half must score below the untouched right half."""
+    from seagull.camera import apply
+    from seagull.imageio import load_image
+
+    path = shared_data / "kodak" / "images" / "kodim08.png"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    img = load_image(path)
+    h, w = img.shape[:2]
+    left = np.zeros((h, w), bool)
+    left[:, : w // 2] = True
+    worse = np.where(left[..., None], apply(variant, 13, img, np.random.default_rng(0)), img)
+    got = default.assess(worse, [Roi(left, name="worse"), Roi(~left, name="rest")])
+    assert got[0].quality < got[1].quality
+
+
 def test_cli_assess_with_no_model_argument_runs_offline(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     out = subprocess.run(

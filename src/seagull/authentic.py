@@ -7,16 +7,13 @@ The folder (``cuhk_blur_regions``, shared/data/README.md section 1) holds ``labe
 (``seagull data cuhk``, :mod:`seagull.synth.cuhk`) both read it here, so they see the same photos, the
 same split and the same skip rules. Photos without a MOS are left out, in no split.
 
-Split: by photo file stem, 70 / 10 / 20 % train / val / test with seed 0, the rule of
-``seagull.synth.pipeline.assign_split(stem, (0.7, 0.1, 0.2), seed=0)``. It is restated in
-:func:`cuhk_split` because evaluation may not import synthesis (producers never import one another,
-tests/test_import_graph.py); tests/test_authentic.py checks that both give every photo the same split.
+Split: by photo file stem, 70 / 10 / 20 % train / val / test with seed 0
+(:func:`seagull.schema.assign_split`, the rule every synthetic folder is split by).
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -25,10 +22,10 @@ import numpy as np
 
 from .errors import ConfigError
 from .roi import load_mask_file
+from .schema import SPLITS, assign_split
 
 LABELS_FILE = "labels.csv"
 BLUR_TYPES = ("motion", "defocus")
-SPLITS = ("train", "val", "test")
 SPLIT_CHOICES = (*SPLITS, "all")
 CUHK_SPLIT_FRACTIONS = (0.7, 0.1, 0.2)
 CUHK_SPLIT_SEED = 0
@@ -39,14 +36,7 @@ _COLUMNS = ("image", "mask", "blur_type", "mos_paq2piq")
 
 def cuhk_split(stem: str) -> str:
     """``"train"``, ``"val"`` or ``"test"`` of the photo with file stem ``stem`` (fixed for good)."""
-    key = "|".join(map(str, (CUHK_SPLIT_SEED, "split", stem)))
-    u = int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "little") / 2**32
-    acc = 0.0
-    for name, fraction in zip(SPLITS, CUHK_SPLIT_FRACTIONS, strict=True):
-        acc += fraction
-        if u < acc:
-            return name
-    return SPLITS[-1]
+    return assign_split(stem, CUHK_SPLIT_FRACTIONS, CUHK_SPLIT_SEED)
 
 
 @dataclass(frozen=True)

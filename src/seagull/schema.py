@@ -7,6 +7,7 @@ read. Level words and thresholds live here and nowhere else.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -17,6 +18,27 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SchemaError
+
+# Records are split by source photo, so a test photo is never seen in training (any folder, any tool).
+SPLITS = ("train", "val", "test")
+
+
+def item_seed(seed: int, *keys: object) -> int:
+    """A 32-bit seed from ``seed`` and ``keys`` (stable across runs, machines and Python versions)."""
+    h = hashlib.sha256("|".join(map(str, (seed, *keys))).encode()).digest()
+    return int.from_bytes(h[:4], "little")
+
+
+def assign_split(ref_id: str, fractions: Sequence[float], seed: int) -> str:
+    """The split of source photo ``ref_id`` for ``fractions`` (train, val, test) and ``seed``."""
+    u = item_seed(seed, "split", ref_id) / 2**32
+    acc = 0.0
+    for name, f in zip(SPLITS, fractions, strict=True):
+        acc += f
+        if u < acc:
+            return name
+    return SPLITS[-1]
+
 
 SCHEMA_VERSION = 1
 

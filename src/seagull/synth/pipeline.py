@@ -8,7 +8,6 @@ shard that exists; a killed run resumes by skipping those.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -35,16 +34,16 @@ from ..schema import (
     RoiRecord,
     SampleRecord,
     Thresholds,
+    assign_split,
     atomic_write_bytes,
     importance_level,
+    item_seed,
     quality_level,
     severity_level,
     write_shard,
 )
 from ..templates import label_conversations
 from .layouts import Composite, compose, distortion_fields, roi_types
-
-SPLITS = ("train", "val", "test")
 
 # Label scheme "v2" (docs/labels.md, "Are clearly visible distortions labelled good?"): ROI damage
 # corrected for the share of its bounding box the mask fills, and cut points anchored to visibility:
@@ -211,22 +210,6 @@ class ItemResult:
 
 def _same_file(a: Path, b: Path | None) -> bool:
     return b is not None and a.resolve() == b.resolve()
-
-
-def item_seed(seed: int, *keys: object) -> int:
-    h = hashlib.sha256("|".join(map(str, (seed, *keys))).encode()).digest()
-    return int.from_bytes(h[:4], "little")
-
-
-def assign_split(ref_id: str, fractions: Sequence[float], seed: int) -> str:
-    """Split by reference, so test content never appears in training."""
-    u = item_seed(seed, "split", ref_id) / 2**32
-    acc = 0.0
-    for name, f in zip(SPLITS, fractions, strict=True):
-        acc += f
-        if u < acc:
-            return name
-    return SPLITS[-1]
 
 
 def propose_rois(ref: Reference, image: np.ndarray, cfg: SynthConfig) -> list[Roi]:

@@ -94,3 +94,62 @@ def run_benchmark(name: str, *args: str) -> subprocess.CompletedProcess:
         cwd=REPO,
         timeout=900,
     )
+
+
+# --------------------------------------------------------------------------- worker processes (Linux /proc)
+def _children() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        kids.setdefault(int(fields[1]), []).append(int(stat_file.parent.name))
+    return kids
+
+
+def _descendants(pid: int) -> set[int]:
+    kids, found, todo = _children(), set(), [pid]
+    while todo:
+        for child in kids.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has exited; only its parent's reaping is left
+
+
+def kill_and_check_workers_die(cmd: list[str], workers: int, start_timeout: float = 120.0) -> None:
+    """Run ``cmd``, wait for its ``workers`` worker processes, SIGKILL it, and assert they end too."""
+    import contextlib
+    import signal
+    import time
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    found: set[int] = set()
+    try:
+        deadline = time.time() + start_timeout
+        while time.time() < deadline and len(found) < workers and proc.poll() is None:
+            found = _descendants(proc.pid)
+            time.sleep(0.05)
+        assert len(found) >= workers, f"the run should have started its {workers} workers"
+        time.sleep(1.0)  # let them settle into their work items
+        found = _descendants(proc.pid)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        deadline = time.time() + 10
+        while time.time() < deadline and any(_alive(p) for p in found):
+            time.sleep(0.1)
+        assert not [p for p in found if _alive(p)], "workers outlived their killed parent"
+    finally:
+        for p in found:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)

@@ -7,11 +7,8 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import stat
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,63 +61,16 @@ def test_the_output_folder_is_checked_before_any_work(tmp_path):
 # --------------------------------------------------------------------------- workers and their parent
 
 
-def _children() -> dict[int, list[int]]:
-    kids: dict[int, list[int]] = {}
-    for stat_file in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat_file.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        kids.setdefault(int(fields[1]), []).append(int(stat_file.parent.name))
-    return kids
-
-
-def _descendants(pid: int) -> set[int]:
-    kids, found, todo = _children(), set(), [pid]
-    while todo:
-        for child in kids.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"  # a zombie has exited; only its parent's reaping is left
-
-
 @pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="needs Linux /proc to find the workers")
 def test_workers_die_with_their_killed_parent(shared_data, tmp_path):
+    from helpers import kill_and_check_workers_die
+
     cmd = [
         sys.executable, "-m", "seagull", "synth", "--refs", str(shared_data / "kodak" / "images"),
         "--out", str(tmp_path / "o"), "--quiet", "--workers", "2", "--limit", "8", "--settings", "3",
         "--families", "blur,noise", "--max-rois", "3", "--max-side", "160",
     ]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    workers: set[int] = set()
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline and len(workers) < 2 and proc.poll() is None:
-            workers = _descendants(proc.pid)
-            time.sleep(0.05)
-        assert len(workers) >= 2, "the run should have started its 2 workers"
-        time.sleep(1.0)  # let them settle into their work items
-        workers = _descendants(proc.pid)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        deadline = time.time() + 10
-        while time.time() < deadline and any(_alive(p) for p in workers):
-            time.sleep(0.1)
-        assert not [p for p in workers if _alive(p)], "workers outlived their killed parent"
-    finally:
-        for p in workers:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(p, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+    kill_and_check_workers_die(cmd, workers=2)
 
 
 # --------------------------------------------------------------------------- permissions

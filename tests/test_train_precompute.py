@@ -49,7 +49,9 @@ def test_precomputed_entries_are_what_training_reads(short_run) -> None:
     n = precompute_features(short_run, workers=2, progress=False)
     refs = images_to_encode(short_run)
     assert n == len(refs)
-    store = FeatureStore(build_for_training(short_run, load_tokenizer_for(short_run)), "disk", short_run.cache_dir)
+    store = FeatureStore(
+        build_for_training(short_run, load_tokenizer_for(short_run)), "disk", short_run.cache_dir
+    )
     for ref in refs:
         store.get(ref)
     assert store.hits == len(refs) and store.misses == 0

@@ -28,7 +28,7 @@ from ..schema import (
 from ..version import __version__
 from .layouts import roi_settings
 from .pipeline import ItemResult, SynthConfig, process_reference
-from .workers import worker_pool
+from ..workers import worker_pool
 
 LICENCE_NOTES = {
     "bsds500": "BSDS500: non-commercial research and education only (Berkeley); Corel photos. Do not redistribute.",

@@ -8,11 +8,13 @@ parts that learn. The cache layout and keys are exactly the trainer's (``Feature
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import time
 
 import torch
 
 from ..errors import ConfigError
+from ..workers import die_with_parent
 from .config import TrainConfig
 from .data import ImageRef, load_images, step_indices
 from .features import FeatureStore, supports_split
@@ -39,7 +41,8 @@ def images_to_encode(cfg: TrainConfig) -> list[ImageRef]:
     return list(unique.values())
 
 
-def _work(cfg: TrainConfig, index: int, workers: int, queue: mp.Queue) -> None:
+def _work(cfg: TrainConfig, index: int, workers: int, queue: mp.Queue, owner: int) -> None:
+    die_with_parent(owner)  # a killed precompute must not leave workers encoding on their own
     torch.set_num_threads(1)
     torch.manual_seed(cfg.seed)
     model = build_for_training(cfg, load_tokenizer_for(cfg)).eval()
@@ -63,7 +66,7 @@ def precompute_features(cfg: TrainConfig, workers: int = 2, progress: bool = Tru
     total = len(images_to_encode(cfg))
     ctx = mp.get_context("spawn")
     queue: mp.Queue = ctx.Queue()
-    procs = [ctx.Process(target=_work, args=(cfg, i, workers, queue)) for i in range(workers)]
+    procs = [ctx.Process(target=_work, args=(cfg, i, workers, queue, os.getpid())) for i in range(workers)]
     for p in procs:
         p.start()
     bar = None

@@ -94,7 +94,10 @@ def tiny_synth_dataset(tmp_path_factory) -> Path:
     from seagull.synth import SynthConfig, run_synthesis
 
     out = tmp_path_factory.mktemp("synth") / "tiny"
-    cfg = SynthConfig(refs=EXAMPLES, out=out, settings=3, max_rois=3, max_side=128, seed=0)
+    # Label scheme v1: the training fit checks on this set were calibrated on its spread of levels (16
+    # excellent, 15 good, 16 fair, 10 poor or bad of 57 train ROIs); at 128 px over the whole ladder v2
+    # calls 28 of them bad, which leaves a 100-step fit check little order to learn (SRCC 0.20).
+    cfg = SynthConfig(refs=EXAMPLES, out=out, settings=3, max_rois=3, max_side=128, seed=0, labels="v1")
     summary = run_synthesis(cfg, progress=False)
     assert summary.records > 20 and not summary.failed
     return out

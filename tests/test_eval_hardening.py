@@ -272,7 +272,10 @@ def test_eval_compares_several_models_in_one_run(dataset, tmp_path, monkeypatch,
     assert commands.cmd_eval(args) == 0
     said = capsys.readouterr().out
     assert "seagull:v1 from m/v1, seagull:v2 from m/v2" in said
-    assert {p.name for p in (tmp_path / "a" / "predictions").iterdir()} >= {"seagull:v1.jsonl", "seagull:v2.jsonl"}
+    assert {p.name for p in (tmp_path / "a" / "predictions").iterdir()} >= {
+        "seagull:v1.jsonl",
+        "seagull:v2.jsonl",
+    }
     with pytest.raises(ConfigError, match="share a name"):
         commands.cmd_eval(_constant_eval(dataset, tmp_path / "b", "--model", "a/v1", "b/v1"))
     with pytest.raises(ConfigError, match="baselines only"):

@@ -97,4 +97,6 @@ def test_rest_statistics_see_a_sharp_subject_on_a_blurred_background(photo: np.n
 def test_a_roi_covering_the_photo_compares_with_the_whole_image(photo: np.ndarray) -> None:
     x = torch.from_numpy(photo.copy()).permute(2, 0, 1).float() / 255
     out = roi_context_statistics(x, torch.ones(1, *photo.shape[:2]), rest=True)
-    assert torch.isfinite(out).all() and torch.allclose(out[0, len(NAMES) :], torch.zeros(2 * len(NAMES)), atol=1e-3)
+    assert torch.isfinite(out).all() and torch.allclose(
+        out[0, len(NAMES) :], torch.zeros(2 * len(NAMES)), atol=1e-3
+    )

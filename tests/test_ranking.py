@@ -41,7 +41,9 @@ def test_gradient_descent_on_the_loss_orders_the_scores() -> None:
     assert len(pairs) > 5 and bool((s[pairs[:, 0]] > s[pairs[:, 1]]).all())
 
 
-def test_training_step_ranks_with_the_assessors_quality_prompt(micro_model, micro_tokenizer, tiny_synth_dataset) -> None:
+def test_training_step_ranks_with_the_assessors_quality_prompt(
+    micro_model, micro_tokenizer, tiny_synth_dataset
+) -> None:
     """The LM ranking pass scores the same prompt the Assessor scores, and its loss reaches the MFE."""
     from seagull.model.processor import ScoringProcessor
     from seagull.train.data import ConversationDataset, collate, load_images
@@ -74,11 +76,18 @@ def test_training_step_ranks_with_the_assessors_quality_prompt(micro_model, micr
 
     micro_model.eval()
     with torch.no_grad():
-        scores, truth, group = lm_quality_scores(micro_model, batch, encode_batch(micro_model, batch, None), processor)
+        scores, truth, group = lm_quality_scores(
+            micro_model, batch, encode_batch(micro_model, batch, None), processor
+        )
         it = items[0]
         ranked = [k for k in rankable([it.ref.record.rois[r].quality for r in it.rois])][:4]
         ref_scores = score_image(
-            micro_model, it.ref, [it.rois[k] for k in ranked], processor, int(micro_tokenizer.pad_token_id), None
+            micro_model,
+            it.ref,
+            [it.rois[k] for k in ranked],
+            processor,
+            int(micro_tokenizer.pad_token_id),
+            None,
         )
     first = scores[group == 0]
     assert torch.allclose(first, torch.tensor([s.quality.score for s in ref_scores]), atol=1e-5)

@@ -10,7 +10,9 @@ from seagull.errors import ConfigError
 
 
 @pytest.mark.parametrize("lowlevel,rest", [(False, False), (True, False), (True, True)])
-def test_cached_split_equals_model_encoders(make_micro_model, coffee: np.ndarray, lowlevel: bool, rest: bool) -> None:
+def test_cached_split_equals_model_encoders(
+    make_micro_model, coffee: np.ndarray, lowlevel: bool, rest: bool
+) -> None:
     from seagull.train.features import encode_frozen, supports_split, trainable_tokens
 
     model = make_micro_model(mfe={"lowlevel": lowlevel, "lowlevel_rest": rest})

@@ -348,7 +348,9 @@ class MaskFeatureExtractor(nn.Module):
         return torch.cat(
             [
                 roi_context_statistics(
-                    img * std.to(img) + mean.to(img), m.to(img.device), rest=bool(self.cfg.get("lowlevel_rest"))
+                    img * std.to(img) + mean.to(img),
+                    m.to(img.device),
+                    rest=bool(self.cfg.get("lowlevel_rest")),
                 )
                 for img, m in zip(images, regions.masks, strict=True)
             ]

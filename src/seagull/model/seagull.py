@@ -506,10 +506,14 @@ def load_model(
         raise ModelError(f"{p} is not a saved SEAGULL model folder (config.json and {WEIGHTS_NAME} expected)")
     new_keys: list[str] = []
     for section, options in (extend or {}).items():
-        for option in options if isinstance(options, dict) else [options]:
+        if not isinstance(options, dict):
+            raise ConfigError(f"extend[{section!r}] must map option names to values, got {options!r}")
+        for option in options:
             if (section, option) not in EXTENSIONS:
                 allowed = ", ".join(f"{a}.{b}" for a, b in EXTENSIONS)
-                raise ConfigError(f"a trained model can only be extended with {allowed}; got {section}.{option}")
+                raise ConfigError(
+                    f"a trained model can only be extended with {allowed}; got {section}.{option}"
+                )
             new_keys.append(EXTENSIONS[(section, option)])
     cfg = get_config(p, **{k: dict(v) for k, v in (extend or {}).items()})
     if cfg.model_type != MODEL_TYPE:

@@ -26,9 +26,9 @@ from ..schema import (
     shard_paths,
 )
 from ..version import __version__
+from ..workers import worker_pool
 from .layouts import roi_settings
 from .pipeline import ItemResult, SynthConfig, process_reference
-from ..workers import worker_pool
 
 LICENCE_NOTES = {
     "bsds500": "BSDS500: non-commercial research and education only (Berkeley); Corel photos. Do not redistribute.",

@@ -207,7 +207,9 @@ class TrainStep(nn.Module):
             loss = loss + lm_loss
             self.last_parts["lm_loss"] = float(lm_loss.detach())
             if self.rank_weight > 0 and self.processor is not None:
-                scores, truth, group = lm_quality_scores(self.model, batch, (tokens, glob, local), self.processor)
+                scores, truth, group = lm_quality_scores(
+                    self.model, batch, (tokens, glob, local), self.processor
+                )
                 rank = pairwise_rank_loss(scores, truth, group)
                 if rank is not None:
                     loss = loss + self.rank_weight * rank

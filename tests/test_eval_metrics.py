@@ -108,3 +108,26 @@ def test_auc_hand_example():
     assert M.auc([3, 4], [1, 2]) == 1.0
     assert M.auc([1, 3], [2, 2]) == pytest.approx(0.5)
     assert M.auc([2], [2]) == pytest.approx(0.5)
+
+
+def test_severity_of_named_distortions_counts_only_the_types_named() -> None:
+    from seagull.eval.protocol import RoiLabel, named_severity_accuracy
+    from seagull.schema import DistortionPrediction, RegionPrediction
+
+    def label(*sev: tuple[str, str]) -> RoiLabel:
+        return RoiLabel("s", "r0", "g", 0.5, "fair", 0.1, "minor", tuple(t for t, _ in sev), sev)
+
+    def pred(*dist: tuple[str, str]) -> RegionPrediction:
+        return RegionPrediction(
+            "r0", distortions=[DistortionPrediction(t, 0.9, severity_level=s) for t, s in dist]
+        )
+
+    labels = [
+        label(("noise", "mild")),
+        label(("blur", "severe"), ("noise", "slight")),
+        label(("blur", "mild")),
+    ]
+    preds = [pred(("noise", "mild")), pred(("blur", "moderate")), pred(("noise", "mild"))]
+    got = named_severity_accuracy(labels, preds)
+    # named: noise mild (exact), blur severe -> moderate (one off); the third names another type
+    assert got["n"] == 2 and got["exact"] == 0.5 and got["within_one"] == 1.0

@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import SchemaError
-from ..schema import IMPORTANCE_LEVELS, QUALITY_LEVELS, RegionPrediction, RoiRecord, SampleRecord
+from ..schema import (
+    IMPORTANCE_LEVELS,
+    QUALITY_LEVELS,
+    SEVERITY_LEVELS,
+    RegionPrediction,
+    RoiRecord,
+    SampleRecord,
+)
 from . import metrics as M
 from .predictions import SamplePrediction
 
@@ -73,6 +80,8 @@ class PredictorScores:
     importance_levels: dict[str, float] = field(default_factory=dict)
     type_prf: M.PrfResult | None = None
     severity_prf: M.PrfResult | None = None
+    # severity level of each labelled distortion the predictor names: exact / within one level, n
+    severity_levels: dict[str, float] = field(default_factory=dict)
     type_f1: dict[str, float] = field(default_factory=dict)
     confusion: dict[str, Any] = field(default_factory=dict)
 
@@ -83,6 +92,7 @@ class PredictorScores:
             d[k] = None if v is None else v.to_dict()
         d["quality_levels"] = self.quality_levels
         d["importance_levels"] = self.importance_levels
+        d["severity_levels"] = self.severity_levels
         d["type_f1"] = self.type_f1
         d["confusion"] = self.confusion
         return d
@@ -136,7 +146,23 @@ def score_predictor(
         ]
         s_lab = [M.severity_set(lab.severities) for lab in labs]
         res.severity_prf = M.sample_average_prf(s_lab, s_pred, bootstrap, groups, seed)
+        res.severity_levels = named_severity_accuracy(labs, ps)
     return res
+
+
+def named_severity_accuracy(
+    labels: Sequence[RoiLabel], preds: Sequence[SamplePrediction | None]
+) -> dict[str, float]:
+    """Exact and within-one-level accuracy of the severity the predictor gives each labelled distortion
+    it names (a distortion it does not name has no severity to compare; type F1 counts those)."""
+    truth, given = [], []
+    for lab, p in zip(labels, preds, strict=True):
+        named = dict(p.severity_pairs) if p is not None and p.severity_pairs else {}
+        for t, sev in lab.severities:
+            if t in named:
+                truth.append(sev)
+                given.append(named[t])
+    return M.level_accuracy(truth, given, SEVERITY_LEVELS)
 
 
 def _primary_confusion(

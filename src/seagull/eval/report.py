@@ -117,6 +117,7 @@ def write_protocol_report(
         "",
         markdown_table(MAIN_COLUMNS, [main_row(s) for s in scores]),
         "",
+        *severity_section(scores),
         *(pair_section(pairs) if pairs else []),
         "## Per-type F1 (%) (the paper's Table 2 layout)",
         "",
@@ -134,6 +135,35 @@ def write_protocol_report(
     ]
     atomic_write_text(out_dir / "report.md", "\n".join(md))
     return [out_dir / "report.json", out_dir / "report.md", *plots]
+
+
+def severity_section(scores: Sequence[PredictorScores]) -> list[str]:
+    """Markdown lines: the severity level of each labelled distortion a predictor names."""
+
+    def pct(v: float) -> str:
+        return "-" if math.isnan(v) else f"{100 * v:.1f}"
+
+    rows = [
+        [
+            s.name,
+            str(s.severity_levels["n"]),
+            pct(s.severity_levels["exact"]),
+            pct(s.severity_levels["within_one"]),
+        ]
+        for s in scores
+        if s.severity_levels.get("n")
+    ]
+    if not rows:
+        return []
+    return [
+        "## Severity of the distortions a predictor names",
+        "",
+        "For each labelled distortion whose type the predictor names: is its severity level the label's (exact),",
+        "or at most one level off (%)?",
+        "",
+        markdown_table(["predictor", "named distortions", "exact", "within one level"], rows),
+        "",
+    ]
 
 
 def pair_section(pairs: dict[str, PairSummary]) -> list[str]:

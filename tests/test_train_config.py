@@ -24,7 +24,7 @@ def test_tiny_config_loads(tmp_path: Path, tiny_train_config) -> None:
         ({"data__train": []}, "data.train is empty"),
         ({"data__train_split": "nosuchsplit"}, "no records in split 'nosuchsplit'"),
         ({"parts__lm": "adapter"}, "parts.lm must be one of"),
-        ({"parts__tower": True}, "vision tower stays frozen"),
+        ({"parts__tower": True}, "tower stays frozen in stages 1 and 2"),
         ({"mixed_precision": "fp16"}, "fp16 needs a CUDA GPU"),
         ({"deepspeed": "nope.json"}, "deepspeed config"),
         ({"data__task_mix": {"quality": 0}}, "positive sum"),

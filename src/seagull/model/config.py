@@ -38,9 +38,11 @@ VISION_DEFAULTS: dict[str, Any] = {
     "std": list(CLIP_STD),
     "frozen": True,
     # "package": weights come from an installed package and are never saved with the model;
-    # "file": from ``weights_path`` (OpenCLIP .bin or a timm state dict); "none": random init.
+    # "file": from ``weights_path`` (OpenCLIP .bin or a timm state dict); "none": random init, or
+    # stored in the model file (a released checkpoint; a stage-0 tower, named by its "digest").
     "weights": "none",
     "weights_path": None,
+    "digest": None,  # of weights stored in the model file (train/tower/), so caches tell towers apart
 }
 
 MFE_DEFAULTS: dict[str, Any] = {

@@ -27,7 +27,7 @@ from ..errors import ConfigError, ModelError, RoiError
 from .config import MODEL_TYPE, SeagullConfig, get_config
 from .mfe import MaskFeatureExtractor, RegionBatch
 from .prompting import IGNORE_INDEX
-from .vision import build_vision_tower
+from .vision import build_vision_tower, trunk_digest
 
 WEIGHTS_NAME = "model.safetensors"
 
@@ -207,6 +207,21 @@ class SeagullForCausalLM(SeagullPreTrainedModel):
         if any(i is None for i in ids):
             raise ConfigError("config lacks image/global/local token ids; build the model with a tokenizer")
         return ids  # type: ignore[return-value]
+
+    def use_tower_file(self, path: str | Path) -> None:
+        """Replace the tower's weights with a stage-0 ``tower.safetensors`` (train/tower/). The model then
+        keeps them itself: the config says ``weights: none`` and the weights' ``digest``, and
+        :meth:`save_pretrained` writes them with the rest."""
+        from .checkpoints import load_state_file
+
+        tower = self.vision_tower
+        tower.load_trunk_state(load_state_file(path), str(path), ("classifier.", "head."))
+        self.config.vision = {
+            **self.config.vision,
+            "weights": "none",
+            "weights_path": None,
+            "digest": trunk_digest(tower.trunk.state_dict()),
+        }
 
     # ------------------------------------------------------------------ encoders
 

@@ -309,6 +309,17 @@ def get_vision_kind(name: str) -> VisionKind:
     return VISION_KINDS.get(name)
 
 
+def trunk_digest(state: dict[str, torch.Tensor]) -> str:
+    """A short fingerprint of trunk weights (tells fine-tuned towers apart in caches and configs)."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for k in sorted(state):
+        h.update(k.encode())
+        h.update(state[k].detach().to("cpu").contiguous().numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
 def build_vision_tower(cfg: dict[str, Any]) -> VisionTower:
     kind = get_vision_kind(cfg.get("kind", "timm"))
     tower = VisionTower(cfg)

@@ -9,6 +9,10 @@ from pathlib import Path
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .config import load_config
+    from .tower.config import is_tower_config
+
+    if is_tower_config(_read_yaml(args.config)):
+        return _train_tower(args)
     from .trainer import train
 
     cfg = load_config(args.config, overrides=args.overrides, output_dir=args.output)
@@ -29,10 +33,74 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_yaml(path: Path) -> object:
+    import yaml
+
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None  # load_config reports it with the fix
+
+
+def _train_tower(args: argparse.Namespace) -> int:
+    from .tower.config import load_tower_config
+    from .tower.trainer import train_tower
+
+    if args.precompute_features:
+        print("--precompute-features is for stages 1 and 2; a tower config (stage: tower) has no cache")
+        return 2
+    cfg = load_tower_config(args.config, overrides=args.overrides, output_dir=args.output)
+    result = train_tower(cfg, resume=args.resume)
+    print(
+        f"trained the tower {result.steps} steps in {result.seconds:.1f} s; final tower in {result.final_dir}"
+    )
+    if result.last_val:
+        print("validation: " + json.dumps({k: round(v, 4) for k, v in result.last_val.items()}))
+    return 0
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    from .tower.probe import format_table, run_probe, write_results
+
+    results = run_probe(
+        args.tower, args.data, args.train_photos, args.test_photos, args.train_split, args.test_split
+    )
+    print(format_table(results))
+    if args.out:
+        write_results(results, args.out)
+        print(f"results written to {args.out}")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
+        "tower-probe",
+        help="linear probe: how well a vision tower's frozen region features see quality (stage 0 check)",
+        description="Fit one ridge probe per tower on the train split's regions (quality, distortion types) "
+        "and score it on the test split's: quality SRCC, type F1, within-photo pair accuracy.",
+    )
+    p.add_argument(
+        "--tower",
+        nargs="+",
+        default=["imagenet"],
+        help="'imagenet' (the package weights) and/or stage-0 tower.safetensors files",
+    )
+    p.add_argument(
+        "--data", type=Path, nargs="+", required=True, help="dataset folders written by `seagull synth`"
+    )
+    p.add_argument(
+        "--train-photos", type=int, default=150, help="photos of the train split the probe fits on"
+    )
+    p.add_argument("--test-photos", type=int, default=60, help="photos of the test split it is scored on")
+    p.add_argument("--train-split", default="train")
+    p.add_argument("--test-split", default="test")
+    p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    p.set_defaults(func=_cmd_probe)
+
+    p = subparsers.add_parser(
         "train",
-        help="train a SEAGULL model (stage 1 synthetic pre-training / stage 2 fine-tuning) from a YAML config",
+        help="train from a YAML config: stage 0 (quality-aware tower, `stage: tower`), stage 1 synthetic "
+        "pre-training or stage 2 fine-tuning",
         description="Train from a YAML config. Launch several processes with `accelerate launch -m seagull train ...`.",
     )
     p.add_argument(

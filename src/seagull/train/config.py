@@ -99,6 +99,9 @@ class AuxConfig:
 class TrainConfig:
     model: str = "seagull-test"  # named config, JSON file, or a trained model folder (stage 2 starts from it)
     model_overrides: dict[str, Any] = field(default_factory=dict)
+    # A stage-0 tower (train/tower/: OUTPUT/final/tower.safetensors) replacing the model's tower weights;
+    # the trained model stores it. Relative to the working directory, like ``model``.
+    tower: Path | None = None
     tokenizer: str | None = None  # tokenizer folder; None: the model folder's, or train the project BPE
     tokenizer_vocab: int = 2048
     output_dir: Path = Path("runs/seagull")
@@ -133,7 +136,8 @@ class TrainConfig:
         """Raise ConfigError naming the field and the fix; touches only small files (cards, first records)."""
         if self.parts.tower:
             raise ConfigError(
-                "parts.tower: true is not supported: the vision tower stays frozen (SEAGULL); remove it"
+                "parts.tower: true is not supported: the tower stays frozen in stages 1 and 2 (SEAGULL); fine-tune "
+                "it in stage 0 (a `stage: tower` config) and pass the result with `tower:`"
             )
         if self.parts.lm not in LM_MODES:
             raise ConfigError(f"parts.lm must be one of {LM_MODES}, got {self.parts.lm!r}")
@@ -148,6 +152,11 @@ class TrainConfig:
                 raise ConfigError("lora.targets is empty; name the LM's linear layers (e.g. q_proj, v_proj)")
             if not 0 <= self.lora.dropout < 1:
                 raise ConfigError(f"lora.dropout must be in [0, 1), got {self.lora.dropout}")
+        if self.tower is not None and not Path(self.tower).is_file():
+            raise ConfigError(
+                f"tower: {self.tower} does not exist; train it with a `stage: tower` config "
+                "(src/seagull/train/configs/tower_stage0.yaml) or remove the option"
+            )
         if self.mixed_precision not in PRECISIONS:
             raise ConfigError(f"mixed_precision must be one of {PRECISIONS}, got {self.mixed_precision!r}")
         if self.feature_cache not in CACHE_MODES:
@@ -414,7 +423,17 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 # Paths given on the command line are relative to the working directory (those in the file: to the file).
-PATH_KEYS = {("data", "train"), ("data", "val"), ("output_dir",), ("cache_dir",), ("deepspeed",), ("model",)}
+PATH_KEYS = {
+    ("data", "train"),
+    ("data", "val"),
+    ("output_dir",),
+    ("cache_dir",),
+    ("deepspeed",),
+    ("model",),
+    ("tower",),
+    ("train",),  # stage 0 (tower/config.py)
+    ("val",),
+}
 
 
 def _absolute(value: Any) -> Any:

@@ -85,7 +85,9 @@ def preprocessing_fingerprint(model: SeagullForCausalLM) -> str:
     # The low-level statistics are added to an existing entry on demand (FeatureStore.get), so turning
     # them on does not invalidate the cached tower features.
     mfe = {k: v for k, v in c.mfe.items() if k not in ("lowlevel", "lowlevel_rest")}
-    d = {"vision": c.vision, "mfe": mfe, "projector": c.projector}
+    # A tower from its package has no digest; leaving the empty key out keeps older caches valid.
+    vision = {k: v for k, v in c.vision.items() if not (k == "digest" and v is None)}
+    d = {"vision": vision, "mfe": mfe, "projector": c.projector}
     return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

@@ -29,7 +29,14 @@ class MetricsLog:
         "n_rois",
     )
 
-    def __init__(self, out_dir: Path, tensorboard: bool = True, resume_step: int = 0) -> None:
+    def __init__(
+        self,
+        out_dir: Path,
+        tensorboard: bool = True,
+        resume_step: int = 0,
+        fields: tuple[str, ...] | None = None,
+    ) -> None:
+        self.fields = fields or self.FIELDS
         self.path = Path(out_dir) / "metrics.csv"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.is_file() and resume_step:
@@ -50,14 +57,14 @@ class MetricsLog:
 
     def _write_all(self, rows: list[dict[str, Any]]) -> None:
         with self.path.open("w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=self.FIELDS)
+            w = csv.DictWriter(f, fieldnames=self.fields)
             w.writeheader()
             w.writerows(rows)
 
     def log(self, step: int, split: str, **values: Any) -> None:
-        row = {"step": step, "split": split, **{k: v for k, v in values.items() if k in self.FIELDS}}
+        row = {"step": step, "split": split, **{k: v for k, v in values.items() if k in self.fields}}
         with self.path.open("a", newline="") as f:
-            csv.DictWriter(f, fieldnames=self.FIELDS).writerow(row)
+            csv.DictWriter(f, fieldnames=self.fields).writerow(row)
         if self.writer is not None:
             for k, v in values.items():
                 if isinstance(v, (int, float)) and k not in ("epoch",):

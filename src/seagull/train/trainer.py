@@ -79,7 +79,8 @@ def load_tokenizer_for(cfg: TrainConfig) -> Any:
 
 def build_for_training(cfg: TrainConfig, tokenizer: Any) -> SeagullForCausalLM:
     """Stage 1: a new model from a named config; stage 2: a trained model folder (``model_overrides``
-    may only turn on the extensions a trained model takes, :data:`seagull.model.seagull.EXTENSIONS`)."""
+    may only turn on the extensions a trained model takes, :data:`seagull.model.seagull.EXTENSIONS`).
+    Either way ``cfg.tower`` (a stage-0 tower) replaces the tower's weights."""
     p = Path(cfg.model)
     if p.is_dir() and (p / "model.safetensors").is_file():
         model = load_model(p, extend=dict(cfg.model_overrides) or None)
@@ -88,8 +89,11 @@ def build_for_training(cfg: TrainConfig, tokenizer: Any) -> SeagullForCausalLM:
                 f"tokenizer has {len(tokenizer)} tokens but {p} was trained with "
                 f"{model.config.text_config['vocab_size']}; use the tokenizer saved in {p}"
             )
-        return model.train()
-    return build_model(cfg.model, tokenizer=tokenizer, **dict(cfg.model_overrides)).train()
+    else:
+        model = build_model(cfg.model, tokenizer=tokenizer, **dict(cfg.model_overrides))
+    if cfg.tower is not None:
+        model.use_tower_file(cfg.tower)
+    return model.train()
 
 
 def lm_linear_names(lm: torch.nn.Module) -> set[str]:

@@ -196,16 +196,9 @@ class TrainConfig:
             raise ConfigError("aux.warmup_steps needs aux.weight > 0 (the warm-up trains the region heads)")
         if self.optim.lr <= 0:
             raise ConfigError(f"optim.lr must be positive, got {self.optim.lr}")
-        for name in (
-            "batch_images",
-            "grad_accum",
-            "save_every",
-            "val_every",
-            "log_every",
-            "keep_checkpoints",
-        ):
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        require_at_least_one(
+            self, ("batch_images", "grad_accum", "save_every", "val_every", "log_every", "keep_checkpoints")
+        )
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"max_steps must be >= 1, got {self.max_steps}")
         if self.max_steps is None and self.epochs <= 0:
@@ -254,6 +247,13 @@ class TrainConfig:
         d = self.to_dict()
         d.pop("source", None)
         Path(path).write_text(yaml.safe_dump(d, sort_keys=False), encoding="utf-8")
+
+
+def require_at_least_one(cfg: Any, names: tuple[str, ...]) -> None:
+    """ConfigError naming the first of the integer options ``names`` of ``cfg`` that is below 1."""
+    for name in names:
+        if int(getattr(cfg, name)) < 1:
+            raise ConfigError(f"{name} must be >= 1, got {getattr(cfg, name)}")
 
 
 def _cuda() -> bool:

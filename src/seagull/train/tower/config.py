@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from ...errors import ConfigError
-from ..config import _build, apply_overrides, check_dataset
+from ..config import _build, apply_overrides, check_dataset, require_at_least_one
 
 STAGE = "tower"
 
@@ -68,20 +68,21 @@ class TowerConfig:
                 f"model {self.model!r}: its tower ({vision.get('kind')}) has no package weights to start "
                 "from; use seagull-tiny (EfficientNet-Lite0)"
             )
-        for name in (
-            "max_steps",
-            "crop",
-            "groups",
-            "variants",
-            "max_rois",
-            "save_every",
-            "val_every",
-            "log_every",
-            "keep_checkpoints",
-            "val_photos",
-        ):
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        require_at_least_one(
+            self,
+            (
+                "max_steps",
+                "crop",
+                "groups",
+                "variants",
+                "max_rois",
+                "save_every",
+                "val_every",
+                "log_every",
+                "keep_checkpoints",
+                "val_photos",
+            ),
+        )
         if self.crop < 32:
             raise ConfigError(f"crop must be at least 32 pixels, got {self.crop}")
         if self.lr <= 0 or self.head_lr <= 0:

@@ -63,6 +63,10 @@ def test_crops_are_deterministic_and_keep_regions_inside(tower_config) -> None:
     assert sum(int(m.shape[0]) for m in a.masks) == len(a.quality) == len(a.group) == len(a.severity)
     assert all(int(m.flatten(1).sum(1).min()) >= sampler.min_pixels for m in a.masks)
     assert not torch.equal(sampler.batch(6).pixels, a.pixels)
+    tiny_regions = CropSampler(sampler.photos, crop=96, min_pixels=10**6, seed=0)
+    assert tiny_regions.fixed(0) is None  # validation skips such a photo
+    with pytest.raises(ConfigError, match="step 3: no region fell inside"):
+        tiny_regions.batch(3)
 
 
 def test_stage0_loss_falls(tower_config) -> None:

@@ -86,17 +86,27 @@ class CropSampler:
     min_pixels: int = 256
     seed: int = 0
 
+    DRAWS = 20  # windows drawn for a step before giving up (regions too small for the crop)
+
     def batch(self, step: int) -> CropBatch:
         rng = random.Random(item_seed(self.seed, "tower-step", step))
-        picks = [rng.randrange(len(self.photos)) for _ in range(self.groups)]
-        return self.cut(picks, rng)
+        for _ in range(self.DRAWS):  # redraws come from the same generator: a step stays reproducible
+            picks = [rng.randrange(len(self.photos)) for _ in range(self.groups)]
+            out = self.cut(picks, rng)
+            if out is not None:
+                return out
+        raise ConfigError(
+            f"step {step}: no region fell inside any of {self.DRAWS} drawn windows; raise crop or lower "
+            "min_pixels (the regions of these photos are small)"
+        )
 
-    def fixed(self, index: int) -> CropBatch:
-        """The window of photo ``index`` used for validation: all its records, the same every time."""
+    def fixed(self, index: int) -> CropBatch | None:
+        """The window of photo ``index`` used for validation (all its records, the same every time);
+        None when no region of the photo falls inside it."""
         rng = random.Random(item_seed(self.seed, "tower-val", index))
         return self.cut([index], rng, every_variant=True)
 
-    def cut(self, picks: Sequence[int], rng: random.Random, every_variant: bool = False) -> CropBatch:
+    def cut(self, picks: Sequence[int], rng: random.Random, every_variant: bool = False) -> CropBatch | None:
         pixels, masks, quality, severity, group = [], [], [], [], []
         for g, p in enumerate(picks):
             records = self.photos[p]
@@ -114,7 +124,7 @@ class CropSampler:
                 severity += [severity_vector(r) for _, r in rois]
                 group += [g] * len(rois)
         if not pixels:
-            raise ConfigError("no region of the drawn photos falls inside its crop; lower crop or min_pixels")
+            return None
         size = max(int(t.shape[-1]) for t in pixels)
         return CropBatch(
             torch.stack([_pad(t, size) for t in pixels]),

@@ -97,6 +97,8 @@ def validate(module: TowerWithHeads, sampler: CropSampler) -> dict[str, float]:
     q_pred, q_true, labels, named, right, pairs = [], [], [], [], 0, 0
     for i in range(len(sampler.photos)):
         batch = sampler.fixed(i)
+        if batch is None:
+            continue
         quality, type_logits, _ = module(batch.pixels, batch.masks)
         q_pred += quality.tolist()
         q_true += batch.quality.tolist()

@@ -462,6 +462,13 @@ def load_config(
     path: str | Path, overrides: list[str] | None = None, check_data: bool = True, **fields: Any
 ) -> TrainConfig:
     """Read, override (``section.key=value`` strings, then keyword ``fields``) and validate a YAML config."""
+    cfg = config_from_dict(read_raw_config(path, overrides, fields), Path(path).resolve())
+    cfg.validate(check_data=check_data)
+    return cfg
+
+
+def read_raw_config(path: str | Path, overrides: list[str] | None, fields: dict[str, Any]) -> dict[str, Any]:
+    """A config file's YAML mapping with the ``key=value`` overrides, then the non-None ``fields``, applied."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"training config {p} does not exist; see src/seagull/train/configs/ for examples")
@@ -469,11 +476,11 @@ def load_config(
         raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"training config {p} is not valid YAML: {e}") from e
+    if not isinstance(raw, dict):
+        raise ConfigError(f"training config {p} must be a YAML mapping")
     raw = apply_overrides(raw, list(overrides or []))
     raw.update({k: v for k, v in fields.items() if v is not None})
-    cfg = config_from_dict(raw, p.resolve())
-    cfg.validate(check_data=check_data)
-    return cfg
+    return raw
 
 
 def config_hash(cfg: TrainConfig) -> str:

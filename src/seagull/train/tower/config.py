@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from ...errors import ConfigError
-from ..config import _build, apply_overrides, check_dataset, require_at_least_one
+from ..config import _build, check_dataset, read_raw_config, require_at_least_one
 
 STAGE = "tower"
 
@@ -153,13 +153,6 @@ def tower_config_from_dict(raw: dict[str, Any], source: Path | None = None) -> T
 def load_tower_config(
     path: str | Path, overrides: list[str] | None = None, check_data: bool = True, **fields: Any
 ) -> TowerConfig:
-    p = Path(path)
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise ConfigError(f"tower config {p} cannot be read: {e}") from e
-    raw = apply_overrides(raw, list(overrides or []))
-    raw.update({k: v for k, v in fields.items() if v is not None})
-    cfg = tower_config_from_dict(raw, p.resolve())
+    cfg = tower_config_from_dict(read_raw_config(path, overrides, fields), Path(path).resolve())
     cfg.validate(check_data=check_data)
     return cfg

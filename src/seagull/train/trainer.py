@@ -159,8 +159,13 @@ def set_trainable(cfg: TrainConfig, model: SeagullForCausalLM) -> SeagullForCaus
 def make_scheduler(
     cfg: TrainConfig, optimizer: torch.optim.Optimizer, total: int
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    warm = cfg.optim.warmup_steps
-    kind = cfg.optim.scheduler
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_factor(cfg.optim.warmup_steps, total, cfg.optim.scheduler)
+    )
+
+
+def lr_factor(warm: int, total: int, kind: str = "cosine") -> Any:
+    """The learning-rate multiplier per step: linear warm-up over ``warm`` steps, then ``kind``."""
 
     def factor(step: int) -> float:
         if warm and step < warm:
@@ -170,7 +175,7 @@ def make_scheduler(
         frac = (step - warm) / max(1, total - warm)
         return max(0.0, 1 - frac) if kind == "linear" else 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return factor
 
 
 def total_steps(cfg: TrainConfig, n_images: int, world: int) -> int:

@@ -85,6 +85,8 @@ class TowerConfig:
         )
         if self.crop < 32:
             raise ConfigError(f"crop must be at least 32 pixels, got {self.crop}")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
         if self.lr <= 0 or self.head_lr <= 0:
             raise ConfigError(f"lr and head_lr must be positive, got {self.lr}, {self.head_lr}")
         weights = dataclasses.asdict(self.loss)

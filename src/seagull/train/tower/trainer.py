@@ -6,7 +6,6 @@ stage-1/2 config, or ``vision.weights: file``), ``heads.safetensors`` and ``trai
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from ..checkpoint import (
 )
 from ..ranking import RANK_MARGIN, pairwise_rank_loss
 from ..tracking import MetricsLog
+from ..trainer import lr_factor
 from .config import TowerConfig
 from .data import CropBatch, CropSampler, load_photos
 from .heads import TowerWithHeads
@@ -125,13 +125,7 @@ def make_optimizer(module: TowerWithHeads, cfg: TowerConfig) -> tuple[torch.opti
         ],
         weight_decay=cfg.weight_decay,
     )
-
-    def factor(step: int) -> float:
-        if step < cfg.warmup_steps:
-            return (step + 1) / cfg.warmup_steps
-        frac = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
-
+    factor = lr_factor(cfg.warmup_steps, cfg.max_steps)
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 

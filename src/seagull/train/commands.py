@@ -72,7 +72,34 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_average(args: argparse.Namespace) -> int:
+    from .average import average_models
+
+    res = average_models(args.model, args.out, args.weights)
+    print(
+        f"averaged {res.differing} of {res.tensors} tensors (the rest are equal in every model); model in {res.out}"
+    )
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "average-models",
+        help="average the weights of fine-tunes of one model (a model soup)",
+        description="Write the weighted average of the weights of two or more fine-tunes of one model "
+        "(same config, tokenizer and tensors) as a new model folder, with average.json naming the inputs.",
+    )
+    p.add_argument("--model", type=Path, nargs="+", required=True, help="model folders to average")
+    p.add_argument(
+        "--weights",
+        type=float,
+        nargs="+",
+        default=None,
+        help="one positive weight per model (default: equal)",
+    )
+    p.add_argument("--out", type=Path, required=True, help="new folder for the averaged model")
+    p.set_defaults(func=_cmd_average)
+
     p = subparsers.add_parser(
         "tower-probe",
         help="linear probe: how well a vision tower's frozen region features see quality (stage 0 check)",

@@ -1,8 +1,9 @@
 """``seagull average-models``: the weighted average of the weights of fine-tunes of one model.
 
 Fine-tunes that start from the same weights and differ in a few choices (learning rate, data mix) often
-sit in one basin of the loss, so their average keeps what each learned better than either alone
-("model soups", Wortsman et al., ICML 2022; WiSE-FT, Wortsman et al., CVPR 2022). The inputs must be
+sit in one basin of the loss, so their average can keep much of what each learned ("model soups",
+Wortsman et al., ICML 2022; WiSE-FT, Wortsman et al., CVPR 2022); whether it does is for the evaluation
+to say (for seagull-tiny's stage-2 runs it did not: docs/default_model.md). The inputs must be
 the same architecture: equal ``config.json``, equal tokenizer files, the same tensor names and shapes;
 integer tensors (counters) must be equal too. The output folder is a model folder like the inputs',
 with ``average.json`` naming each input, its weight and the SHA-256 of its weights file.

@@ -151,3 +151,16 @@ def test_unreadable_photo_is_skipped_and_reported(tmp_path: Path) -> None:
 
     res = run_cuhk(refs, default_predictors(None, ["laplacian_var"]))
     assert res.info["photos"] == 2 and res.info["skipped_unreadable"] == 1
+
+
+def test_blur_drops_set_the_blurred_regions_quality_and_are_recorded(tmp_path: Path) -> None:
+    refs = _tiny_cuhk(tmp_path / "refs")
+    argv = ["data", "cuhk", "--refs", str(refs), "--out", str(tmp_path / "out"), "--defocus-drop", "0.1"]
+    assert main(argv) == 0
+    recs = {r.id: r for r in iter_records(tmp_path / "out")}
+    for rec, drop in ((recs["motion0001"], 0.3), (recs["f0002"], 0.1)):
+        blurred, sharp = rec.rois
+        assert sharp.quality - blurred.quality == pytest.approx(drop, abs=1e-5)
+    assert read_card(tmp_path / "out")["labels"]["blur_drop"] == {"defocus": 0.1, "motion": 0.3}
+    with pytest.raises(ConfigError, match="defocus blur drop 1.5 is not in"):
+        convert_cuhk(refs, tmp_path / "out2", drops={"defocus": 1.5, "motion": 0.3})

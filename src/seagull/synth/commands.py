@@ -95,7 +95,8 @@ def cmd_relabel(args: argparse.Namespace) -> int:
 def cmd_cuhk(args: argparse.Namespace) -> int:
     from .cuhk import convert_cuhk
 
-    res = convert_cuhk(args.refs, args.out, limit=args.limit)
+    drops = {"defocus": args.defocus_drop, "motion": args.motion_drop}
+    res = convert_cuhk(args.refs, args.out, limit=args.limit, drops=drops)
     splits = ", ".join(f"{s} {res.per_split.get(s, 0)}" for s in ("train", "val", "test"))
     print(f"{res.records} photos written to {res.out} ({splits}), 2 ROIs each")
     if res.skipped:
@@ -258,4 +259,11 @@ def _add_data(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument(
         "--limit", type=int, default=None, help="only N photos, motion and defocus alike (smoke runs)"
     )
+    for kind, default in (("defocus", 0.2), ("motion", 0.3)):  # cuhk.BLUR_DROP, kept out of CLI start-up
+        c.add_argument(
+            f"--{kind}-drop",
+            type=float,
+            default=default,
+            help=f"quality of a {kind}-blurred region below its sharp rest (default %(default)s)",
+        )
     c.set_defaults(func=cmd_cuhk)

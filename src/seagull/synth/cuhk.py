@@ -13,7 +13,8 @@ Labels, from the whole-photo PaQ-2-PiQ MOS (0-100) and s = the ROI's share of th
 * sharp ROI: no distortion; quality q_s = clip(0.8 + 0.2 * MOS / 100, 0, 1): the photo's MOS includes
   its blur, the sharp region is rated above it (MOS 74, the defocus mean, gives 0.95: good).
 * blurred ROI: distortion blur (sub-type ``defocus`` or ``motion``); quality
-  q_b = clip(q_s - drop, 0, 1) with drop 0.2 (defocus) or 0.3 (motion): clearly visible blur, fair or worse; severity = q_s - q_b, cut by
+  q_b = clip(q_s - drop, 0, 1) with drop 0.2 (defocus) or 0.3 (motion) by default (``--defocus-drop``,
+  ``--motion-drop``; the card records them): clearly visible blur, fair or worse at the defaults; severity = q_s - q_b, cut by
   the severity cut points (so every blurred ROI is "moderate" under label scheme v2). The record's
   ``distortion`` names the blur as region 0 of ``r0`` only (``roi_types`` gives ``r1`` no type).
 * importance: (1 - q) * s for both ROIs, the damage the ROI brings to the whole photo, which is what
@@ -32,6 +33,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -91,10 +93,23 @@ def sharp_quality(mos: float) -> float:
     return float(np.clip(0.8 + 0.2 * mos / 100.0, 0.0, 1.0))
 
 
-def roi_scores(photo: CuhkPhoto, blurred_share: float) -> dict[str, dict[str, float]]:
+def check_drops(drops: Mapping[str, float]) -> dict[str, float]:
+    """``drops`` with a value in (0, 1) for each blur type, or a ConfigError that names the fix."""
+    missing = [t for t in BLUR_DROP if t not in drops]
+    if missing:
+        raise ConfigError(f"blur drops lack {missing}; give one for each of {list(BLUR_DROP)}")
+    for kind, drop in drops.items():
+        if not 0.0 < float(drop) < 1.0:
+            raise ConfigError(f"the {kind} blur drop {drop} is not in (0, 1): it is a quality difference")
+    return {t: float(drops[t]) for t in BLUR_DROP}
+
+
+def roi_scores(
+    photo: CuhkPhoto, blurred_share: float, drops: Mapping[str, float] = BLUR_DROP
+) -> dict[str, dict[str, float]]:
     """Quality and importance scores of the ``blurred`` and ``sharp`` ROIs (the rule of the docstring)."""
     q_s = sharp_quality(photo.mos)
-    q_b = float(np.clip(q_s - BLUR_DROP[photo.blur_type], 0.0, 1.0))
+    q_b = float(np.clip(q_s - drops[photo.blur_type], 0.0, 1.0))
     imp_b, imp_s = (1.0 - q_b) * blurred_share, (1.0 - q_s) * (1.0 - blurred_share)
     # rounded as records store them, so the levels cut here are the levels a reader re-cuts
     q_b, q_s, imp_b, imp_s = (round(x, 6) for x in (q_b, q_s, imp_b, imp_s))
@@ -112,10 +127,16 @@ def _roi(roi_id: str, mask: np.ndarray, source: str, fields: dict[str, Any]) -> 
     )
 
 
-def photo_record(photo: CuhkPhoto, blurred: np.ndarray, image_rel: str, reference: str) -> SampleRecord:
+def photo_record(
+    photo: CuhkPhoto,
+    blurred: np.ndarray,
+    image_rel: str,
+    reference: str,
+    drops: Mapping[str, float] = BLUR_DROP,
+) -> SampleRecord:
     """The labelled record of one photo whose regions are both large enough."""
     th = VISIBILITY_THRESHOLDS
-    scores = roi_scores(photo, float(blurred.mean()))
+    scores = roi_scores(photo, float(blurred.mean()), drops)
     sharp = level_fields(scores["sharp"]["quality"], scores["sharp"]["importance"], None, None, th)
     blur = level_fields(scores["blurred"]["quality"], scores["blurred"]["importance"], None, None, th)
     drop = round(scores["sharp"]["quality"] - scores["blurred"]["quality"], 6)
@@ -154,10 +175,13 @@ def _clear_earlier_conversion(out: Path) -> None:
         p.unlink()
 
 
-def convert_cuhk(refs: Path, out: Path, limit: int | None = None) -> Conversion:
+def convert_cuhk(
+    refs: Path, out: Path, limit: int | None = None, drops: Mapping[str, float] = BLUR_DROP
+) -> Conversion:
     """Write the CUHK blur folder ``refs`` as a dataset folder ``out`` (every split; with ``limit`` a
-    subset with both blur types)."""
+    subset with both blur types; ``drops``: the blurred ROI's quality drop per blur type)."""
     refs, out = Path(refs), Path(out)
+    drops = check_drops(drops)
     photos = select_photos(read_cuhk_index(refs), "all", limit)
     prepare_out(out)
     _clear_earlier_conversion(out)
@@ -177,16 +201,18 @@ def convert_cuhk(refs: Path, out: Path, limit: int | None = None) -> Conversion:
         rel = f"images/{PurePosixPath(photo.image).name}"
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(refs / photo.image, out / rel)
-        rec = photo_record(photo, blurred, rel, str(refs / photo.image))
+        rec = photo_record(photo, blurred, rel, str(refs / photo.image), drops)
         write_shard(out / "shards" / f"{photo.stem}.jsonl", [rec])
         records.append(rec)
     res.records = len(records)
     res.per_split.update(rec.split for rec in records)
-    _write_card(res, records, refs, len(photos))
+    _write_card(res, records, refs, len(photos), drops)
     return res
 
 
-def _write_card(res: Conversion, records: list[SampleRecord], refs: Path, n_photos: int) -> None:
+def _write_card(
+    res: Conversion, records: list[SampleRecord], refs: Path, n_photos: int, drops: dict[str, float]
+) -> None:
     """``dataset.json`` with the keys ``seagull synth`` writes, and the skipped photos."""
     levels: dict[str, Counter] = {"quality": Counter(), "importance": Counter(), "severity": Counter()}
     for roi in (roi for rec in records for roi in rec.rois):
@@ -210,7 +236,8 @@ def _write_card(res: Conversion, records: list[SampleRecord], refs: Path, n_phot
         "thresholds": VISIBILITY_THRESHOLDS.to_dict(),
         "label_metric": "",  # human labels (MOS and masks), no full-reference metric
         "labels": {
-            "quality": "sharp ROI 0.8 + 0.2 MOS/100; blurred ROI that minus 0.2 (defocus) or 0.3 (motion)",
+            "quality": "sharp ROI 0.8 + 0.2 MOS/100; blurred ROI that minus the blur drop of its type",
+            "blur_drop": drops,
             "importance": "(1 - quality) x area share s, the damage the ROI brings to the photo",
             "severity": "blurred ROI: the quality drop from the sharp ROI, cut by thresholds.severity",
             "distortion_present": "the blurred ROI (blur, sub-type = blur_type); the sharp ROI has none",

@@ -91,3 +91,34 @@ def test_training_step_ranks_with_the_assessors_quality_prompt(
         )
     first = scores[group == 0]
     assert torch.allclose(first, torch.tensor([s.quality.score for s in ref_scores]), atol=1e-5)
+
+
+def test_images_of_an_unranked_folder_train_the_answers_but_not_the_order(
+    micro_model, micro_tokenizer, tiny_synth_dataset
+) -> None:
+    """``data.train_ranked: false``: the folder's images give no ranking pairs, on the heads or the LM."""
+    from seagull.model.processor import ScoringProcessor
+    from seagull.train.data import ConversationDataset, collate, load_images
+    from seagull.train.region_heads import RegionHeads
+    from seagull.train.step import TrainStep
+
+    step_args = dict(aux_weight=1.0, rank_weight=1.0)
+    processor = ScoringProcessor(micro_tokenizer, int(micro_model.config.image_token_id))
+    parts = {}
+    for ranked in (True, False):
+        images = load_images([tiny_synth_dataset], "train", ranked=[ranked])
+        assert all(ref.ranked is ranked for ref in images)
+        ds = ConversationDataset(
+            images, micro_tokenizer, int(micro_model.config.image_token_id), convs_per_image=1, every_roi=True
+        )
+        items = [ds.item(i, 0) for i in range(len(ds))]
+        items = [it for it in items if len(rankable([it.ref.record.rois[r].quality for r in it.rois])) >= 2][
+            :2
+        ]
+        step = TrainStep(
+            micro_model, heads=RegionHeads(micro_model.config.hidden_size), processor=processor, **step_args
+        ).train()
+        step(collate(items, int(micro_tokenizer.pad_token_id)))
+        parts[ranked] = set(step.last_parts)
+    assert {"rank_heads_loss", "rank_lm_loss"} <= parts[True]
+    assert parts[False] == {"aux_loss", "lm_loss"}

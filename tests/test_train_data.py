@@ -54,3 +54,18 @@ def test_train_repeat_needs_one_count_per_folder(tiny_train_config, tmp_path) ->
 
     with pytest.raises(ConfigError, match="train_repeat"):
         load_config(tiny_train_config(tmp_path, "rep", data__train_repeat=[1, 2]))
+
+
+def test_train_ranked_needs_one_true_or_false_per_folder(tiny_train_config, tmp_path) -> None:
+    import pytest
+
+    from seagull.errors import ConfigError
+    from seagull.train.config import load_config
+
+    with pytest.raises(ConfigError, match="train_ranked"):
+        load_config(tiny_train_config(tmp_path, "ranked", data__train_ranked=[True, False]))
+    with pytest.raises(ConfigError, match="train_ranked"):
+        load_config(tiny_train_config(tmp_path, "ranked2", data__train_ranked=["no"]))
+    assert load_config(
+        tiny_train_config(tmp_path, "ranked3", data__train_ranked=[False])
+    ).data.train_ranked == [False]

@@ -49,6 +49,9 @@ class DataConfig:
     # times each ``train`` folder's images are listed per epoch (empty: once each); mixes a small
     # authentic folder into a large synthetic one (stage 2)
     train_repeat: list[int] = field(default_factory=list)
+    # whether each ``train`` folder's ROI pairs take part in the within-photo ranking loss (empty: all);
+    # its images still train the answers (stage 2: CUHK names real blur without ordering its regions)
+    train_ranked: list[bool] = field(default_factory=list)
 
 
 @dataclass
@@ -224,6 +227,12 @@ class TrainConfig:
         if d.train_repeat and (len(d.train_repeat) != len(d.train) or min(d.train_repeat) < 1):
             raise ConfigError(
                 f"data.train_repeat {d.train_repeat} needs one count >= 1 per data.train folder ({len(d.train)})"
+            )
+        if d.train_ranked and (
+            len(d.train_ranked) != len(d.train) or not all(isinstance(r, bool) for r in d.train_ranked)
+        ):
+            raise ConfigError(
+                f"data.train_ranked {d.train_ranked} needs one true/false per data.train folder ({len(d.train)})"
             )
         if check_data:
             for folder in d.train:

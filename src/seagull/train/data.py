@@ -24,10 +24,12 @@ from ..schema import SampleRecord, iter_records
 
 @dataclass(frozen=True)
 class ImageRef:
-    """One training image: its dataset folder and record."""
+    """One training image: its dataset folder and record; ``ranked``: its ROIs take part in the
+    within-photo ranking loss (:mod:`.ranking`)."""
 
     dataset: Path
     record: SampleRecord
+    ranked: bool = True
 
     @property
     def image_path(self) -> Path:
@@ -39,13 +41,19 @@ class ImageRef:
 
 
 def load_images(
-    folders: Sequence[Path], split: str | None, limit: int | None = None, repeat: Sequence[int] = ()
+    folders: Sequence[Path],
+    split: str | None,
+    limit: int | None = None,
+    repeat: Sequence[int] = (),
+    ranked: Sequence[bool] = (),
 ) -> list[ImageRef]:
     """Every labelled record of ``folders`` in ``split`` (records without a labelled ROI are skipped);
-    with ``repeat``, folder ``i``'s records are listed ``repeat[i]`` times."""
+    with ``repeat``, folder ``i``'s records are listed ``repeat[i]`` times; with ``ranked``, folder
+    ``i``'s images take part in the ranking loss only when ``ranked[i]``."""
     out: list[ImageRef] = []
     for i, folder in enumerate(folders):
-        refs = [ImageRef(Path(folder), rec) for rec in iter_records(Path(folder), split)]
+        rank = ranked[i] if ranked else True
+        refs = [ImageRef(Path(folder), rec, rank) for rec in iter_records(Path(folder), split)]
         refs = [ref for ref in refs if any(r.quality_level is not None for r in ref.record.rois)]
         out += refs * (repeat[i] if repeat else 1)
     if limit:

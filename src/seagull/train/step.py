@@ -107,7 +107,7 @@ def lm_quality_scores(
     encoded: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     processor: ScoringProcessor,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The Assessor's quality score, with gradients, for the rankable ROIs of each image of the batch.
+    """The Assessor's quality score, with gradients, for the rankable ROIs of each ranked image of the batch.
 
     One sequence per ROI: the quality scoring prompt (``processor.prompts[("quality",)]``, the same
     tokens the Assessor scores), the expectation over the level words at its end. -> (scores ``[N]``,
@@ -115,6 +115,8 @@ def lm_quality_scores(
     """
     seq_image, seq_rois, truth = [], [], []
     for b, it in enumerate(batch.items):
+        if not it.ref.ranked:
+            continue
         labels = [it.ref.record.rois[i].quality for i in it.rois]
         known = [k for k, q in enumerate(labels) if q is not None]
         keep = [known[k] for k in rankable([labels[k] for k in known])][:MAX_RANKED_ROIS]
@@ -220,7 +222,8 @@ class TrainStep(nn.Module):
         """``rank_weight`` x the ranking loss on the heads' quality expectation (0 without pairs)."""
         quality = [it.ref.record.rois[i].quality for it in batch.items for i in it.rois]
         group = [b for b, it in enumerate(batch.items) for _ in it.rois]
-        known = [k for k, q in enumerate(quality) if q is not None]
+        ranked = [it.ref.ranked for it in batch.items for _ in it.rois]
+        known = [k for k, q in enumerate(quality) if q is not None and ranked[k]]
         if len(known) < 2:
             return logits.new_zeros(())
         probs = torch.softmax(logits[known, : GROUPS[0]].float(), dim=-1)

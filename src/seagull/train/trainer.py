@@ -293,7 +293,11 @@ class Trainer:
         model.train()
         check_against_model(cfg, model)
         self.images = load_images(
-            cfg.data.train, cfg.data.train_split, cfg.data.image_limit, cfg.data.train_repeat
+            cfg.data.train,
+            cfg.data.train_split,
+            cfg.data.image_limit,
+            cfg.data.train_repeat,
+            cfg.data.train_ranked,
         )
         if len(self.images) < 1:
             raise ConfigError(

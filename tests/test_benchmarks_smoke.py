@@ -18,6 +18,7 @@ TABLES = {
     "device_check.py": "cpu_ms_per_image",
     "eval_baselines.py": "sec/ROI",
     "map_localisation.py": "damage found",
+    "region_evidence.py": "strongly damaged",
     "paper_size.py": "LoRA step, batch 1",
     "synth_throughput.py": "ROIs/s",
     "serve_load.py": "seagull serve load test",

@@ -14,8 +14,9 @@ Labels, from the whole-photo PaQ-2-PiQ MOS (0-100) and s = the ROI's share of th
   its blur, the sharp region is rated above it (MOS 74, the defocus mean, gives 0.95: good).
 * blurred ROI: distortion blur (sub-type ``defocus`` or ``motion``); quality
   q_b = clip(q_s - drop, 0, 1) with drop 0.2 (defocus) or 0.3 (motion) by default (``--defocus-drop``,
-  ``--motion-drop``; the card records them): clearly visible blur, fair or worse at the defaults; severity = q_s - q_b, cut by
-  the severity cut points (so every blurred ROI is "moderate" under label scheme v2). The record's
+  ``--motion-drop``; the card records them): clearly visible blur, fair or worse at the defaults;
+  severity = q_s - q_b, cut by the severity cut points (so at the defaults every blurred ROI is
+  "moderate" under label scheme v2). The record's
   ``distortion`` names the blur as region 0 of ``r0`` only (``roi_types`` gives ``r1`` no type).
 * importance: (1 - q) * s for both ROIs, the damage the ROI brings to the whole photo, which is what
   the synthetic corpus's importance measures (the full-reference change of the whole image when the

@@ -88,6 +88,14 @@ def probe_rows(train: dict[str, np.ndarray], test: dict[str, np.ndarray]) -> lis
     return rows
 
 
+def shown(path: Path) -> str:
+    """``path`` relative to the repository when it lies inside it (results name no machine's folders)."""
+    try:
+        return path.resolve().relative_to(REPO).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def draw(folder: Path, split: str | None, n: int, seed: int) -> list[SampleRecord]:
     records = [r for r in iter_records(folder, split) if all(roi.quality is not None for roi in r.rois)]
     return random.Random(seed).sample(records, min(n, len(records)))
@@ -124,7 +132,7 @@ def main() -> None:
         t: int((test["types"][:, k] & (test["quality"] < STRONG)).sum())
         for k, t in enumerate(DISTORTION_TYPES)
     }
-    print(f"{len(train['quality'])} train ROIs, {len(test['quality'])} test ROIs from {args.data}")
+    print(f"{len(train['quality'])} train ROIs, {len(test['quality'])} test ROIs from {shown(args.data)}")
     print("AUC of the type probe: labelled vs every other ROI")
     cols = ["features", *DISTORTION_TYPES, "quality SRCC"]
     print(text_table(cols, [[r[c] for c in cols] for r in rows]))
@@ -137,7 +145,7 @@ def main() -> None:
     save_result(
         args,
         {
-            "data": str(args.data),
+            "data": shown(args.data),
             "models": args.model,
             "train_rois": len(train["quality"]),
             "test_rois": len(test["quality"]),

@@ -50,7 +50,7 @@ class DataConfig:
     # authentic folder into a large synthetic one (stage 2)
     train_repeat: list[int] = field(default_factory=list)
     # whether each ``train`` folder's ROI pairs take part in the within-photo ranking loss (empty: all);
-    # its images still train the answers (stage 2: CUHK names real blur without ordering its regions)
+    # an unranked folder's images still train every answer (measured on CUHK: docs/default_model.md, v3n)
     train_ranked: list[bool] = field(default_factory=list)
 
 

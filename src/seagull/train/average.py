@@ -37,7 +37,7 @@ class Averaged:
     differing: int  # tensors not equal in every input: the ones the average changes
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -112,7 +112,7 @@ def average_models(folders: list[Path], out: Path, weights: list[float] | None =
     record = {
         "seagull": __version__,
         "inputs": [
-            {"model": str(f), "weight": w / total, "sha256": _sha256(f / WEIGHTS)}
+            {"model": str(f), "weight": w / total, "sha256": sha256_file(f / WEIGHTS)}
             for f, w in zip(folders, weights, strict=True)
         ],
         "tensors": len(names),

@@ -82,7 +82,29 @@ def _cmd_average(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_model
+
+    res = export_model(args.model, args.out, args.dtype)
+    print(
+        f"stored {res.tensors} tensors as {args.dtype}: {res.bytes_before / 1e6:.1f} MB -> "
+        f"{res.bytes_after / 1e6:.1f} MB; model in {res.out}"
+    )
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "export-model",
+        help="store a trained model for shipping, its weights in fp16 (half the file)",
+        description="Copy a model folder with its floating-point weights stored as --dtype; it loads and "
+        "computes as before (in the dtype it is loaded in), only the stored weights are rounded.",
+    )
+    p.add_argument("--model", type=Path, required=True, help="the model folder to export")
+    p.add_argument("--out", type=Path, required=True, help="new folder for the exported model")
+    p.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default="float16")
+    p.set_defaults(func=_cmd_export)
+
     p = subparsers.add_parser(
         "average-models",
         help="average the weights of fine-tunes of one model (a model soup)",

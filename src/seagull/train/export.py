@@ -57,7 +57,9 @@ def export_model(src: Path, out: Path, dtype: str = "float16") -> Exported:
         if t.is_floating_point():
             c = t.to(target)
             if bool(torch.isfinite(t).all()) and not bool(torch.isfinite(c).all()):
-                raise ConfigError(f"tensor {name} overflows {dtype} (max |x| {t.abs().max():.4g}); use float32")
+                raise ConfigError(
+                    f"tensor {name} overflows {dtype} (max |x| {t.abs().max():.4g}); use float32"
+                )
             t = c
         stored[name] = t.contiguous()
     out.mkdir(parents=True, exist_ok=True)
@@ -67,6 +69,11 @@ def export_model(src: Path, out: Path, dtype: str = "float16") -> Exported:
     tmp = out / f".{WEIGHTS}.tmp"
     save_file(stored, str(tmp), metadata=metadata)
     tmp.replace(out / WEIGHTS)
-    record = {"seagull": __version__, "source": str(src), "sha256": sha256_file(src / WEIGHTS), "dtype": dtype}
+    record = {
+        "seagull": __version__,
+        "source": str(src),
+        "sha256": sha256_file(src / WEIGHTS),
+        "dtype": dtype,
+    }
     atomic_write_text(out / "export.json", json.dumps(record, indent=2) + "\n")
     return Exported(out, len(stored), (src / WEIGHTS).stat().st_size, (out / WEIGHTS).stat().st_size)

@@ -18,7 +18,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 CONTRACTS, IMAGE_OPS, MODEL, PRODUCERS, FACES = range(5)
 RANKS = {
     **dict.fromkeys(
-        ("errors", "roi", "imageio", "schema", "templates", "registry", "version", "cluster", "workers"),
+        ("errors", "roi", "imageio", "schema", "templates", "registry", "version", "cluster", "workers", "options"),
         CONTRACTS,
     ),
     **dict.fromkeys(("distortions", "camera", "metrics", "proposals", "references", "authentic"), IMAGE_OPS),

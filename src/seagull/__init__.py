@@ -1,7 +1,8 @@
 """seagull: no-reference image quality assessment of regions of interest (SEAGULL method).
 
-Public API: :class:`Roi`, :func:`load_image`, the error family, :class:`Assessor` and the per-ROI
-result :class:`RegionPrediction` (``RoiAssessment`` is its earlier name, kept as an alias).
+Public API: :class:`Roi`, :func:`load_image`, the error family, :class:`Assessor`, the per-ROI
+result :class:`RegionPrediction` (``RoiAssessment`` is its earlier name, kept as an alias) and
+:func:`create_metric` (every metric and model folder as one callable, pyiqa's shape).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ _EXPORTS = {
     "RegionPrediction": "schema",
     "DistortionPrediction": "schema",
     "Assessor": "assess",
+    "create_metric": "assess",
     "RoiAssessment": "assess",  # an alias of RegionPrediction, its earlier name
 }
 

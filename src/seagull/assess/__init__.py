@@ -16,6 +16,7 @@ _EXPORTS = {
     "assess_item": ".items",
     "item_record": ".items",
     "region_map": ".regions",
+    "create_metric": ".metric",
     "RegionPrediction": "..schema",
 }
 # Earlier name of the per-ROI result, kept for code written against it: an alias of RegionPrediction.

@@ -123,7 +123,7 @@ def test_registered_as_a_suite():
 
 def test_blur_and_noise_are_camera_like_seeded_by_the_photo(kodak_two):
     from seagull import camera
-    from seagull.eval.regions import _rng
+    from seagull.imageio import seeded_rng
     from seagull.metrics import fr
 
     photo = load_image(kodak_two / PHOTOS[0])[::4, ::4].copy()
@@ -133,7 +133,7 @@ def test_blur_and_noise_are_camera_like_seeded_by_the_photo(kodak_two):
         fam, variant = deg.name.split("/")
         assert fam == family and variant in camera.CAMERA_FAMILIES[family]
         # exactly the camera degradation, its draws seeded by the photo's name
-        want = camera.apply(variant, 13, photo, _rng("regions", "camera", family, variant, PHOTOS[0]))
+        want = camera.apply(variant, 13, photo, seeded_rng("regions", "camera", family, variant, PHOTOS[0]))
         assert np.array_equal(deg.image, want)
         assert np.array_equal(deg.image, degrade(photo, 13, PHOTOS[0]).image)  # deterministic
         # three graded strengths: the full-reference damage rises from weak to strong

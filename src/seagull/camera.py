@@ -36,9 +36,9 @@ from .distortions import (
     _check_setting,
     _disk_kernel,
     _encode,
-    _rng,
 )
 from .errors import ConfigError
+from .imageio import seeded_rng
 
 CAMERA_FAMILIES: dict[str, tuple[str, ...]] = {
     "blur": ("lens_defocus", "shake", "soft_downscale"),
@@ -247,7 +247,7 @@ def apply_camera(
     by (family, sub-type, seed, image size), the same at every setting (monotone ladders per image)."""
     if CAMERA_SUBTYPES.get(subtype) != family:
         raise ConfigError(f"{subtype!r} is not a camera variant of family {family!r}; see CAMERA_FAMILIES")
-    rng = _rng("camera", family, subtype, int(seed), image.shape)
+    rng = seeded_rng("camera", family, subtype, int(seed), image.shape)
     out, params = render(image, subtype, setting, rng)
     return DistortionResult(out, family, subtype, int(setting), params, None, ".png")
 

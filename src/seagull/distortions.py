@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image, features
 
 from .errors import ConfigError, ImageLoadError, RoiError
+from .imageio import seeded_rng
 from .schema import DISTORTION_TYPES
 
 NUM_SETTINGS: int = 20
@@ -412,11 +413,6 @@ def _webp_available() -> bool:
     return bool(features.check("webp"))
 
 
-def _rng(*parts: object) -> np.random.Generator:
-    digest = hashlib.sha256("|".join(str(p) for p in parts).encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
-
-
 # --------------------------------------------------------------------------- input checks
 def _check_image(image: np.ndarray, name: str = "image") -> np.ndarray:
     if not isinstance(image, np.ndarray):
@@ -664,7 +660,7 @@ def apply_distortion(
     value = _ladder_value(family, subtype, setting)
     # The draws do not depend on the setting (common random numbers): one image and seed gets the
     # same noise pattern / motion angle / cast direction at every strength, so ladders are monotone.
-    rng = _rng(family, subtype, int(seed), img.shape)
+    rng = seeded_rng(family, subtype, int(seed), img.shape)
     out, params = _OPS[(family, subtype)](img, value, rng)
     return DistortionResult(out, family, subtype, setting, params, None, ".png")
 

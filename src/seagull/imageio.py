@@ -150,3 +150,34 @@ def image_digest(image: np.ndarray) -> str:
 def save_image(path: Path, rgb: np.ndarray, **params) -> None:
     """Save an RGB uint8 array; the format follows the suffix."""
     Image.fromarray(rgb).save(path, **params)
+
+
+# --------------------------------------------------------------------------- image utilities
+def fit_longest_side(image: np.ndarray, max_side: int | None) -> np.ndarray:
+    """``image`` shrunk (area interpolation) so its longer side is at most ``max_side``; the same array
+    when it already fits or ``max_side`` is None/0. A side never rounds to 0 (a 20000x2 image stays 1
+    pixel thick)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    if not max_side or max(h, w) <= max_side:
+        return image
+    s = max_side / max(h, w)
+    return cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+
+
+def resize_mask(mask: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
+    """A boolean ``mask`` at ``size_hw`` (height, width), nearest neighbour; the same array when it fits."""
+    import cv2
+
+    if mask.shape == tuple(size_hw):
+        return mask
+    return cv2.resize(
+        mask.astype(np.uint8), (size_hw[1], size_hw[0]), interpolation=cv2.INTER_NEAREST
+    ).astype(bool)
+
+
+def seeded_rng(*parts: object) -> np.random.Generator:
+    """A generator seeded by a hash of ``parts``: the same parts give the same draws on any machine."""
+    digest = hashlib.sha256("|".join(str(p) for p in parts).encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))

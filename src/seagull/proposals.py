@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from .errors import ConfigError, RoiError
-from .imageio import image_digest
+from .imageio import fit_longest_side, image_digest
 from .roi import Roi, box_to_mask, iou, rle_to_mask
 
 
@@ -122,12 +122,7 @@ def auto_regions(image: np.ndarray, levels: Sequence[str] = ("object", "componen
     from skimage.segmentation import felzenszwalb
 
     h, w = image.shape[:2]
-    scale_factor = 512.0 / max(h, w)
-    small = image
-    if scale_factor < 1.0:
-        # A side may round to 0 on a very thin image (20000x2); keep at least one pixel.
-        size = (max(1, round(w * scale_factor)), max(1, round(h * scale_factor)))
-        small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    small = fit_longest_side(image, 512)
     out: list[Roi] = []
     for level in levels:
         if level not in _AUTO_LEVELS:

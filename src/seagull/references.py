@@ -9,9 +9,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
-import numpy as np
-
 from .errors import ConfigError
 from .imageio import SUPPORTED_SUFFIXES
 from .proposals import bsds_regions, coco_regions
@@ -100,12 +97,3 @@ def human_regions(ref: Reference) -> list[Roi]:
     if ref.coco is not None:
         return coco_regions(ref.coco, ref.path.name)
     return []
-
-
-def resize_mask(mask: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    """``mask`` at ``size_hw`` (height, width), nearest neighbour; the same array when it fits."""
-    if mask.shape == size_hw:
-        return mask
-    return cv2.resize(
-        mask.astype(np.uint8), (size_hw[1], size_hw[0]), interpolation=cv2.INTER_NEAREST
-    ).astype(bool)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import SeagullError
-from ..imageio import SUPPORTED_SUFFIXES, load_image
+from ..imageio import SUPPORTED_SUFFIXES, fit_longest_side, load_image
 from .baselines import RoiPredictor, list_baselines, make_baseline
 
 
@@ -96,17 +96,11 @@ def run_bench(
     model: RoiPredictor | None = None,
     max_side: int | None = 512,
 ) -> dict[str, Any]:
-    import cv2
 
     paths = list_images(image_dir, limit)
     images = []
     for p in paths:
-        im = load_image(p)
-        h, w = im.shape[:2]
-        if max_side and max(h, w) > max_side:
-            s = max_side / max(h, w)
-            im = cv2.resize(im, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
-        images.append(im)
+        images.append(fit_longest_side(load_image(p), max_side))
     names = list_baselines() if baselines is None else baselines
     preds: list[RoiPredictor] = ([model] if model is not None else []) + [make_baseline(b) for b in names]
     rows = [bench_predictor(p, images, n_rois) for p in preds]

@@ -31,14 +31,12 @@ the run journal as they are made, so an interrupted run resumes.
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from .. import camera
@@ -51,7 +49,7 @@ from ..distortions import (
     choose_subtype,
 )
 from ..errors import SeagullError
-from ..imageio import load_image
+from ..imageio import fit_longest_side, load_image, resize_mask, seeded_rng
 from ..metrics import fr
 from ..proposals import every_region
 from ..references import (
@@ -59,7 +57,6 @@ from ..references import (
     discover_references,
     has_human_segmentations,
     human_regions,
-    resize_mask,
 )
 from ..schema import RegionPrediction
 from .baselines import RoiPredictor
@@ -92,11 +89,6 @@ FR_KEY = "fr_label"  # the journal's entries for the full-reference check of eac
 
 
 # --------------------------------------------------------------------------- degradations
-def _rng(*parts: object) -> np.random.Generator:
-    h = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
-    return np.random.default_rng(int.from_bytes(h[:8], "little"))
-
-
 @dataclass(frozen=True)
 class Degraded:
     image: np.ndarray  # the whole photo degraded
@@ -130,7 +122,7 @@ def camera_ladder(family: str) -> Degrade:
 
     def degrade(photo: np.ndarray, setting: int, key: str) -> Degraded:
         variant = choose_subtype(family, key, subtypes=variants)
-        image = camera.apply(variant, setting, photo, _rng("regions", "camera", family, variant, key))
+        image = camera.apply(variant, setting, photo, seeded_rng("regions", "camera", family, variant, key))
         return Degraded(image, f"{family}/{variant}")
 
     return degrade
@@ -236,7 +228,7 @@ def photo_layouts(
     h, w = photo.shape[:2]
     if min(h, w) < MIN_PHOTO_SIDE:
         return [], [f"{key}: {w}x{h} is too small for the layouts (shorter side under {MIN_PHOTO_SIDE} px)"]
-    rng = _rng("regions", key)
+    rng = seeded_rng("regions", key)
     layouts, skipped = [], []
     for name, (worse, feather) in _worse_regions(photo, rng, segments).items():
         if worse is None:
@@ -265,14 +257,6 @@ def degraded_versions(
 
 
 # --------------------------------------------------------------------------- running
-def _fit(photo: np.ndarray, max_side: int | None) -> np.ndarray:
-    h, w = photo.shape[:2]
-    if not max_side or max(h, w) <= max_side:
-        return photo
-    k = max_side / max(h, w)
-    return cv2.resize(photo, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA)
-
-
 def _said(out: RegionPrediction) -> list[tuple[str, float]] | None:
     """(type, confidence) of each distortion a predictor names; None if it names none by design."""
     d = out.present_distortions
@@ -360,7 +344,7 @@ def run_regions(
     for path, ref in progress_bar(len(photos), "regions", progress, photos):
         name = path.relative_to(root).as_posix() if Path(root).is_dir() else path.name
         try:
-            photo = _fit(load_image(path), max_side)
+            photo = fit_longest_side(load_image(path), max_side)
         except SeagullError as e:  # an unreadable photo is reported; the run goes on
             failures.append(f"{name}: {e}")
             continue

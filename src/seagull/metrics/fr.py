@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError, ImageLoadError, RoiError
+from ..imageio import fit_longest_side
 from ..registry import Registry
 
 Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -234,17 +235,6 @@ def _score_batches(metric: Metric, xs: list[np.ndarray], ys: list[np.ndarray]) -
     return scores
 
 
-def _downscale(img: np.ndarray, max_side: int | None) -> np.ndarray:
-    import cv2
-
-    h, w = img.shape[:2]
-    if max_side is None or max(h, w) <= max_side:
-        return img
-    s = max_side / max(h, w)
-    size = (max(1, round(w * s)), max(1, round(h * s)))
-    return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
-
-
 def _check_max_side(max_side: int | None) -> None:
     if max_side is not None and (not isinstance(max_side, (int, np.integer)) or max_side < 1):
         raise ConfigError(f"max_side must be a positive integer or None, got {max_side!r}")
@@ -274,8 +264,8 @@ def roi_quality(
         sl = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
         ref_crop = reference[sl]
         dist_crop = np.where(m[sl][..., None], distorted[sl], ref_crop)
-        xs.append(_downscale(dist_crop, max_side))
-        ys.append(_downscale(ref_crop, max_side))
+        xs.append(fit_longest_side(dist_crop, max_side))
+        ys.append(fit_longest_side(ref_crop, max_side))
     # Batch crops of equal size together; keep the caller's order.
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, x in enumerate(xs):
@@ -303,8 +293,8 @@ def roi_importance(
     _check_max_side(max_side)
     ms = _check_masks(masks, reference.shape[:2])
     fn = _resolve(metric)
-    ref_small = _downscale(reference, max_side)
-    replaced = [_downscale(np.where(m[..., None], distorted, reference), max_side) for m in ms]
+    ref_small = fit_longest_side(reference, max_side)
+    replaced = [fit_longest_side(np.where(m[..., None], distorted, reference), max_side) for m in ms]
     if not replaced:
         return []
     sims = _score_batches(fn, replaced, [ref_small] * len(replaced))

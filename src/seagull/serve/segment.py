@@ -19,24 +19,14 @@ import numpy as np
 from PIL import Image
 
 from ..errors import RoiError
+from ..imageio import fit_longest_side, resize_mask
 from ..proposals import box_to_object_mask, point_to_mask
 from ..roi import box_to_mask, mask_bbox
 
 
 def downscale(image: np.ndarray, work_side: int) -> tuple[np.ndarray, float]:
     """A copy whose longer side is at most ``work_side`` and the factor applied (<= 1)."""
-    h, w = image.shape[:2]
-    s = min(1.0, work_side / max(h, w))
-    if s >= 1.0:
-        return image, 1.0
-    small = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-    return small, s
-
-
-def upscale_mask(mask: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    if mask.shape == hw:
-        return mask
-    return cv2.resize(mask.astype(np.uint8), (hw[1], hw[0]), interpolation=cv2.INTER_NEAREST).astype(bool)
+    return fit_longest_side(image, work_side), min(1.0, work_side / max(image.shape[:2]))
 
 
 class Segmenter:
@@ -79,7 +69,7 @@ class Segmenter:
                 m = self._sam.point(small, p)
         else:
             m = point_to_mask(small, p)
-        return upscale_mask(m, image.shape[:2])
+        return resize_mask(m, image.shape[:2])
 
     def box(self, image: np.ndarray, xywh: Sequence[float]) -> np.ndarray:
         h, w = image.shape[:2]
@@ -92,7 +82,7 @@ class Segmenter:
                 m = self._sam.box(small, b)
         else:
             m = box_to_object_mask(small, b)
-        return upscale_mask(m, image.shape[:2])
+        return resize_mask(m, image.shape[:2])
 
 
 def png_base64(rgb_or_rgba: np.ndarray) -> str:

@@ -16,16 +16,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from .. import distortions as D
 from ..camera import CAMERA_FAMILIES, apply_camera
 from ..errors import ConfigError
-from ..imageio import load_image, save_image
+from ..imageio import fit_longest_side, load_image, resize_mask, save_image
 from ..metrics import fr
 from ..proposals import RegionFilter, auto_regions
-from ..references import Reference, human_regions, implicit_annotations, resize_mask
+from ..references import Reference, human_regions, implicit_annotations
 from ..roi import Roi, mask_bbox, mask_to_rle
 from ..schema import (
     DEFAULT_THRESHOLDS,
@@ -306,12 +305,7 @@ def conversation_seed(cfg_seed: int, sample_id: str) -> int:
 
 
 def load_reference(ref: Reference, max_side: int) -> np.ndarray:
-    img = load_image(ref.path)
-    h, w = img.shape[:2]
-    s = max_side / max(h, w)
-    if s < 1.0:
-        img = cv2.resize(img, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
-    return img
+    return fit_longest_side(load_image(ref.path), max_side)
 
 
 def settings_for(ref_id: str, family: str, cfg: SynthConfig) -> list[int]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import AnswerParseError, ConfigError, RoiError
-from .schema import DISTORTION_TYPES, IMPORTANCE_LEVELS, QUALITY_LEVELS, SEVERITY_LEVELS, RoiRecord
+from .schema import DISTORTION_TYPES, IMPORTANCE_LEVELS, QUALITY_LEVELS, SEVERITY_LEVELS, TASKS, RoiRecord
 
 IMAGE_TOKEN = "<image>"
 GLOBAL_TOKEN = "<global>"
@@ -188,7 +188,7 @@ def count_regions(text: str) -> int:
 
 # ---------------------------------------------------------------- conversations from labels
 
-ROI_TASKS = ("quality", "importance", "distortion")
+ROI_TASKS = TASKS  # the per-ROI questions; a conversation may add "judgment" (which of two ROIs)
 JUDGMENT_KINDS = ("type", "quality", "importance")
 
 

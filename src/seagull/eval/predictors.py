@@ -14,10 +14,8 @@ import numpy as np
 
 from ..errors import ModelError
 from ..roi import Roi
-from ..schema import RegionPrediction
+from ..schema import TASKS, RegionPrediction
 from .journal import digest
-
-TASKS = ("quality", "importance", "distortion")
 
 
 @dataclass

@@ -103,14 +103,6 @@ def severity_level(damage: float, th: Thresholds = DEFAULT_THRESHOLDS) -> str:
     return SEVERITY_LEVELS[level_index(damage, th.severity)]
 
 
-def level_value(level: str) -> float:
-    """Position of a level word on [0, 1] (0, 0.25, ..., 1), as the Q-Align expectation uses it."""
-    for words in (QUALITY_LEVELS, IMPORTANCE_LEVELS, SEVERITY_LEVELS):
-        if level in words:
-            return words.index(level) / (len(words) - 1)
-    raise SchemaError(f"unknown level word {level!r}")
-
-
 @dataclass
 class DistortionLabel:
     """One distortion present in a region, with its strength in that region."""

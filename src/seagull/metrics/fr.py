@@ -28,8 +28,6 @@ from ..registry import Registry
 Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 DEFAULT_FR_METRIC = "haarpsi"
-# Crops whose shorter side is below the metric's minimum are upsampled (both crops, bilinear) to it.
-DEFAULT_MIN_SIDE = 32
 # Upper bound on pixels per metric call; larger batches are split (memory, not results, changes).
 MAX_BATCH_PIXELS = 4_000_000
 

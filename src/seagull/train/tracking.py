@@ -74,8 +74,3 @@ class MetricsLog:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-
-
-def read_metrics(out_dir: Path) -> list[dict[str, str]]:
-    with (Path(out_dir) / "metrics.csv").open(newline="") as f:
-        return list(csv.DictReader(f))

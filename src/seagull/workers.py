@@ -1,10 +1,16 @@
-"""Local worker processes that die with their parent.
+"""Local worker processes that die with their parent, and share the cores instead of multiplying threads.
 
 A pool worker blocks on its task queue, and a forked worker holds that queue's pipe open itself, so
 when the parent is killed (SIGKILL, the out-of-memory killer) nothing tells the worker: it would
 live on, holding its memory, forever. :func:`die_with_parent` runs in each worker when it starts:
 on Linux the kernel sends it SIGKILL when its parent dies (``PR_SET_PDEATHSIG``); everywhere a
 daemon thread also checks once a second whether the worker has been handed to a new parent.
+
+Every pool of model or image workers (synthesis, feature precomputation, Ray actors) divides the
+cores: each worker runs :func:`limit_torch_threads` with :func:`threads_per_worker`, so workers x
+threads <= cores. Left alone, torch gives every process one thread per core; two model processes on a
+2-core machine then slowed each other about tenfold (an evaluation went from 1.6 items/s alone to one
+item per 10-16 s beside another model process).
 """
 
 from __future__ import annotations
@@ -57,6 +63,30 @@ def die_with_parent(owner: int) -> None:
     if parent != owner and not _pid_alive(owner):
         os._exit(1)  # the owner died before the death signal was armed
     threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch", daemon=True).start()
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the platform tells it)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def threads_per_worker(workers: int, cores: int | None = None) -> int:
+    """Torch threads for each of ``workers`` processes so that workers x threads <= cores (at least 1)."""
+    cores = available_cores() if cores is None else cores
+    return max(1, cores // max(1, workers))
+
+
+def limit_torch_threads(n: int) -> None:
+    """Use ``n`` intra-op threads in this process (a no-op when torch is not installed or already there)."""
+    try:
+        import torch
+    except ImportError:
+        return
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
 
 
 def worker_pool(workers: int) -> ProcessPoolExecutor:

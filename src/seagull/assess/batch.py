@@ -11,6 +11,7 @@ from typing import Any
 from ..cluster import ray_session
 from ..errors import ConfigError
 from ..imageio import DEFAULT_MAX_PIXELS, SUPPORTED_SUFFIXES, check_image_side, load_image
+from ..workers import limit_torch_threads
 from .items import assess_item, error_record
 
 # Builds the ROIs of one image: (image array) -> list[Roi]
@@ -99,6 +100,7 @@ def _run_actors(ray, make_assessor, paths, options, num_workers) -> Iterator[dic
     @ray.remote(num_cpus=1)
     class Worker:
         def __init__(self) -> None:
+            limit_torch_threads(1)  # one CPU per actor: actors divide the cores
             self.assessor = make_assessor()
 
         def run(self, path: str) -> dict[str, Any]:

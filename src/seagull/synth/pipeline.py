@@ -42,6 +42,7 @@ from ..schema import (
     write_shard,
 )
 from ..templates import label_conversations
+from ..workers import limit_torch_threads
 from .layouts import Composite, compose, distortion_fields, roi_types
 
 # Label scheme "v2" (docs/labels.md, "Are clearly visible distortions labelled good?"): ROI damage
@@ -101,7 +102,7 @@ class SynthConfig:
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     min_roi_frac: float = 0.01
     max_roi_frac: float = 0.7
-    threads: int = 1  # torch threads per worker; workers, not threads, are the unit of scale-out
+    threads: int = 1  # torch threads per worker (the runner sets cores // workers; Ray tasks get 1)
     settings_per_ref: int | None = (
         None  # render only this many of the ladder's settings per (reference, family)
     )
@@ -317,18 +318,11 @@ def settings_for(ref_id: str, family: str, cfg: SynthConfig) -> list[int]:
     return sorted(int(s) for s in rng.choice(ladder, size=cfg.settings_per_ref, replace=False))
 
 
-def _limit_threads(n: int) -> None:
-    import torch
-
-    if torch.get_num_threads() != n:
-        torch.set_num_threads(n)
-
-
 def process_reference(ref: Reference, cfg: SynthConfig) -> ItemResult:
     """Render, label and write every distortion of one reference. Errors are returned, not raised,
     so that a batch goes on past one bad item."""
     res = ItemResult(ref.id)
-    _limit_threads(cfg.threads)
+    limit_torch_threads(cfg.threads)
     try:
         _process(ref, cfg, res)
     except Exception as e:  # one bad reference must not stop the run; the runner logs it

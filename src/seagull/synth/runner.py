@@ -10,7 +10,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from ..schema import (
     shard_paths,
 )
 from ..version import __version__
-from ..workers import worker_pool
+from ..workers import threads_per_worker, worker_pool
 from .layouts import roi_settings
 from .pipeline import ItemResult, SynthConfig, process_reference
 
@@ -81,6 +81,7 @@ def _check_resume(cfg: SynthConfig) -> None:
 
 
 def _run_local(todo: list[Reference], cfg: SynthConfig, workers: int) -> Iterator[ItemResult]:
+    cfg = replace(cfg, threads=threads_per_worker(workers))  # workers x threads <= cores
     if workers <= 1:
         for ref in todo:
             yield process_reference(ref, cfg)

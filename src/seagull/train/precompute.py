@@ -14,7 +14,7 @@ import time
 import torch
 
 from ..errors import ConfigError
-from ..workers import die_with_parent
+from ..workers import die_with_parent, limit_torch_threads, threads_per_worker
 from .config import TrainConfig
 from .data import ImageRef, load_images, step_indices
 from .features import FeatureStore, supports_split
@@ -43,7 +43,7 @@ def images_to_encode(cfg: TrainConfig) -> list[ImageRef]:
 
 def _work(cfg: TrainConfig, index: int, workers: int, queue: mp.Queue, owner: int) -> None:
     die_with_parent(owner)  # a killed precompute must not leave workers encoding on their own
-    torch.set_num_threads(1)
+    limit_torch_threads(threads_per_worker(workers))
     torch.manual_seed(cfg.seed)
     model = build_for_training(cfg, load_tokenizer_for(cfg)).eval()
     store = FeatureStore(model, "disk", cfg.cache_dir)

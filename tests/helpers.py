@@ -26,6 +26,9 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 BENCHMARKS = REPO / "benchmarks"
 COFFEE = (EXAMPLES / "coffee.jpg").read_bytes()  # 600 x 400
+# What the test apps answer to (the server answers only the hosts it is told to allow): the name
+# Starlette's TestClient sends, and loopback for the tests that run the app on a real server.
+TEST_HOSTS = ("testserver", "127.0.0.1")
 
 
 def png_bytes(arr: np.ndarray) -> bytes:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import COFFEE, png_bytes, post
+from helpers import COFFEE, TEST_HOSTS, png_bytes, post
 from seagull.assess import commands
 from seagull.assess.regions import (
     DEFAULT_TILE,
@@ -214,7 +214,8 @@ def client(micro_assessor):
     from seagull.serve import Limits, create_app
 
     with TestClient(
-        create_app(micro_assessor, Limits(max_map_tiles=100)), raise_server_exceptions=False
+        create_app(micro_assessor, Limits(max_map_tiles=100), allowed_hosts=TEST_HOSTS),
+        raise_server_exceptions=False,
     ) as c:
         yield c
 

@@ -16,7 +16,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from helpers import COFFEE, EXAMPLES, png_bytes, post  # noqa: E402
+from helpers import COFFEE, EXAMPLES, TEST_HOSTS, png_bytes, post  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -26,7 +26,9 @@ def client(micro_assessor):
     from seagull.serve import Limits, create_app
 
     limits = Limits(max_upload_bytes=1_500_000, max_pixels=1_000_000, max_rois=4, max_map_regions=12)
-    with TestClient(create_app(micro_assessor, limits), raise_server_exceptions=False) as c:
+    with TestClient(
+        create_app(micro_assessor, limits, allowed_hosts=TEST_HOSTS), raise_server_exceptions=False
+    ) as c:
         yield c
 
 
@@ -179,7 +181,7 @@ def test_map_of_a_large_photo_runs_at_the_working_size(micro_assessor):
     from seagull.serve import Limits, create_app
 
     big = np.asarray(Image.open(io.BytesIO(COFFEE)).resize((1200, 800)))
-    with TestClient(create_app(micro_assessor, Limits(work_side=300))) as c:
+    with TestClient(create_app(micro_assessor, Limits(work_side=300), allowed_hosts=TEST_HOSTS)) as c:
         d = post(c, "/v1/map", image=png_bytes(big), name="big.png", max_regions="4").json()
     assert (d["width"], d["height"], d["original_width"], d["scale"]) == (300, 200, 1200, 0.25)
     assert decode_png(d["heatmap_png"]).shape[0] == 200
@@ -310,7 +312,9 @@ def test_timeout_and_full_queue(micro_assessor, monkeypatch):
         return real(*a, **k)
 
     monkeypatch.setattr(micro_assessor, "assess_batch", slow_batch)
-    app = create_app(micro_assessor, Limits(request_timeout_s=0.5, queue_size=1, max_batch=1))
+    app = create_app(
+        micro_assessor, Limits(request_timeout_s=0.5, queue_size=1, max_batch=1), allowed_hosts=TEST_HOSTS
+    )
     with TestClient(app) as c:
         r = post(c, "/v1/assess", box=["1,1,50,50"])  # occupies the worker, then times out
         assert r.status_code == 504 and "within 0.5 s" in r.json()["detail"]
@@ -334,7 +338,9 @@ def test_full_queue_is_503(micro_assessor, monkeypatch):
     release = threading.Event()
     real = micro_assessor.assess_batch
     monkeypatch.setattr(micro_assessor, "assess_batch", lambda *a, **k: (release.wait(10), real(*a, **k))[1])
-    app = create_app(micro_assessor, Limits(request_timeout_s=20, queue_size=1, max_batch=1))
+    app = create_app(
+        micro_assessor, Limits(request_timeout_s=20, queue_size=1, max_batch=1), allowed_hosts=TEST_HOSTS
+    )
     with TestClient(app) as c:
         codes: list[int] = []
         threads = [
@@ -371,13 +377,13 @@ def test_cli_parser_defaults_to_loopback():
 def test_a_repeated_photo_is_encoded_once_and_answers_the_same(micro_model_dir):
     from seagull.serve import Limits, create_app
 
-    with TestClient(create_app(micro_model_dir, Limits(image_cache_mb=8))) as c:
+    with TestClient(create_app(micro_model_dir, Limits(image_cache_mb=8), allowed_hosts=TEST_HOSTS)) as c:
         first = post(c, "/v1/assess", box="10,10,200,100").json()
         again = post(c, "/v1/assess", box="10,10,200,100").json()
         cache = c.get("/healthz").json()["image_cache"]
     assert (cache["entries"], cache["hits"], cache["misses"]) == (1, 1, 1) and cache["max_mb"] == 8
     assert again["rois"][0]["quality"] == pytest.approx(first["rois"][0]["quality"], abs=1e-6)
-    with TestClient(create_app(micro_model_dir, Limits(image_cache_mb=0))) as c:
+    with TestClient(create_app(micro_model_dir, Limits(image_cache_mb=0), allowed_hosts=TEST_HOSTS)) as c:
         post(c, "/v1/assess", box="10,10,200,100")
         assert c.get("/healthz").json()["image_cache"]["entries"] == 0
 

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from helpers import COFFEE  # noqa: E402
+from helpers import COFFEE, TEST_HOSTS  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,9 @@ def client(micro_model_dir):
     from seagull.serve import Limits, create_app
 
     limits = Limits(max_upload_bytes=1_500_000, max_pixels=1_000_000, max_rois=4)
-    with TestClient(create_app(micro_model_dir, limits), raise_server_exceptions=False) as c:
+    with TestClient(
+        create_app(micro_model_dir, limits, allowed_hosts=TEST_HOSTS), raise_server_exceptions=False
+    ) as c:
         yield c
 
 

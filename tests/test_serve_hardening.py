@@ -19,7 +19,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from helpers import COFFEE, png_bytes, post  # noqa: E402
+from helpers import COFFEE, TEST_HOSTS, png_bytes, post  # noqa: E402
 from seagull.errors import SeagullError  # noqa: E402
 
 
@@ -27,7 +27,11 @@ from seagull.errors import SeagullError  # noqa: E402
 def app(micro_assessor):
     from seagull.serve import Limits, create_app
 
-    return create_app(micro_assessor, Limits(max_upload_bytes=1_500_000, max_pixels=1_000_000, max_rois=4))
+    return create_app(
+        micro_assessor,
+        Limits(max_upload_bytes=1_500_000, max_pixels=1_000_000, max_rois=4),
+        allowed_hosts=TEST_HOSTS,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +117,159 @@ def test_a_body_over_the_limit_is_413_in_the_error_shape_and_closes_the_connecti
     assert r.headers["connection"] == "close"  # the rest of the body is never read
     r = post(client, "/v1/assess", image=b"\0" * 1_600_000)  # declared Content-Length
     assert assert_error_shape(r, 413)["error"] == "PayloadTooLarge" and r.headers["connection"] == "close"
+
+
+# --------------------------------------------------------------------------- one photo, each field once
+
+
+SMALL_PNG = png_bytes(np.full((24, 32, 3), 90, np.uint8))
+
+
+def image_parts(n: int, second: bytes = SMALL_PNG) -> list:
+    """The photo, then ``n - 1`` more ``image`` parts."""
+    return [("image", ("coffee.jpg", COFFEE, "image/jpeg"))] + [
+        ("image", (f"other{i}.png", second, "image/png")) for i in range(n - 1)
+    ]
+
+
+ENDPOINTS = [("/v1/assess", {"box": "10,10,50,50"}), ("/v1/map", {}), ("/v1/segment", {"point": "5,5"})]
+
+
+@pytest.mark.parametrize("n", [2, 50])
+@pytest.mark.parametrize(("path", "data"), ENDPOINTS)
+def test_more_than_one_image_part_is_422_naming_the_field(client, path, data, n):
+    # Before: 200, and only the last photo was assessed (the others were dropped without a word).
+    body = assert_error_shape(client.post(path, files=image_parts(n), data=data), 422, "'image'")
+    assert f"{n} times" in body["detail"] and body["error"] == "FieldError"
+
+
+def test_a_second_image_part_is_refused_before_any_image_is_read(client):
+    # Before: the error named the second part's file as if it were the only photo.
+    r = client.post("/v1/assess", files=image_parts(2, b"not an image"))
+    assert "2 times" in assert_error_shape(r, 422, "'image'")["detail"]
+
+
+@pytest.mark.parametrize(
+    ("path", "field", "value"),
+    [
+        ("/v1/assess", "rois", '[{"box": [1, 1, 20, 20]}]'),
+        ("/v1/assess", "tasks", "quality"),
+        ("/v1/map", "by", "quality"),
+        ("/v1/map", "tile", "64"),
+        ("/v1/segment", "point", "5,5"),
+    ],
+)
+def test_a_single_valued_field_sent_twice_is_422_naming_it(client, path, field, value):
+    files = [("image", ("coffee.jpg", COFFEE, "image/jpeg")), (field, (None, value)), (field, (None, value))]
+    assert_error_shape(client.post(path, files=files), 422, f"field {field!r} was sent 2 times")
+
+
+@pytest.mark.parametrize("tasks", ["", " ", ","])
+def test_an_empty_tasks_field_is_422_as_on_the_command_line(client, tasks):
+    # Before: FastAPI read the empty field as absent, so the server assessed every task with 200.
+    from seagull.roi import parse_tasks
+
+    with pytest.raises(SeagullError):
+        parse_tasks(tasks)  # the rule the command line uses too
+    body = assert_error_shape(post(client, "/v1/assess", tasks=tasks), 422, "tasks")
+    assert "quality,importance,distortion" in body["detail"]
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/v1/assess", "box_format"),
+        ("/v1/map", "mode"),
+        ("/v1/map", "by"),
+        ("/v1/map", "tile"),
+        ("/v1/map", "top"),
+        ("/v1/segment", "point"),
+    ],
+)
+def test_an_empty_option_field_is_422_not_the_default(client, path, field):
+    data = {"box": "1,1,20,20"} if path == "/v1/segment" else {}
+    assert_error_shape(post(client, path, **{field: "", **data}), 422, f"field {field!r} is empty")
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "data"),
+    [
+        ("/v1/map", "tile=nan", {}),
+        ("/v1/assess", "box=1,1,20,20", {}),
+        ("/v1/segment", "point=5,5", {"box": "1,1,20,20"}),
+    ],
+)
+def test_query_parameters_are_422_naming_them_not_ignored(client, path, query, data):
+    # Before: /v1/map?tile=nan answered 200 with the default tile; the form field tile=nan is a 422.
+    name = query.split("=")[0]
+    r = post(client, f"{path}?{query}", **data)
+    assert_error_shape(r, 422, f"query parameter(s) {name!r}")
+
+
+def test_a_file_name_over_the_part_header_limit_is_400_saying_so(client):
+    from python_multipart.multipart import DEFAULT_MAX_HEADER_SIZE
+
+    # Before: "Invalid multipart data." and nothing about the cause.
+    body = assert_error_shape(post(client, "/v1/assess", name="a" * 10_000 + ".jpg"), 400, "file name")
+    assert f"{DEFAULT_MAX_HEADER_SIZE} bytes" in body["detail"] and "shorter name" in body["detail"]
+    r = post(client, "/v1/assess", name="b" * 3_000 + ".jpg", box="1,1,20,20")  # long, but under it
+    assert r.status_code == 200 and r.json()["image"] == "b" * 200
+
+
+# --------------------------------------------------------------------------- the Host allow-list
+
+
+def test_a_host_not_on_the_list_is_400_before_the_body_is_read(client):
+    # Before: any Host got 200, so a page on a DNS-rebound name could read the answers.
+    for host in ("evil.example", "evil.example:8000", "testserver.evil.example", "127.0.0.1.evil.example"):
+        r = client.get("/healthz", headers={"host": host})
+        assert assert_error_shape(r, 400, "--allowed-hosts")["error"] == "HostNotAllowed", host
+    files = {"image": ("coffee.jpg", COFFEE, "image/jpeg")}
+    r = client.post("/v1/assess", files=files, data={"box": "1,1,20,20"}, headers={"host": "evil.example"})
+    assert_error_shape(r, 400, "Host header 'evil.example'")
+    assert r.headers["connection"] == "close"  # the body was never read
+    assert client.get("/healthz", headers={"host": "TESTSERVER:8000"}).status_code == 200
+
+
+def test_the_default_list_is_this_machines_loopback_names(micro_assessor):
+    from seagull.serve import create_app
+
+    app = create_app(micro_assessor)
+    assert app.state.allowed_hosts == ("localhost", "127.0.0.1", "::1")
+    with TestClient(app, raise_server_exceptions=False) as c:
+        assert_error_shape(c.get("/healthz"), 400)  # the test client's own name is not on it
+        for base in ("http://127.0.0.1:8000", "http://localhost", "http://[::1]:8000"):
+            assert c.get(f"{base}/healthz").status_code == 200, base
+        assert_error_shape(c.get("/healthz", headers={"host": ""}), 400, "(none)")
+
+
+@pytest.mark.parametrize(
+    ("allowed", "host", "ok"),
+    [
+        (["*"], "anything.example", True),
+        (["*.example.org"], "a.example.org", True),
+        (["*.example.org"], "example.org", False),
+        (["*.example.org"], "aexample.org", False),
+        (["[::1]"], "[::1]:80", True),
+        (["Example.ORG."], "example.org", True),
+        (["example.org"], "example.org.", True),
+    ],
+)
+def test_host_patterns(allowed, host, ok):
+    from seagull.serve.hosts import host_allowed, host_of, normalise_hosts
+
+    assert host_allowed(host_of(host), normalise_hosts(allowed)) is ok
+
+
+@pytest.mark.parametrize(
+    "bad", [[], "", ["example.org:8000"], ["a b"], ["exa*mple.org"], ["http://x"], [None]]
+)
+def test_a_malformed_allow_list_is_a_config_error(micro_assessor, bad):
+    from seagull.errors import ConfigError
+    from seagull.serve import create_app
+
+    with pytest.raises(ConfigError, match="allowed hosts"):
+        create_app(micro_assessor, allowed_hosts=bad)
 
 
 # --------------------------------------------------------------------------- tiny and degenerate images
@@ -309,7 +466,8 @@ def test_form_fields_give_rois_or_the_projects_own_error(rois, boxes, points):
 @PROPERTY
 @given(text=st.text(max_size=40), value=JSON, n=st.sampled_from([2, 4]))
 def test_numbers_tasks_and_names_give_a_value_or_the_projects_own_error(text, value, n):
-    from seagull.serve.inputs import parse_numbers, parse_tasks, safe_name
+    from seagull.roi import parse_tasks
+    from seagull.serve.inputs import parse_numbers, safe_name
 
     for arg in (text, value):
         try:

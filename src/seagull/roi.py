@@ -19,6 +19,7 @@ from pycocotools import mask as mask_utils
 
 from .errors import RoiError
 from .imageio import DEFAULT_MAX_PIXELS, RAISE_LIMIT_HINT
+from .schema import TASKS
 
 PointProposer = Callable[[np.ndarray, tuple[float, float]], np.ndarray]
 # The smallest ROI the model can judge. Measured on the example photos (12 places each): squares of 1
@@ -401,6 +402,16 @@ def parse_point(text: str) -> RoiSpec:
     """``"x,y"`` from the command line."""
     x, y = _parse_numbers(text, 2, "point", "120,64")
     return RoiSpec("point", (x, y), f"point({text})")
+
+
+def parse_tasks(text: str) -> tuple[str, ...]:
+    """``"quality,distortion"``: a comma-separated, non-empty subset of the tasks, in the order given
+    (repeats dropped); the one rule for the command line and the server alike."""
+    tasks = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
+    bad = [t for t in tasks if t not in TASKS]
+    if bad or not tasks:
+        raise RoiError(f"tasks {text!r}: give a comma-separated subset of {','.join(TASKS)}")
+    return tasks
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:

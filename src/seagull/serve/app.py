@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from ..errors import ModelError
 from ..schema import TASKS
 from .bodylimit import BodyLimitMiddleware
 from .errors import UnexpectedErrorMiddleware, install_error_handlers
+from .hosts import DEFAULT_ALLOWED_HOSTS, AllowedHostsMiddleware, normalise_hosts
 from .limits import Limits
 from .routes import ROUTERS
 from .routes.service import STATIC_DIR
@@ -77,9 +79,15 @@ def create_app(
     limits: Limits | None = None,
     sam: str | Path | None = None,
     sam_type: str = "vit_b",
+    allowed_hosts: Iterable[str] | str | None = None,
 ) -> FastAPI:
-    """The server for ``model`` (None: the shipped default; a model folder; or an Assessor)."""
+    """The server for ``model`` (None: the shipped default; a model folder; or an Assessor).
+
+    ``allowed_hosts``: the host names a request's ``Host`` header may name (default: localhost,
+    127.0.0.1 and ::1; ``"*"`` for any); other requests get 400 (:mod:`seagull.serve.hosts`).
+    """
     limits = limits or Limits()
+    hosts = normalise_hosts(DEFAULT_ALLOWED_HOSTS if allowed_hosts is None else allowed_hosts)
     assessor, model_id = _load_assessor(model, limits.image_cache_mb)
     worker = InferenceWorker(assessor, limits.queue_size, limits.max_batch)
 
@@ -97,10 +105,11 @@ def create_app(
         # Swagger UI would fetch a validity badge from validator.swagger.io.
         swagger_ui_parameters={"validatorUrl": None},
     )
-    app.state.worker, app.state.limits = worker, limits
+    app.state.worker, app.state.limits, app.state.allowed_hosts = worker, limits, hosts
     app.state.segmenter = Segmenter(sam, sam_type, limits.work_side)
     app.state.model_info, app.state.started = _model_info(assessor, model_id), time.time()
     app.add_middleware(BodyLimitMiddleware, max_bytes=limits.max_upload_bytes)
+    app.add_middleware(AllowedHostsMiddleware, allowed_hosts=hosts)  # before the body is read
     app.add_middleware(UnexpectedErrorMiddleware)  # outermost: it sees what every other layer raised
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -61,6 +61,36 @@ def validation_message(errors: list[dict[str, Any]]) -> str:
     return "; ".join(parts) or "the request is not valid"
 
 
+def _multipart_header_limit() -> int:
+    try:
+        from python_multipart.multipart import DEFAULT_MAX_HEADER_SIZE
+    except ImportError:  # older python-multipart: no limit of its own, the part limit applies
+        return 0
+    return int(DEFAULT_MAX_HEADER_SIZE)
+
+
+def _header_too_long(e: BaseException) -> bool:
+    """Whether the multipart parser failed on a part header over its size limit (in ``e``'s chain;
+    Starlette reports every parser error as "Invalid multipart data")."""
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if "maximum header size exceeded" in str(cur).lower():
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+def header_too_long_message() -> str:
+    limit = _multipart_header_limit()
+    size = f" of {limit} bytes" if limit else ""
+    return (
+        f"a part header of the multipart body is over this server's limit{size}: the upload's file "
+        "name is too long; send the file under a shorter name (up to 255 characters)"
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestTooLarge)
     async def _too_large(_: Request, e: RequestTooLarge) -> JSONResponse:
@@ -94,7 +124,10 @@ def install_error_handlers(app: FastAPI) -> None:
         if e.status_code < 200 or e.status_code in (204, 304):
             return Response(status_code=e.status_code, headers=headers)
         kind = "PayloadTooLarge" if e.status_code == 413 else status_kind(e.status_code)
-        return error_response(e.status_code, str(e.detail), kind, headers)
+        detail = str(e.detail)
+        if e.status_code == 400 and _header_too_long(e):
+            detail = header_too_long_message()
+        return error_response(e.status_code, detail, kind, headers)
 
 
 class UnexpectedErrorMiddleware:

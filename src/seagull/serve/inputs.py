@@ -22,7 +22,6 @@ from PIL import Image, UnidentifiedImageError
 from ..errors import ImageLoadError, RoiError, SeagullError
 from ..imageio import load_image
 from ..roi import Roi, RoiSpec
-from ..schema import TASKS
 from .limits import Limits
 
 KINDS = ("box", "point", "rle", "polygon", "mask")
@@ -41,6 +40,10 @@ class RequestTooLarge(SeagullError):
 
 class TooManyRois(RoiError):
     """More ROIs than the server accepts in one request (HTTP 422)."""
+
+
+class FieldError(SeagullError, ValueError):
+    """A request field sent twice or empty, or a query parameter where fields are read (HTTP 422)."""
 
 
 @dataclass
@@ -101,14 +104,6 @@ def decode_mask(upload: Upload, limits: Limits, name: str) -> np.ndarray:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise RoiError(f"{label} is not a readable image (send a PNG, non-zero = inside)") from e
     return arr > 0
-
-
-def parse_tasks(text: str) -> tuple[str, ...]:
-    tasks = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
-    bad = [t for t in tasks if t not in TASKS]
-    if bad or not tasks:
-        raise RoiError(f"tasks {text!r}: give a comma-separated subset of {','.join(TASKS)}")
-    return tasks
 
 
 def parse_numbers(value: Any, n: int, what: str) -> list[float]:

@@ -10,15 +10,17 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from ...assess.items import item_record
-from ...roi import Roi
+from ...roi import Roi, parse_tasks
 from ...schema import TASKS
-from ..inputs import build_specs, decode_image, parse_tasks, resolve_rois
-from .common import read_upload, run_assess
+from ..inputs import build_specs, decode_image, resolve_rois
+from .common import checked_form, form_text, read_upload, run_assess
 
 router = APIRouter(tags=["assess"])
+# Fields read once per request (box, point and masks repeat); tasks="" is refused by parse_tasks.
+FORM = checked_form(single=("image", "rois", "box_format", "tasks", "text"), not_empty=("box_format", "text"))
 
 
-@router.post("/v1/assess")
+@router.post("/v1/assess", dependencies=[FORM])
 async def assess(
     request: Request,
     image: Annotated[UploadFile, File(description="the photo (JPEG, PNG, WebP, TIFF, BMP)")],
@@ -46,7 +48,8 @@ async def assess(
     limits, segmenter = request.app.state.limits, request.app.state.segmenter
     up = await read_upload(image, "image")
     mask_ups = [await read_upload(m, f"mask{i}") for i, m in enumerate(masks)]
-    task_list = parse_tasks(tasks)
+    sent = await form_text(request, "tasks")  # an empty field is refused, as on the command line
+    task_list = parse_tasks(tasks if sent is None else sent)
 
     def prepare() -> tuple[np.ndarray, list[Roi]]:
         arr = decode_image(up, limits)

@@ -13,12 +13,14 @@ from ...assess import regions as region_maps
 from ...roi import Roi
 from ..inputs import TooManyRois, check_aspect, decode_image
 from ..segment import downscale, png_base64
-from .common import read_upload, run_assess
+from .common import checked_form, read_upload, run_assess
 
 router = APIRouter(tags=["assess"])
+OPTIONS = ("mode", "by", "tile", "max_regions", "top")
+FORM = checked_form(single=("image", *OPTIONS), not_empty=OPTIONS)
 
 
-@router.post("/v1/map")
+@router.post("/v1/map", dependencies=[FORM])
 async def region_map(
     request: Request,
     image: Annotated[UploadFile, File(description="the photo")],

@@ -11,12 +11,13 @@ from ...errors import RoiError
 from ...roi import Roi, mask_to_rle
 from ..inputs import check_aspect, decode_image, parse_numbers
 from ..segment import outline_rgba, png_base64
-from .common import read_upload
+from .common import checked_form, read_upload
 
 router = APIRouter(tags=["assess"])
+FORM = checked_form(single=("image", "point", "box"), not_empty=("point", "box"))
 
 
-@router.post("/v1/segment")
+@router.post("/v1/segment", dependencies=[FORM])
 async def segment(
     request: Request,
     image: Annotated[UploadFile, File(description="the photo")],

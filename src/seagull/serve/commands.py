@@ -7,7 +7,29 @@ import ctypes
 import os
 import sys
 
+from ..errors import ConfigError
+from ..options import nonnegative_float, port, positive_float, positive_int
 from .limits import Limits
+
+# Addresses that only this machine can reach.
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def allowed_hosts_option(text: str) -> tuple[str, ...]:
+    """``--allowed-hosts a,b``: host names without ports (``*.example.org``, or ``*`` for any)."""
+    from .hosts import normalise_hosts
+
+    try:
+        return normalise_hosts(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def default_allowed_hosts(bind: str) -> tuple[str, ...]:
+    """The bound address and this machine's loopback names."""
+    from .hosts import DEFAULT_ALLOWED_HOSTS, normalise_hosts
+
+    return normalise_hosts((bind, *DEFAULT_ALLOWED_HOSTS))
 
 
 def limit_malloc_arenas(n: int = 2) -> bool:
@@ -61,15 +83,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_batch=args.max_batch,
         image_cache_mb=args.image_cache_mb,
     )
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
+    allowed = args.allowed_hosts or default_allowed_hosts(args.host)
+    if args.host not in LOOPBACK:
         print(
             f"seagull serve: listening on {args.host}: the API has no authentication; "
             "put it behind a proxy that has",
             file=sys.stderr,
         )
+        if args.allowed_hosts is None:
+            print(
+                f"seagull serve: answering only requests for the hosts {', '.join(allowed)}; name the "
+                "others clients use with --allowed-hosts",
+                file=sys.stderr,
+            )
     limit_malloc_arenas()
     print("seagull serve: loading the model ...", file=sys.stderr)
-    app = create_app(args.model, limits, sam=args.sam, sam_type=args.sam_type)
+    app = create_app(args.model, limits, sam=args.sam, sam_type=args.sam_type, allowed_hosts=allowed)
     print(
         f"seagull serve: page http://{args.host}:{args.port}/  API docs http://{args.host}:{args.port}/docs"
     )
@@ -83,21 +112,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
     )
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=port, default=8000, help="port to bind (0 to 65535; default 8000)")
+    p.add_argument(
+        "--allowed-hosts",
+        type=allowed_hosts_option,
+        metavar="HOSTS",
+        help="comma-separated host names the Host header may name, without ports ('*.example.org' for "
+        "subdomains, '*' for any); other requests get 400 (default: the --host address, localhost, "
+        "127.0.0.1, ::1)",
+    )
     p.add_argument("--model", help="model folder (default: the shipped seagull-tiny)")
     p.add_argument("--sam", metavar="CHECKPOINT", help="segment point/box prompts with this SAM checkpoint")
     p.add_argument("--sam-type", default="vit_b", help="SAM model type of the checkpoint (default vit_b)")
     p.add_argument(
-        "--max-upload-mb", type=float, default=d.max_upload_bytes / 2**20, help="request body limit"
+        "--max-upload-mb", type=positive_float, default=d.max_upload_bytes / 2**20, help="request body limit"
     )
-    p.add_argument("--max-pixels", type=int, default=d.max_pixels, help="image pixel limit")
-    p.add_argument("--max-rois", type=int, default=d.max_rois, help="ROIs per request")
-    p.add_argument("--timeout", type=float, default=d.request_timeout_s, help="request timeout in seconds")
-    p.add_argument("--queue-size", type=int, default=d.queue_size, help="requests waiting for the model")
-    p.add_argument("--max-batch", type=int, default=d.max_batch, help="waiting requests run as one batch")
+    p.add_argument("--max-pixels", type=positive_int, default=d.max_pixels, help="image pixel limit")
+    p.add_argument("--max-rois", type=positive_int, default=d.max_rois, help="ROIs per request")
+    p.add_argument(
+        "--timeout", type=positive_float, default=d.request_timeout_s, help="request timeout in seconds"
+    )
+    p.add_argument(
+        "--queue-size", type=positive_int, default=d.queue_size, help="requests waiting for the model"
+    )
+    p.add_argument(
+        "--max-batch", type=positive_int, default=d.max_batch, help="waiting requests run as one batch"
+    )
     p.add_argument(
         "--image-cache-mb",
-        type=float,
+        type=nonnegative_float,
         default=d.image_cache_mb,
         help="memory for the encodings of recent photos, reused when a photo comes again (0 = off)",
     )

@@ -20,6 +20,7 @@ TABLES = {
     "map_localisation.py": "damage found",
     "region_evidence.py": "strongly damaged",
     "paper_size.py": "LoRA step, batch 1",
+    "photo_size_speed.py": "reference: a box",
     "synth_throughput.py": "ROIs/s",
     "serve_load.py": "seagull serve load test",
 }

@@ -18,6 +18,7 @@ import platform
 import time
 
 import numpy as np
+
 from common import EXAMPLES, add_common_options, save_result
 
 MEGAPIXELS = (0.25, 1.0, 4.0, 12.0)
@@ -79,7 +80,7 @@ def main() -> None:
         for area in areas:
             box = centred_box(h, w, area)
             decoded = median_ms(lambda big=big, box=box: assess(big, box), repeats)
-            with_decode = median_ms(lambda box=box: assess(load_image(jpeg), box), repeats)
+            with_decode = median_ms(lambda jpeg=jpeg, box=box: assess(load_image(jpeg), box), repeats)
             row = {
                 "megapixels": mp,
                 "size": [w, h],

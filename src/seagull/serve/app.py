@@ -108,8 +108,9 @@ def create_app(
     app.state.worker, app.state.limits, app.state.allowed_hosts = worker, limits, hosts
     app.state.segmenter = Segmenter(sam, sam_type, limits.work_side)
     app.state.model_info, app.state.started = _model_info(assessor, model_id), time.time()
+    # Inside the body limit: a refused Host's body is drained, and that stays within the limit.
+    app.add_middleware(AllowedHostsMiddleware, allowed_hosts=hosts)
     app.add_middleware(BodyLimitMiddleware, max_bytes=limits.max_upload_bytes)
-    app.add_middleware(AllowedHostsMiddleware, allowed_hosts=hosts)  # before the body is read
     app.add_middleware(UnexpectedErrorMiddleware)  # outermost: it sees what every other layer raised
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

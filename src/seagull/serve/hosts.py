@@ -3,7 +3,9 @@
 A web page on another site can make a browser send requests to a server on loopback by pointing its
 own DNS name at 127.0.0.1 (DNS rebinding). The browser then sends that site's name in ``Host``; a
 server that answers any ``Host`` lets the page read the answers. So every request whose ``Host`` is
-not on the list gets a 400 before anything else runs (its body is never read).
+not on the list gets a 400 before anything else runs: its body (within the server's body limit) is
+read and dropped unparsed, so that the client sees the answer and can reuse the connection (a
+server that answers and closes while the client is still sending makes the client see a reset).
 
 The list holds host names or addresses without a port: ``example.org``, ``127.0.0.1``, ``::1``;
 ``*.example.org`` for its subdomains, or ``*`` for any host (which turns the check off).
@@ -93,11 +95,22 @@ class AllowedHostsMiddleware:
         if host_allowed(host_of(text), self.allowed):
             await self.app(scope, receive, send)
             return
+        if not await _drain(receive):
+            return  # the client went away
         shown = f"{text[:100]!r}" if text else "(none)"
         message = (
             f"Host header {shown} is not one this server answers to; open the server by an address it "
             "allows (http://127.0.0.1:<port>/ on this machine), or start it with "
             "'seagull serve --allowed-hosts <names>' that include this name"
         )
-        # The body is not read, so the connection cannot carry another request: close it.
-        await send_json(send, 400, error_body(message, "HostNotAllowed"), close=True)
+        await send_json(send, 400, error_body(message, "HostNotAllowed"))
+
+
+async def _drain(receive: Receive) -> bool:
+    """Read the request body to its end and drop it; False if the client disconnected."""
+    while True:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            return False
+        if msg["type"] == "http.request" and not msg.get("more_body", False):
+            return True

@@ -18,7 +18,20 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 CONTRACTS, IMAGE_OPS, MODEL, PRODUCERS, FACES = range(5)
 RANKS = {
     **dict.fromkeys(
-        ("errors", "roi", "imageio", "schema", "templates", "registry", "version", "cluster", "workers", "options"),
+        (
+            "errors",
+            "roi",
+            "imageio",
+            "schema",
+            "templates",
+            "registry",
+            "version",
+            "cluster",
+            "workers",
+            "options",
+            "paths",
+            "display",
+        ),
         CONTRACTS,
     ),
     **dict.fromkeys(("distortions", "camera", "metrics", "proposals", "references", "authentic"), IMAGE_OPS),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -49,6 +50,11 @@ SEVERITY_LEVELS: tuple[str, ...] = ("slight", "mild", "moderate", "severe", "ext
 TASKS: tuple[str, ...] = ("quality", "importance", "distortion")
 
 
+def _is_fraction(value: object) -> bool:
+    """A real number in [0, 1] (NaN fails the comparison)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and 0.0 <= value <= 1.0
+
+
 @dataclass(frozen=True)
 class Thresholds:
     """Cut points that turn scores in [0, 1] into the five level words.
@@ -67,8 +73,16 @@ class Thresholds:
     def __post_init__(self) -> None:
         for name in ("quality", "importance", "severity"):
             cuts = getattr(self, name)
-            if len(cuts) != 4 or any(b <= a for a, b in zip(cuts, cuts[1:], strict=False)):
-                raise SchemaError(f"thresholds.{name} must be 4 increasing numbers, got {cuts!r}")
+            if (
+                len(cuts) != 4
+                or not all(_is_fraction(c) for c in cuts)
+                or any(b <= a for a, b in zip(cuts, cuts[1:], strict=False))
+            ):
+                raise SchemaError(
+                    f"thresholds.{name} must be 4 increasing finite numbers in [0, 1], got {list(cuts)!r}"
+                )
+        if not _is_fraction(self.visible):
+            raise SchemaError(f"thresholds.visible must be a finite number in [0, 1], got {self.visible!r}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Thresholds:
@@ -331,16 +345,47 @@ def write_shard(path: Path, records: Iterable[SampleRecord | dict[str, Any]]) ->
     atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def strict_json(text: str | bytes, where: str) -> Any:
+    """``text`` parsed as JSON, refusing NaN and Infinity (which Python's parser takes by default):
+    SchemaError naming ``where`` (a file, or a file and line) for bytes that are not UTF-8, for text
+    that is not JSON and for non-finite numbers."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise SchemaError(
+                f"{where} is not UTF-8 text (byte {text[e.start]:#04x} at column {e.start + 1}); "
+                "re-encode it as UTF-8"
+            ) from e
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as e:
+        raise SchemaError(f"{where} is not valid JSON ({e.msg})") from e
+    except ValueError as e:
+        raise SchemaError(f"{where}: {e}; write the value as a finite number or null") from e
+
+
+def parse_shard_line(line: bytes, path: Path, n: int) -> dict[str, Any] | None:
+    """Line ``n`` of shard ``path`` as a record dict (None for a blank line); SchemaError otherwise."""
+    if not line.strip():
+        return None
+    d = strict_json(line, f"{path}:{n}")
+    if not isinstance(d, dict):
+        raise SchemaError(f"{path}:{n} is not a JSON object (a record is one object per line)")
+    return d
+
+
 def read_shard(path: Path) -> Iterator[dict[str, Any]]:
     path = Path(path)
-    with path.open(encoding="utf-8") as f:
+    with path.open("rb") as f:
         for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError as e:
-                raise SchemaError(f"{path}:{n} is not valid JSON ({e.msg})") from e
+            d = parse_shard_line(line, path, n)
+            if d is not None:
+                yield d
 
 
 def shard_paths(dataset_dir: Path) -> list[Path]:
@@ -365,7 +410,13 @@ def read_card(dataset_dir: Path) -> dict[str, Any]:
     p = Path(dataset_dir) / "dataset.json"
     if not p.is_file():
         raise SchemaError(f"{dataset_dir} has no dataset.json card: write it with `seagull synth`")
-    return json.loads(p.read_text(encoding="utf-8"))
+    try:
+        card = strict_json(p.read_bytes(), str(p))
+    except OSError as e:
+        raise SchemaError(f"{p} cannot be read ({e.strerror or e})") from e
+    if not isinstance(card, dict):
+        raise SchemaError(f"{p} is not a JSON object; write the card with `seagull synth`")
+    return card
 
 
 def dataset_thresholds(dataset_dir: Path) -> Thresholds:

@@ -83,12 +83,16 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_relabel(args: argparse.Namespace) -> int:
-    from ..schema import DEFAULT_THRESHOLDS
-    from .relabel import relabel_dataset, thresholds_from_args
+    from ..schema import dataset_thresholds
+    from .relabel import format_changes, relabel_folder, thresholds_from_args
 
-    th = thresholds_from_args(DEFAULT_THRESHOLDS, args.quality, args.importance, args.severity, args.visible)
-    n = relabel_dataset(args.dir, th)
-    print(f"{args.dir}: {n} records relabelled with thresholds {th.to_dict()}")
+    # Only what is asked changes: the other thresholds stay the dataset's own (not the package's).
+    base = dataset_thresholds(args.dir)
+    th = thresholds_from_args(base, args.quality, args.importance, args.severity, args.visible)
+    res = relabel_folder(args.dir, th)
+    print(f"{args.dir}: {res.records} records relabelled; ROIs per level:")
+    print(format_changes(res))
+    print(f"the previous labels are kept in {res.backup}")
     return 0
 
 

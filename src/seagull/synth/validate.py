@@ -14,9 +14,9 @@ from ..schema import (
     SampleRecord,
     Thresholds,
     importance_level,
+    parse_shard_line,
     quality_level,
     read_card,
-    read_shard,
     severity_level,
     shard_paths,
 )
@@ -46,7 +46,7 @@ def validate_dataset(root: Path, check_images: bool = True) -> tuple[int, list[s
         problems.append(f"dataset.json lacks {missing}")
     try:
         th = Thresholds.from_dict(card["thresholds"])
-    except (KeyError, TypeError, SeagullError) as e:
+    except (KeyError, TypeError, ValueError) as e:
         return 0, problems + [f"dataset.json thresholds are invalid: {e}"]
     n = 0
     ids: set[str] = set()
@@ -54,15 +54,22 @@ def validate_dataset(root: Path, check_images: bool = True) -> tuple[int, list[s
         problems.append("no shards/*.jsonl")
     for shard in shard_paths(root):
         try:
-            lines = list(read_shard(shard))
-        except SeagullError as e:
-            problems.append(str(e))
+            lines = shard.read_bytes().split(b"\n")  # as read_shard reads them
+        except OSError as e:
+            problems.append(f"{shard} cannot be read ({e.strerror or e})")
             continue
-        for k, d in enumerate(lines, 1):
+        for k, line in enumerate(lines, 1):
             where = f"{shard.name}:{k}"
             try:
+                d = parse_shard_line(line, shard, k)  # not UTF-8, not JSON, NaN or Infinity anywhere
+            except SeagullError as e:
+                problems.append(str(e))
+                continue
+            if d is None:
+                continue
+            try:
                 rec = SampleRecord.from_dict(d)
-            except (SeagullError, TypeError) as e:
+            except (SeagullError, TypeError, ValueError) as e:
                 problems.append(f"{where}: {e}")
                 continue
             n += 1

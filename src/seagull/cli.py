@@ -1,7 +1,8 @@
 """The `seagull` command: one entry point, one subcommand per job.
 
 Errors of the SeagullError family become one line on stderr and exit code 2; a batch that finished
-with per-item failures exits 1.
+with per-item failures exits 1. Output into a pipe that closes early (``seagull synth ... | head -1``)
+ends the command quietly with exit code 141, as a Unix tool stopped by SIGPIPE does.
 """
 
 from __future__ import annotations
@@ -9,9 +10,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import select
 import sys
 
 from . import __version__
+from .display import printable
 from .errors import SeagullError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -47,7 +50,47 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# The exit code of a Unix tool stopped by SIGPIPE (128 + 13), what shells report for `yes | head -1`.
+EXIT_BROKEN_PIPE = 141
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush at exit writes nowhere instead
+    of failing on the closed pipe (and printing a traceback)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout without a file descriptor (e.g. captured)
+        pass
+
+
+def _stdout_closed() -> bool:
+    """Whether the reader of stdout has gone (a pipe whose other end is closed); True where that
+    cannot be told."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
+    except (AttributeError, OSError, ValueError):
+        return True
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        try:
+            return _main(argv)
+        finally:
+            if sys.stdout is not None:
+                sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+    except BrokenPipeError:
+        if not _stdout_closed():
+            raise  # another pipe broke (a worker's, a socket's): not the reader of our output
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     overrides = getattr(args, "overrides", None)
@@ -61,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except SeagullError as e:
-        print(f"seagull {args.command}: error: {e}", file=sys.stderr)
+        print(f"seagull {args.command}: error: {printable(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"seagull {args.command}: interrupted", file=sys.stderr)

@@ -197,3 +197,43 @@ def test_negative_coordinates_are_values():
     args = build_parser().parse_args(["assess", "x.png", "--box", "-10,0,50,40", "--point", "-.5,3"])
     assert args.box == ["-10,0,50,40"] and args.point == ["-.5,3"]
     assert build_parser().parse_args(["map", "x.png", "--out", "h.png", "--max-pixels", "5"]).max_pixels == 5
+
+
+# --------------------------------------------------------------------------- text for terminals
+
+EVIL = "a\x1b[2J\x1b]0;title\x07b\rforged line\nc\u202e"
+
+
+def _visible(text: str) -> bool:
+    """No character that moves the cursor, clears the screen or reorders text."""
+    return not any((ord(c) < 0x20 and c != "\n") or 0x7F <= ord(c) <= 0x9F or c == "\u202e" for c in text)
+
+
+def test_table_escapes_control_characters_of_file_and_roi_names():
+    from seagull.assess.commands import format_table
+
+    roi = {
+        "name": EVIL,
+        "bbox": [0, 0, 4, 4],
+        "quality": 0.5,
+        "quality_level": "fair",
+        "answers": {"q": EVIL},
+    }
+    table = format_table({"image": EVIL, "width": 8, "height": 8, "rois": [roi]})
+    assert _visible(table) and len(table.splitlines()) == 4  # image, header, ROI, answer
+    assert "a\\x1b[2J" in table
+    failed = format_table({"image": EVIL, "error": f"cannot read {EVIL}"})
+    assert _visible(failed) and "\n" not in failed
+
+
+def test_assess_and_map_print_names_escaped(micro_model_dir, tmp_path, capsys):
+    photo = save(tmp_path / "evil\x1b[2J\rname.png", 64, 80)
+    rois = tmp_path / "rois.json"
+    rois.write_text(json.dumps([{"box": [0, 0, 40, 40], "name": EVIL}]))
+    assert main(["assess", str(photo), "--rois", str(rois), "--model", str(micro_model_dir)]) == 0
+    out = capsys.readouterr().out
+    assert _visible(out) and "evil\\x1b[2J\\rname.png" in out and "a\\x1b[2J" in out
+    assert len(out.splitlines()) == 3  # image, header, one ROI: no forged line
+    assert main(["map", str(photo), "--out", str(tmp_path / "m.png"), "--model", str(micro_model_dir)]) == 0
+    out = capsys.readouterr().out
+    assert _visible(out) and "evil\\x1b[2J\\rname.png" in out

@@ -11,8 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from ..display import printable
 from ..errors import ConfigError, RoiError
 from ..imageio import DEFAULT_MAX_PIXELS
+from ..paths import refuse_overwrite, refuse_same_outputs
 from ..schema import TASKS
 from .regions import DEFAULT_TILE, MAP_BY, MAP_MODES
 
@@ -63,6 +65,15 @@ def check_output_path(path: Path, option: str, image: bool = False) -> None:
             path.unlink(missing_ok=True)
 
 
+def assess_inputs(args: argparse.Namespace, paths: list[Path]) -> list[tuple[str, object]]:
+    """Every file ``seagull assess`` reads, as (how it was named, path), for the output checks."""
+    named = [("image", p) for p in paths]
+    named += [("image list", p) for p in args.images if Path(p).suffix.lower() == ".txt"]
+    named += [("--mask", m) for m in args.mask or []]
+    named += [("--rois", args.rois), ("--sam", args.sam), ("--model", args.model)]
+    return named
+
+
 def make_roi_builder(args: argparse.Namespace):
     """A function image -> ROIs from the command-line options (the same for every image)."""
     from ..proposals import every_region, point_to_mask
@@ -102,8 +113,8 @@ def make_roi_builder(args: argparse.Namespace):
 
 def format_table(item: dict[str, Any]) -> str:
     if "error" in item:
-        return f"{item['image']}: error: {item['error']}"
-    lines = [f"{item['image']} ({item['width']}x{item['height']})"]
+        return f"{printable(item['image'])}: error: {printable(item['error'])}"
+    lines = [f"{printable(item['image'])} ({item['width']}x{item['height']})"]
     lines.append(
         f"  {'ROI':<18}{'bbox x,y,w,h':<22}{'quality':<18}{'importance':<20}distortions (confidence)"
     )
@@ -119,9 +130,9 @@ def format_table(item: dict[str, Any]) -> str:
                 or "-"
             )
         bbox = ",".join(str(v) for v in r["bbox"])
-        lines.append(f"  {r['name'][:17]:<18}{bbox:<22}{q:<18}{i:<20}{dist}")
+        lines.append(f"  {printable(r['name'])[:17]:<18}{bbox:<22}{q:<18}{i:<20}{dist}")
         for task, text in (r.get("answers") or {}).items():
-            lines.append(f"      {task}: {text}")
+            lines.append(f"      {task}: {printable(text)}")
     return "\n".join(lines)
 
 
@@ -168,6 +179,9 @@ def cmd_assess(args: argparse.Namespace) -> int:
     from .batch import ItemOptions, assess_local, assess_ray, expand_inputs
 
     paths = expand_inputs(args.images)
+    inputs = assess_inputs(args, paths)
+    refuse_overwrite("--out", args.out, inputs)  # before anything opens an output
+    refuse_overwrite("--output", args.output, inputs)
     if args.out:
         if len(paths) > 1 or args.output or args.ray:
             raise ConfigError("--out draws one image's assessment; for a batch write JSONL with --output")
@@ -185,7 +199,7 @@ def cmd_assess(args: argparse.Namespace) -> int:
     failed = _write_results(results, args)
     print(
         f"{len(paths) - failed} images assessed, {failed} failed"
-        + (f" -> {args.output}" if args.output else ""),
+        + (f" -> {printable(args.output)}" if args.output else ""),
         file=sys.stderr,
     )
     return 1 if failed else 0
@@ -222,7 +236,7 @@ def _assess_single(args: argparse.Namespace, path: Path, options) -> int:
     print(item_json(item, indent=2) if args.json else format_table(item))
     if args.out:
         save_annotated(item, image, rois, args.out)
-        print(f"annotated picture: {args.out}", file=sys.stderr)
+        print(f"annotated picture: {printable(args.out)}", file=sys.stderr)
     return 0
 
 
@@ -232,6 +246,10 @@ def cmd_map(args: argparse.Namespace) -> int:
     from .regions import check_map_options, map_image, map_rois, map_tasks, region_map
 
     check_map_options(args.mode, args.by, args.tile)
+    inputs = [("image", args.image), ("--model", args.model)]
+    refuse_overwrite("--out", args.out, inputs)  # before anything opens an output
+    refuse_overwrite("--json", args.json, inputs)
+    refuse_same_outputs([("--out", args.out), ("--json", args.json)])
     out = Path(args.out)
     check_output_path(out, "--out", image=True)
     if args.json:
@@ -246,13 +264,15 @@ def cmd_map(args: argparse.Namespace) -> int:
     item_json({"image": args.image, "rois": records})  # refuses NaN before anything is drawn
     rmap = region_map(results, args.by)
     save_image(out, map_image(image, rois, rmap, args.mode))
-    print(f"{args.image}: {len(rois)} {args.mode}; map of {rmap.meaning.label} -> {out}")
+    print(
+        f"{printable(args.image)}: {len(rois)} {args.mode}; map of {rmap.meaning.label} -> {printable(out)}"
+    )
     print(f"  {'rank':<6}{'region':<16}{'bbox':<20}{'area %':>7}{args.by:>14}{'quality':>16}")
     for k, i in enumerate(rmap.worst[: args.top], 1):
         res, roi = results[i], rois[i]
         frac = 100 * roi.area / roi.mask.size
         print(
-            f"  {k:<6}{res.name:<16}{','.join(map(str, res.bbox)):<20}{frac:7.1f}"
+            f"  {k:<6}{printable(res.name):<16}{','.join(map(str, res.bbox)):<20}{frac:7.1f}"
             f"{rmap.values[i]:14.3f}{res.quality:9.3f} {res.quality_level}"
         )
     if args.json:

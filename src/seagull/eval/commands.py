@@ -7,7 +7,9 @@ import json
 import sys
 from pathlib import Path
 
+from ..display import printable
 from ..errors import ConfigError
+from ..paths import refuse_overwrite
 from ..schema import atomic_write_text
 from .suite_registry import SYNTHETIC, get_suite, list_suites
 
@@ -46,9 +48,12 @@ def _announce(args: argparse.Namespace, models: list, names: list[str]) -> None:
         head = "no model (--model none)"
     else:
         shipped = " (the shipped default; --model none for baselines only)" if args.model is None else ""
-        head = ", ".join(f"{m.name} from {p}" for m, p in zip(models, _model_dirs(args.model), strict=True))
+        head = ", ".join(
+            f"{printable(m.name)} from {printable(p)}"
+            for m, p in zip(models, _model_dirs(args.model), strict=True)
+        )
         head += shipped
-    print(f"predictors: {head}; baselines: {', '.join(names) or 'none'}", flush=True)
+    print(f"predictors: {head}; baselines: {printable(', '.join(names)) or 'none'}", flush=True)
 
 
 def _baselines(text: str | None) -> list[str] | None:
@@ -61,6 +66,10 @@ def _baselines(text: str | None) -> list[str] | None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     out = Path(args.out)
+    # The report folder is filled with predictions/ and raw_outputs/: nothing it reads may lie in it.
+    inputs = [("--data", d) for d in args.data] + [("--predictions", args.predictions)]
+    inputs += [("--model", m) for m in _model_dirs(args.model)]
+    refuse_overwrite("--out", out, inputs, inside_output=True)
     if args.predictions:
         return _eval_predictions(args, out)
     models = _models(args)
@@ -104,7 +113,8 @@ def _run_eval(args: argparse.Namespace, out: Path, models: list) -> int:
         report.write_protocol_report(out, res.scores, res.labels, res.predictions, res.info, res.pairs)
         main, types = report.protocol_tables(res.scores)
         print(
-            f"{res.info['records']} images, {res.info['rois']} ROIs from {res.info['dataset']}; calibration: {res.info['calibration']}"
+            f"{res.info['records']} images, {res.info['rois']} ROIs from {printable(res.info['dataset'])}; "
+            f"calibration: {printable(res.info['calibration'])}"
         )
         print(main)
         print()
@@ -113,7 +123,7 @@ def _run_eval(args: argparse.Namespace, out: Path, models: list) -> int:
         print(f"\nwithin-photo pair accuracy (label margin {res.info['pair_margin']:g}; 95% CI over photos)")
         print(pair_tables(res.pairs, SYNTHETIC_KEYS, text_table))
         for f in res.info["failures"][:10]:
-            print(f"  failed: {f}")
+            print(f"  failed: {printable(f)}")
     else:
         from .suites import SUITE_BASELINES, default_predictors, suite_fingerprint
         from .synthetic import as_dirs
@@ -146,9 +156,9 @@ def _run_eval(args: argparse.Namespace, out: Path, models: list) -> int:
                 **({"split": split} if suite.splits else {}),
             )
         report.write_suite_report(out, res)
-        print(f"suite {args.suite} on {data[0]}: {json.dumps(res.info, default=str)}")
+        print(f"suite {args.suite} on {printable(data[0])}: {json.dumps(res.info, default=str)}")
         print(report.suite_tables(res))
-    print(f"report written to {out}/report.md")
+    print(f"report written to {printable(out)}/report.md")
     return 0
 
 
@@ -180,7 +190,7 @@ def _eval_predictions(args: argparse.Namespace, out: Path) -> int:
     print(main)
     print()
     print(types)
-    print(f"report written to {out}/report.md")
+    print(f"report written to {printable(out)}/report.md")
     return 0
 
 
@@ -190,6 +200,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .protocol import markdown_table, text_table
 
     names = _baselines(args.baselines)
+    model_dirs = _model_dirs(args.model)
+    refuse_overwrite("--out", args.out, [("--images", args.images)] + [("--model", m) for m in model_dirs])
     res = run_bench(
         Path(args.images),
         limit=args.limit,
@@ -206,7 +218,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "bench.json", json.dumps(res, indent=2))
         atomic_write_text(out / "bench.md", markdown_table(BENCH_COLUMNS, rows) + "\n")
-        print(f"written to {out}/bench.json and bench.md")
+        print(f"written to {printable(out)}/bench.json and bench.md")
     return 0
 
 

@@ -7,12 +7,18 @@ import json
 import sys
 from pathlib import Path
 
+from ..display import printable
+from ..paths import refuse_overwrite
+
 
 def cmd_synth(args: argparse.Namespace) -> int:
     from ..schema import DISTORTION_TYPES
     from . import SynthConfig, run_synthesis
     from .runner import family_setting_table, format_family_table
 
+    refuse_overwrite(
+        "--out", args.out, [("--refs", args.refs), ("--annotations", args.annotations)], inside_output=True
+    )
     families = tuple(args.families.split(",")) if args.families else DISTORTION_TYPES
     cfg = SynthConfig(
         refs=args.refs,
@@ -47,12 +53,12 @@ def cmd_synth(args: argparse.Namespace) -> int:
     )
     print(
         f"{summary.done} references synthesised, {summary.skipped} already done, {len(summary.failed)} failed; "
-        f"{summary.records} images, {summary.rois} labelled ROIs in {summary.out} ({summary.wall:.1f} s)"
+        f"{summary.records} images, {summary.rois} labelled ROIs in {printable(summary.out)} ({summary.wall:.1f} s)"
     )
     if summary.annotations:
-        print(f"human ROIs from COCO annotations {summary.annotations}")
+        print(f"human ROIs from COCO annotations {printable(summary.annotations)}")
     for ref_id, err in summary.failed:
-        print(f"  failed: {ref_id}: {err}", file=sys.stderr)
+        print(f"  failed: {printable(ref_id)}: {printable(err)}", file=sys.stderr)
     if summary.records:
         print(format_family_table(family_setting_table(cfg.out)))
     return 1 if summary.failed else 0
@@ -63,10 +69,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     n, problems = validate_dataset(args.dir, check_images=not args.skip_images)
     for p in problems[: args.max_problems]:
-        print(p, file=sys.stderr)
+        print(printable(p), file=sys.stderr)
     if len(problems) > args.max_problems:
         print(f"... and {len(problems) - args.max_problems} more", file=sys.stderr)
-    print(f"{args.dir}: {n} records checked, {len(problems)} problems")
+    print(f"{printable(args.dir)}: {n} records checked, {len(problems)} problems")
     return 1 if problems else 0
 
 
@@ -90,24 +96,30 @@ def cmd_relabel(args: argparse.Namespace) -> int:
     base = dataset_thresholds(args.dir)
     th = thresholds_from_args(base, args.quality, args.importance, args.severity, args.visible)
     res = relabel_folder(args.dir, th)
-    print(f"{args.dir}: {res.records} records relabelled; ROIs per level:")
+    print(f"{printable(args.dir)}: {res.records} records relabelled; ROIs per level:")
     print(format_changes(res))
-    print(f"the previous labels are kept in {res.backup}")
+    print(f"the previous labels are kept in {printable(res.backup)}")
     return 0
 
 
 def cmd_cuhk(args: argparse.Namespace) -> int:
+    from ..authentic import LABELS_FILE
     from .cuhk import convert_cuhk
 
+    # What the converter reads of --refs: its labels file and the photos and masks it names.
+    read = [args.refs / LABELS_FILE, args.refs / "images", args.refs / "masks"]
+    refuse_overwrite("--out", args.out, [("--refs", p) for p in read], inside_output=True)
     drops = {"defocus": args.defocus_drop, "motion": args.motion_drop}
     res = convert_cuhk(args.refs, args.out, limit=args.limit, drops=drops)
     splits = ", ".join(f"{s} {res.per_split.get(s, 0)}" for s in ("train", "val", "test"))
-    print(f"{res.records} photos written to {res.out} ({splits}), 2 ROIs each")
+    print(f"{res.records} photos written to {printable(res.out)} ({splits}), 2 ROIs each")
     if res.skipped:
         reasons = ", ".join(f"{n} {why}" for why, n in sorted(res.skip_counts.items()))
-        print(f"skipped {len(res.skipped)} photos: {reasons} (listed in {res.out}/dataset.json)")
+        print(
+            f"skipped {len(res.skipped)} photos: {printable(reasons)} (listed in {printable(res.out)}/dataset.json)"
+        )
         for photo, why in res.skipped[:10]:
-            print(f"  skipped {photo}: {why}", file=sys.stderr)
+            print(f"  skipped {printable(photo)}: {printable(why)}", file=sys.stderr)
     return 0
 
 

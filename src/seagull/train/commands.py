@@ -6,16 +6,34 @@ import argparse
 import json
 from pathlib import Path
 
+from ..display import printable
+from ..paths import refuse_overwrite
+
+
+def _check_output(args: argparse.Namespace, cfg) -> None:
+    """The run folder must not be the config file or a folder (or file) the run reads."""
+    data = getattr(cfg, "data", cfg)  # stages 1-2 name their folders data.train; stage 0 train
+    prefix = "data." if data is not cfg else ""
+    inputs = [("--config", args.config)]
+    inputs += [(f"{prefix}train", d) for d in data.train] + [(f"{prefix}val", d) for d in data.val or []]
+    for key in ("model", "tower", "deepspeed"):
+        value = getattr(cfg, key, None)
+        if isinstance(value, (str, Path)) and Path(value).exists():
+            inputs.append((key, value))
+    refuse_overwrite("--output" if args.output else "output_dir", cfg.output_dir, inputs)
+
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .config import load_config
     from .tower.config import is_tower_config
 
+    refuse_overwrite("--output", args.output, [("--config", args.config)])  # before the config is read
     if is_tower_config(_read_yaml(args.config)):
         return _train_tower(args)
     from .trainer import train
 
     cfg = load_config(args.config, overrides=args.overrides, output_dir=args.output)
+    _check_output(args, cfg)
     if args.precompute_features:
         from .precompute import precompute_features
 
@@ -26,7 +44,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 0
     print(
         f"trained {result.steps} steps in {result.seconds:.1f} s ({result.steps_per_s:.2f} steps/s); "
-        f"final model in {result.final_dir}"
+        f"final model in {printable(result.final_dir)}"
     )
     if result.last_val:
         print("validation: " + json.dumps({k: round(v, 4) for k, v in result.last_val.items()}))
@@ -50,9 +68,10 @@ def _train_tower(args: argparse.Namespace) -> int:
         print("--precompute-features is for stages 1 and 2; a tower config (stage: tower) has no cache")
         return 2
     cfg = load_tower_config(args.config, overrides=args.overrides, output_dir=args.output)
+    _check_output(args, cfg)
     result = train_tower(cfg, resume=args.resume)
     print(
-        f"trained the tower {result.steps} steps in {result.seconds:.1f} s; final tower in {result.final_dir}"
+        f"trained the tower {result.steps} steps in {result.seconds:.1f} s; final tower in {printable(result.final_dir)}"
     )
     if result.last_val:
         print("validation: " + json.dumps({k: round(v, 4) for k, v in result.last_val.items()}))
@@ -62,22 +81,26 @@ def _train_tower(args: argparse.Namespace) -> int:
 def _cmd_probe(args: argparse.Namespace) -> int:
     from .tower.probe import format_table, run_probe, write_results
 
+    inputs = [("--tower", t) for t in args.tower if t != "imagenet"] + [("--data", d) for d in args.data]
+    refuse_overwrite("--out", args.out, inputs)
     results = run_probe(
         args.tower, args.data, args.train_photos, args.test_photos, args.train_split, args.test_split
     )
     print(format_table(results))
     if args.out:
         write_results(results, args.out)
-        print(f"results written to {args.out}")
+        print(f"results written to {printable(args.out)}")
     return 0
 
 
 def _cmd_average(args: argparse.Namespace) -> int:
     from .average import average_models
 
+    refuse_overwrite("--out", args.out, [("--model", m) for m in args.model])
     res = average_models(args.model, args.out, args.weights)
     print(
-        f"averaged {res.differing} of {res.tensors} tensors (the rest are equal in every model); model in {res.out}"
+        f"averaged {res.differing} of {res.tensors} tensors (the rest are equal in every model); "
+        f"model in {printable(res.out)}"
     )
     return 0
 
@@ -85,10 +108,11 @@ def _cmd_average(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from .export import export_model
 
+    refuse_overwrite("--out", args.out, [("--model", args.model)])
     res = export_model(args.model, args.out, args.dtype)
     print(
         f"stored {res.tensors} tensors as {args.dtype}: {res.bytes_before / 1e6:.1f} MB -> "
-        f"{res.bytes_after / 1e6:.1f} MB; model in {res.out}"
+        f"{res.bytes_after / 1e6:.1f} MB; model in {printable(res.out)}"
     )
     return 0
 

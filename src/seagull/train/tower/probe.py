@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ...display import printable
 from ...imageio import load_image
 from ...metrics.stats import sample_average_prf, srcc, type_set
 from ...model.checkpoints import load_state_file
@@ -142,7 +143,8 @@ def format_table(results: Sequence[ProbeResult]) -> str:
     ]
     for r in results:
         rows.append(
-            f"| {r.tower} | {r.quality_srcc:.3f} | {100 * r.type_f1:.1f} % | {r.pair_acc:.3f} ({r.pairs}) "
+            f"| {printable(r.tower)} | {r.quality_srcc:.3f} | {100 * r.type_f1:.1f} % "
+            f"| {r.pair_acc:.3f} ({r.pairs}) "
             f"| {r.train_rois} / {r.test_rois} |"
         )
     return "\n".join(rows)

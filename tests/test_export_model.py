@@ -9,7 +9,7 @@ import torch
 from safetensors import safe_open
 
 from seagull.cli import main
-from seagull.errors import ConfigError
+from seagull.errors import ConfigError, ModelError
 from seagull.model import load_model
 from seagull.train.export import export_model
 
@@ -46,7 +46,7 @@ def test_fp16_export_loads_tied_and_close(saved, tmp_path):
 def test_overflow_and_bad_inputs_are_clear_errors(saved, tmp_path):
     with pytest.raises(ConfigError, match="not one of"):
         export_model(saved, tmp_path / "x", "int8")
-    with pytest.raises(ConfigError, match="no model.safetensors"):
+    with pytest.raises(ModelError, match="no model.safetensors"):
         export_model(tmp_path, tmp_path / "x")
     big = tmp_path / "big"
     model = load_model(saved)

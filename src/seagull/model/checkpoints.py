@@ -3,8 +3,8 @@
 Released names (see the layout reference): ``model.layers.*``/``model.embed_tokens``/``model.norm``
 and ``lm_head`` for LLaMA, ``model.mm_projector.*``, ``mask_extractor.*`` and optionally
 ``model.vision_tower.vision_tower.visual.trunk.*``. Ours: ``language_model.*``, ``mm_projector.*``,
-``mask_extractor.*``, ``vision_tower.trunk.*``. Weights load with safetensors or
-``torch.load(weights_only=True)``; the model is built on the meta device and filled with
+``mask_extractor.*``, ``vision_tower.trunk.*``. Files are read by :mod:`.weights` (safetensors or
+``torch.load(weights_only=True)``); the model is built on the meta device and filled with
 ``assign=True`` so a 7B checkpoint needs its own size in memory once, not twice.
 """
 
@@ -23,31 +23,12 @@ from ..errors import ModelError
 from .config import get_config
 from .seagull import SeagullForCausalLM
 from .vision import OPENCLIP_TRUNK_PREFIX, openclip_trunk_state
+from .weights import fit_problems, load_state_file, shapes_of
 
 RELEASED_GLOBAL_ID = 32000
 RELEASED_LOCAL_ID = 32001
 RELEASED_IMAGE_ID = -200
 RELEASED_TOWER_PREFIX = "model.vision_tower.vision_tower." + OPENCLIP_TRUNK_PREFIX
-
-
-def load_state_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """One ``.safetensors`` or ``.bin``/``.pt`` file (never unpickling arbitrary objects)."""
-    p = Path(path)
-    if not p.is_file():
-        raise ModelError(f"weights file {p} does not exist")
-    if p.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(p))
-    try:
-        sd = torch.load(p, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as e:  # noqa: BLE001 - torch raises several types for bad pickles
-        raise ModelError(
-            f"{p} is not a plain tensor checkpoint that loads with weights_only=True ({e})"
-        ) from e
-    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
-        sd = sd["state_dict"]
-    return sd
 
 
 def released_to_ours(key: str) -> str | None:
@@ -86,12 +67,28 @@ def checkpoint_files(folder: str | Path) -> list[Path]:
         raise ModelError(f"checkpoint folder {d} does not exist; pass the SEAGULL-7B folder")
     for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
         if (d / index).is_file():
-            names = sorted(set(json.loads((d / index).read_text(encoding="utf-8"))["weight_map"].values()))
-            return [d / n for n in names]
+            weight_map = _read_json(d / index).get("weight_map")
+            if not isinstance(weight_map, dict) or not all(isinstance(n, str) for n in weight_map.values()):
+                raise ModelError(
+                    f"{d / index} has no weight_map of tensor names to files; copy the file again"
+                )
+            return [d / n for n in sorted(set(weight_map.values()))]
     files = sorted(d.glob("*.safetensors")) or sorted(d.glob("pytorch_model*.bin"))
     if not files:
         raise ModelError(f"{d} holds no *.safetensors or pytorch_model*.bin files")
     return files
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelError(
+            f"{path} is not readable JSON ({e}); copy it again from the SEAGULL-7B release"
+        ) from e
+    if not isinstance(raw, dict):
+        raise ModelError(f"{path} holds a JSON {type(raw).__name__}, not an object; copy it again")
+    return raw
 
 
 def iter_released_tensors(folder: str | Path) -> Iterator[tuple[str, torch.Tensor]]:
@@ -110,7 +107,7 @@ def seagull7b_config_from_folder(
     text: dict[str, Any] = {}
     cj = d / "config.json"
     if cj.is_file():
-        raw = json.loads(cj.read_text(encoding="utf-8"))
+        raw = _read_json(cj)
         for k in (
             "vocab_size",
             "hidden_size",
@@ -159,16 +156,12 @@ def load_state_into_meta(
 ) -> None:
     """Strict ``assign=True`` load of a complete state dict into a model built on the meta device."""
     own = model.state_dict()
-    if model.config.tie_word_embeddings and "language_model.lm_head.weight" not in state:
-        state = {**state, "language_model.lm_head.weight": state["language_model.model.embed_tokens.weight"]}
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    wrong = [k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape)]
-    if missing or unexpected or wrong:
-        raise ModelError(
-            f"checkpoint does not fit the seagull-7b layout: missing {missing[:5]} ({len(missing)}), "
-            f"unexpected {unexpected[:5]} ({len(unexpected)}), wrong shape {wrong[:5]}"
-        )
+    embed = "language_model.model.embed_tokens.weight"
+    if model.config.tie_word_embeddings and "language_model.lm_head.weight" not in state and embed in state:
+        state = {**state, "language_model.lm_head.weight": state[embed]}
+    problems = fit_problems(shapes_of(own), shapes_of(state))
+    if problems:
+        raise ModelError(f"checkpoint does not fit the seagull-7b layout: {problems}")
     model.load_state_dict(state, strict=True, assign=True)
     materialize_buffers(model, device)
 

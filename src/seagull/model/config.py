@@ -294,6 +294,21 @@ class SeagullConfig(PretrainedConfig):
             ) from e
 
 
+def read_config_json(path: Path) -> dict[str, Any]:
+    """A config.json file's object; ConfigError naming the file when it is not JSON or not an object."""
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(
+            f"{path} is not valid JSON ({e}); the file is damaged or cut short: copy it again"
+        ) from e
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{path} holds a JSON {type(raw).__name__}, not an object of config fields; copy it again"
+        )
+    return raw
+
+
 def get_config(name_or_path: str | Path | SeagullConfig, **overrides: Any) -> SeagullConfig:
     """A named config (``seagull-7b``, ``seagull-tiny``, ``seagull-test``), a JSON file or a model folder.
 
@@ -313,7 +328,7 @@ def get_config(name_or_path: str | Path | SeagullConfig, **overrides: Any) -> Se
                 f"model config {str(name_or_path)!r} is neither a named config ({', '.join(list_configs())}) "
                 "nor a JSON file / model folder with config.json"
             )
-        base = json.loads(p.read_text(encoding="utf-8"))
+        base = read_config_json(p)
         if base.get("model_type", MODEL_TYPE) != MODEL_TYPE or "mfe" not in base:
             raise ConfigError(
                 f"{p} is not a config written by this package (model_type {base.get('model_type')!r}, no 'mfe' "

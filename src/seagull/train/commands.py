@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ..display import printable
+from ..options import positive_int
 from ..paths import refuse_overwrite
 
 
@@ -162,9 +163,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--data", type=Path, nargs="+", required=True, help="dataset folders written by `seagull synth`"
     )
     p.add_argument(
-        "--train-photos", type=int, default=150, help="photos of the train split the probe fits on"
+        "--train-photos", type=positive_int, default=150, help="photos of the train split the probe fits on"
     )
-    p.add_argument("--test-photos", type=int, default=60, help="photos of the test split it is scored on")
+    p.add_argument(
+        "--test-photos", type=positive_int, default=60, help="photos of the test split it is scored on"
+    )
     p.add_argument("--train-split", default="train")
     p.add_argument("--test-split", default="test")
     p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
@@ -188,7 +191,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="only fill the disk feature cache (frozen tower) with --workers processes, then exit",
     )
-    p.add_argument("--workers", type=int, default=2, help="processes for --precompute-features")
+    p.add_argument("--workers", type=positive_int, default=2, help="processes for --precompute-features")
     p.add_argument(
         "overrides",
         nargs="*",

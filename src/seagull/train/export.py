@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 
-from ..errors import ConfigError
-from ..model.checkpoints import load_state_file
+from ..errors import ConfigError, ModelError
+from ..model.weights import load_state_file, safetensors_metadata
 from ..schema import atomic_write_text
 from ..version import __version__
 from .average import WEIGHTS, sha256_file
@@ -45,11 +44,13 @@ def export_model(src: Path, out: Path, dtype: str = "float16") -> Exported:
         raise ConfigError(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}")
     for name in (WEIGHTS, "config.json"):
         if not (src / name).is_file():
-            raise ConfigError(f"{src} has no {name}; pass a model folder written by `seagull train`")
+            raise ModelError(f"{src} has no {name}; pass a model folder written by `seagull train`")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; export-model writes a folder: choose a new folder name")
     if (out / WEIGHTS).exists():
         raise ConfigError(f"--out {out} already holds a model; choose a new folder")
-    with safe_open(str(src / WEIGHTS), framework="pt") as f:
-        metadata = dict(f.metadata() or {})  # names the tied tensors; the loader needs it
+    check_loads(src)  # nothing is written for a model folder that would not load
+    metadata = safetensors_metadata(src / WEIGHTS)  # names the tied tensors; the loader needs it
     state = load_state_file(src / WEIGHTS)
     target = DTYPES[dtype]
     stored: dict[str, torch.Tensor] = {}
@@ -77,3 +78,13 @@ def export_model(src: Path, out: Path, dtype: str = "float16") -> Exported:
     }
     atomic_write_text(out / "export.json", json.dumps(record, indent=2) + "\n")
     return Exported(out, len(stored), (src / WEIGHTS).stat().st_size, (out / WEIGHTS).stat().st_size)
+
+
+def check_loads(src: Path) -> None:
+    """ModelError unless ``src`` loads as a model (config, weights) with its tokenizer, if it has one."""
+    from ..model.seagull import load_model
+    from ..model.tokenizer import load_tokenizer
+
+    load_model(src)
+    if any((src / name).is_file() for name in ("tokenizer.json", "tokenizer.model")):
+        load_tokenizer(src)

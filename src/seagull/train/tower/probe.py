@@ -23,9 +23,9 @@ import torch.nn.functional as F
 from ...display import printable
 from ...imageio import load_image
 from ...metrics.stats import sample_average_prf, srcc, type_set
-from ...model.checkpoints import load_state_file
 from ...model.config import get_config
 from ...model.vision import VisionTower, build_vision_tower
+from ...model.weights import load_state_file
 from ...roi import rle_to_mask
 from ...schema import DISTORTION_TYPES
 from .data import LabelledImage, load_photos, severity_vector
@@ -131,9 +131,10 @@ def run_probe(
     model: str = "seagull-tiny",
 ) -> list[ProbeResult]:
     """The probe for each tower on the first ``train_photos`` / ``test_photos`` photos of the splits."""
+    loaded = [load_tower(t, model) for t in towers]  # a bad tower file fails before the photos are read
     train = load_photos(data, train_split)[:train_photos]
     test = load_photos(data, test_split)[:test_photos]
-    return [probe_tower(load_tower(t, model), t, train, test) for t in towers]
+    return [probe_tower(tower, t, train, test) for tower, t in zip(loaded, towers, strict=True)]
 
 
 def format_table(results: Sequence[ProbeResult]) -> str:

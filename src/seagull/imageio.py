@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
+import os
+import re
+import stat
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +27,46 @@ MIN_IMAGE_SIDE = 10
 RAISE_LIMIT_HINT = "pass a larger --max-pixels (max_pixels= in Python) if you trust the file"
 
 ImageInput = str | Path | bytes | Image.Image | np.ndarray
+
+
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def not_a_file(path: str | Path) -> str | None:
+    """Why ``path`` cannot be read as a file (missing, a symlink loop or a dangling link, a folder, a
+    FIFO, a device, ...), or None for a regular file; nothing is opened, so a FIFO cannot block."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "is a symbolic link loop (a link that leads back to itself); give the image's real path"
+        if os.path.islink(path):
+            return f"is a symbolic link to {os.readlink(path)!r}, which does not exist; check the link"
+        if e.errno == errno.ENOENT:
+            return "no such file; check the path"
+        return f"cannot be read ({e.strerror}); check the path and its permissions"
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((f"{name}, not" for test, name in _KINDS if test(mode)), "not")
+    return f"is {kind} a regular file; give an image file"
+
+
+def pil_limit_at_least(max_pixels: int) -> None:
+    """Keep PIL's own decompression-bomb limit from refusing what ``max_pixels`` allows.
+
+    PIL refuses a file over twice ``Image.MAX_IMAGE_PIXELS`` when it opens it, before the size check
+    here could name ``--max-pixels``; raising ``--max-pixels`` must be enough to open a file, so PIL's
+    limit is raised (never lowered) to ``max_pixels``. Every load here still checks ``max_pixels``
+    from the header before any pixel is decoded.
+    """
+    if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = max_pixels
 
 
 def _to_rgb8(img: Image.Image) -> Image.Image:
@@ -86,8 +131,9 @@ def load_image(src: ImageInput, max_pixels: int = DEFAULT_MAX_PIXELS, name: str 
     else:
         if isinstance(src, (str, Path)):
             path = Path(src)
-            if not path.is_file():
-                raise ImageLoadError(f"{label}: no such file; check the path")
+            why = not_a_file(path)
+            if why:
+                raise ImageLoadError(f"{label}: {why}")
             try:
                 data = path.read_bytes()
             except OSError as e:
@@ -100,14 +146,22 @@ def load_image(src: ImageInput, max_pixels: int = DEFAULT_MAX_PIXELS, name: str 
             raise ImageLoadError(f"{label}: cannot load an image from {type(src).__name__}")
         if not data:
             raise ImageLoadError(f"{label}: the file is empty")
+        pil_limit_at_least(max_pixels)
         try:
-            img = Image.open(io.BytesIO(data))
+            with warnings.catch_warnings():  # PIL's warning over its limit: the size is checked below
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                img = Image.open(io.BytesIO(data))
         except UnidentifiedImageError as e:
             raise ImageLoadError(
                 f"{label}: not a readable image (supported: JPEG, PNG, WebP, TIFF, BMP, GIF)"
             ) from e
         except Image.DecompressionBombError as e:
-            raise ImageLoadError(f"{label}: image too large ({e}); {RAISE_LIMIT_HINT}") from e
+            # PIL's limit is kept above max_pixels (pil_limit_at_least): this is over ours too.
+            found = re.search(r"\((\d+) pixels\)", str(e))
+            size = f"{int(found.group(1))} pixels" if found else "a huge number of pixels"
+            raise ImageLoadError(
+                f"{label}: the file declares {size}, over the limit of {max_pixels}; {RAISE_LIMIT_HINT}"
+            ) from e
         except (OSError, SyntaxError, ValueError) as e:
             raise ImageLoadError(
                 f"{label}: the file is truncated or corrupt ({e}); re-export or re-download it"

@@ -18,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from pycocotools import mask as mask_utils
 
 from .errors import RoiError
-from .imageio import DEFAULT_MAX_PIXELS, RAISE_LIMIT_HINT
+from .imageio import DEFAULT_MAX_PIXELS, RAISE_LIMIT_HINT, not_a_file
 from .schema import TASKS
 
 PointProposer = Callable[[np.ndarray, tuple[float, float]], np.ndarray]
@@ -256,18 +256,48 @@ def polygon_to_mask(
     return mask_utils.decode(mask_utils.merge(rles)).astype(bool)
 
 
+def mask_pixels(im: Image.Image) -> tuple[np.ndarray, str]:
+    """A decoded mask image -> (boolean mask, which channel marked it), the one rule for mask images.
+
+    An image whose alpha channel varies is a cut-out: the opaque pixels (alpha > 0) are inside, whatever
+    their colour. Otherwise (no alpha, or the same alpha everywhere) a pixel is inside when any of its
+    grey or colour values is non-zero.
+    """
+    if im.mode in ("1", "L", "I", "I;16", "F"):
+        return np.asarray(im) > 0, "grey levels"
+    if "A" in im.getbands() or "transparency" in im.info:
+        alpha = np.asarray(im.convert("RGBA").getchannel("A"))
+        if alpha.min() != alpha.max():
+            return alpha > 0, "alpha channel"
+        colours = f"colour channels (its alpha channel is {alpha.min()} everywhere: no cut-out)"
+        return np.asarray(im.convert("RGB")).any(axis=2), colours
+    return np.asarray(im.convert("RGB")).any(axis=2), "colour channels (it has no alpha channel)"
+
+
 def load_mask_file(
     path: str | Path,
     name: str | None = None,
     shape: tuple[int, int] | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> np.ndarray:
-    """A mask image (PNG etc.): any non-zero pixel is inside the ROI. With ``shape`` (h, w) a mask of
-    another size is refused from its header, before its pixels are decoded."""
+    """A mask image (PNG etc.): a non-zero pixel is inside the ROI, or an opaque one when the image has
+    varying transparency (:func:`mask_pixels`). With ``shape`` (h, w) a mask of another size is refused
+    from its header, before its pixels are decoded."""
+    return read_mask_file(path, name, shape, max_pixels)[0]
+
+
+def read_mask_file(
+    path: str | Path,
+    name: str | None = None,
+    shape: tuple[int, int] | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> tuple[np.ndarray, str]:
+    """:func:`load_mask_file` and which channel of the file marked the mask (for error messages)."""
     p = Path(path)
     label = name or p.name
-    if not p.is_file():
-        raise RoiError(f"ROI {label!r}: mask file {p} does not exist")
+    why = not_a_file(p)  # missing, a FIFO (never opened), a device, a symlink loop, ...
+    if why:
+        raise RoiError(f"ROI {label!r}: mask file {p}: {why}")
     try:
         with Image.open(p) as im:
             w, h = im.size
@@ -281,7 +311,8 @@ def load_mask_file(
                     f"ROI {label!r}: mask file {p} is {w}x{h}, over the {max_pixels}-pixel limit; "
                     + RAISE_LIMIT_HINT
                 )
-            arr = np.asarray(im.convert("L") if im.mode not in ("1", "L", "I", "I;16") else im)
+            im.load()
+            mask, channel = mask_pixels(im)
     except RoiError:
         raise
     except Image.DecompressionBombError as e:
@@ -290,7 +321,7 @@ def load_mask_file(
         ) from e
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as e:
         raise RoiError(f"ROI {label!r}: mask file {p} is not a readable image ({e})") from e
-    return arr > 0
+    return mask, channel
 
 
 # --------------------------------------------------------------------------- specs
@@ -309,11 +340,15 @@ class RoiSpec:
         h, w = image.shape[:2]
         n = self.name
         if self.kind == "mask":
-            m = (
-                load_mask_file(self.value, n, (h, w))
-                if isinstance(self.value, (str, Path))
-                else _mask_array(self.value, n)
-            )
+            if isinstance(self.value, (str, Path)):
+                m, channel = read_mask_file(self.value, n, (h, w))
+                if not m.any():
+                    raise RoiError(
+                        f"ROI {n!r}: mask file {self.value} is empty: read by its {channel}, every pixel "
+                        "is 0; mark the region with non-zero pixels (or opaque ones in a cut-out)"
+                    )
+            else:
+                m = _mask_array(self.value, n)
             roi = Roi(m, n, "mask")
         elif self.kind == "box":
             roi = Roi(box_to_mask(self.value, h, w, self.fmt, n), n, "box")

@@ -24,7 +24,11 @@ def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            out += sorted(q for q in p.rglob("*") if q.suffix.lower() in SUPPORTED_SUFFIXES and q.is_file())
+            # Every entry with an image's suffix but a folder: a symlink loop, a dangling link or a
+            # FIFO becomes an item that fails with its reason (never read, never silently left out).
+            out += sorted(
+                q for q in p.rglob("*") if q.suffix.lower() in SUPPORTED_SUFFIXES and not q.is_dir()
+            )
         elif p.suffix.lower() == ".txt" and p.is_file():
             base = p.parent
             try:

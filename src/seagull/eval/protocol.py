@@ -70,11 +70,19 @@ def pair_up(
     return list(labels), out
 
 
+# A predictor that gives a usable (finite) answer for fewer than this share of the labelled ROIs of a
+# task it answers (NIQE on flat regions, NaN in a prediction file) is marked in the tables and the
+# report: its numbers describe only the ROIs it answered, which are not the set the others are scored on.
+COVERAGE_WARN = 0.9
+
+
 @dataclass
 class PredictorScores:
     name: str
-    n_rois: int
-    coverage: float  # share of labelled ROIs the predictor answered
+    n_rois: int  # labelled ROIs
+    # Share of the labelled ROIs with a usable answer, in the task the predictor covers worst (the
+    # minimum of ``coverage_by_task``); 0 when it answers no task.
+    coverage: float
     quality: M.CorrelationResult | None = None
     importance: M.CorrelationResult | None = None
     quality_levels: dict[str, float] = field(default_factory=dict)
@@ -85,9 +93,32 @@ class PredictorScores:
     severity_levels: dict[str, float] = field(default_factory=dict)
     type_f1: dict[str, float] = field(default_factory=dict)
     confusion: dict[str, Any] = field(default_factory=dict)
+    # Per task the predictor answers (quality, importance, distortion): labelled ROIs its numbers use,
+    # and their share of the ROIs labelled for that task.
+    n_used: dict[str, int] = field(default_factory=dict)
+    n_labelled: dict[str, int] = field(default_factory=dict)
+    coverage_by_task: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def low_coverage(self) -> bool:
+        return self.coverage < COVERAGE_WARN
+
+    @property
+    def n_main(self) -> int:
+        """ROIs the main table's quality columns use (the distortion columns' for a predictor without
+        a quality answer)."""
+        return self.n_used.get("quality", self.n_used.get("distortion", 0))
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"name": self.name, "n_rois": self.n_rois, "coverage": self.coverage}
+        d: dict[str, Any] = {
+            "name": self.name,
+            "n_rois": self.n_rois,
+            "coverage": self.coverage,
+            "coverage_by_task": self.coverage_by_task,
+            "n_used": self.n_used,
+            "n_labelled": self.n_labelled,
+            "low_coverage": self.low_coverage,
+        }
         for k in ("quality", "importance", "type_prf", "severity_prf"):
             v = getattr(self, k)
             d[k] = None if v is None else v.to_dict()
@@ -115,8 +146,7 @@ def score_predictor(
         raise SchemaError("no labelled ROIs to evaluate against")
     labs, ps = pair_up(labels, preds)
     groups = [lab.group for lab in labs]
-    answered = sum(1 for p in ps if p is not None)
-    res = PredictorScores(name, len(labs), answered / len(labs))
+    res = PredictorScores(name, len(labs), 0.0)
 
     q_pred = [p.quality if p else None for p in ps]
     if _any(q_pred):
@@ -148,7 +178,33 @@ def score_predictor(
         s_lab = [M.severity_set(lab.severities) for lab in labs]
         res.severity_prf = M.sample_average_prf(s_lab, s_pred, bootstrap, groups, seed)
         res.severity_levels = named_severity_accuracy(labs, ps)
+    _set_coverage(res, labs)
     return res
+
+
+def _set_coverage(res: PredictorScores, labels: Sequence[RoiLabel]) -> None:
+    """``n_used`` and ``coverage_by_task`` from the numbers each task's metrics were computed on (a
+    null, NaN or infinite answer is no answer: the correlations drop it), and ``coverage``."""
+    labelled = {
+        "quality": sum(1 for lab in labels if _finite(lab.quality)),
+        "importance": sum(1 for lab in labels if _finite(lab.importance)),
+        "distortion": len(labels),
+    }
+    used = {
+        "quality": res.quality.n if res.quality else None,
+        "importance": res.importance.n if res.importance else None,
+        "distortion": res.type_prf.n if res.type_prf else None,
+    }
+    res.n_used = {task: n for task, n in used.items() if n is not None}
+    res.n_labelled = {task: labelled[task] for task in res.n_used}
+    res.coverage_by_task = {
+        task: n / labelled[task] if labelled[task] else 0.0 for task, n in res.n_used.items()
+    }
+    res.coverage = min(res.coverage_by_task.values(), default=0.0)
+
+
+def _finite(v: float | None) -> bool:
+    return v is not None and math.isfinite(v)
 
 
 def named_severity_accuracy(
@@ -198,6 +254,7 @@ def _pct(v: float | None) -> str:
 MAIN_COLUMNS = (
     "predictor",
     "n",
+    "cov %",
     "Q SRCC",
     "Q PLCC",
     "Q PLCC(log)",
@@ -219,7 +276,8 @@ def main_row(s: PredictorScores) -> list[str]:
     sp, tp = s.severity_prf, s.type_prf
     return [
         s.name,
-        str(s.n_rois),
+        str(s.n_main),
+        coverage_cell(s),
         _f(q.srcc if q else None),
         _f(q.plcc if q else None),
         _f(q.plcc_logistic if q else None),
@@ -234,6 +292,29 @@ def main_row(s: PredictorScores) -> list[str]:
         _pct(tp.recall if tp else None),
         _pct(tp.f1 if tp else None),
     ]
+
+
+def coverage_cell(s: PredictorScores) -> str:
+    """The share of labelled ROIs a predictor's numbers use, marked ``*`` under :data:`COVERAGE_WARN`."""
+    return f"{100 * s.coverage:.1f}" + ("*" if s.low_coverage else "")
+
+
+def coverage_notes(scores: Sequence[PredictorScores]) -> list[str]:
+    """One line per predictor under :data:`COVERAGE_WARN` saying what its numbers cover (none: [])."""
+    notes = []
+    for s in scores:
+        if not s.low_coverage:
+            continue
+        tasks = ", ".join(
+            f"{task} {s.n_used[task]} of {s.n_labelled[task]} ({100 * c:.1f} %)"
+            for task, c in s.coverage_by_task.items()
+        )
+        notes.append(
+            f"* {printable(s.name)}: usable answers for under {100 * COVERAGE_WARN:.0f} % of the labelled ROIs "
+            f"({tasks or 'no task answered'}); its numbers use only those ROIs and are not comparable "
+            "with the others'"
+        )
+    return notes
 
 
 def type_row(s: PredictorScores) -> list[str]:

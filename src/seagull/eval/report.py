@@ -21,9 +21,11 @@ from .baselines import BASELINE_COLUMNS, baseline_rows
 from .pairs import SYNTHETIC_KEYS, PairSummary, pair_tables
 from .predictions import SamplePrediction
 from .protocol import (
+    COVERAGE_WARN,
     MAIN_COLUMNS,
     PredictorScores,
     RoiLabel,
+    coverage_notes,
     main_row,
     markdown_table,
     pair_up,
@@ -70,9 +72,10 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 # --------------------------------------------------------------------------- protocol report
 def protocol_tables(scores: Sequence[PredictorScores]) -> tuple[str, str]:
-    """(main table, per-type F1 table) as fixed-width text."""
+    """(main table with a line under it for each predictor of low coverage, per-type F1 table) as
+    fixed-width text."""
     return (
-        text_table(MAIN_COLUMNS, [main_row(s) for s in scores]),
+        "\n".join([text_table(MAIN_COLUMNS, [main_row(s) for s in scores]), *coverage_notes(scores)]),
         text_table(TYPE_COLUMNS, [type_row(s) for s in scores]),
     )
 
@@ -87,7 +90,7 @@ def write_protocol_report(
 ) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    doc = {"info": info, "predictors": [s.to_dict() for s in scores]}
+    doc = {"info": {**info, "coverage_threshold": COVERAGE_WARN}, "predictors": [s.to_dict() for s in scores]}
     if pairs:
         doc["pair_accuracy"] = {name: p.to_dict() for name, p in pairs.items()}
     write_json(out_dir / "report.json", doc)
@@ -111,12 +114,16 @@ def write_protocol_report(
         "",
         _info_lines(info),
         "",
-        "Columns: Q = ROI quality, I = ROI importance (SRCC, PLCC raw and after the 4-parameter logistic, KRCC);",
+        "Columns: n = labelled ROIs the quality columns use (those the predictor gave a finite quality for);",
+        "cov % = share of the labelled ROIs with a usable answer, in the task the predictor covers worst",
+        f"(* = under {100 * COVERAGE_WARN:.0f} %: its numbers use only the ROIs it answered);",
+        "Q = ROI quality, I = ROI importance (SRCC, PLCC raw and after the 4-parameter logistic, KRCC);",
         "Q lvl acc = exact quality-level accuracy (%); Sev/Type P, R, F1 = sample-average precision, recall, F1 (%)",
         "of (type, severity) pairs and of distortion types, with 'clean' as the set of an undistorted ROI.",
         "",
         markdown_table(MAIN_COLUMNS, [main_row(s) for s in scores]),
         "",
+        *[line for note in coverage_notes(scores) for line in (note, "")],
         *severity_section(scores),
         *(pair_section(pairs) if pairs else []),
         "## Per-type F1 (%) (the paper's Table 2 layout)",

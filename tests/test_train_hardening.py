@@ -214,10 +214,16 @@ def test_trainer_resume_check_needs_no_compute(trained, tmp_path: Path) -> None:
     ("override", "message"),
     [
         ("max_steps=abc", "max_steps='abc' is not valid: expected an integer or null"),
-        ("optim.lr=fast", "optim.lr='fast' is not valid: expected a number"),
-        ("data.task_mix.quality=[1]", r"data.task_mix.quality=\[1\] is not valid: expected a number"),
+        ("optim.lr=fast", "optim.lr='fast' is not valid: expected a finite number"),
+        ("optim.lr=nan", "optim.lr='nan' is not valid: expected a finite number"),
+        ("optim.lr=.inf", "optim.lr=inf is not valid: expected a finite number"),
+        ("optim.weight_decay=-1", r"optim.weight_decay .* must be >= 0 .* got -1.0"),
+        ("optim.betas=[0.9, 1.5]", r"optim.betas must both be in \[0, 1\), got \[0.9, 1.5\]"),
+        ("data.task_mix.quality=[1]", r"data.task_mix.quality=\[1\] is not valid: expected a finite number"),
+        ("data.task_mix.quality=nan", "data.task_mix.quality='nan' is not valid: expected a finite number"),
+        ("epochs=-.inf", "epochs=-inf is not valid: expected a finite number"),
         ("lora.targets=[q_proj, 3]", r"lora.targets\[1\]=3 is not valid: expected a string"),
-        ("optim.betas=[0.9]", r"optim.betas=\[0.9\] is not valid: expected a list of 2 numbers"),
+        ("optim.betas=[0.9]", r"optim.betas=\[0.9\] is not valid: expected a list of 2 finite numbers"),
         ("val_at_start=perhaps", "val_at_start='perhaps' is not valid: expected true or false"),
         ("max_steps=[1", "override 'max_steps=\\[1': the value is not valid YAML"),
     ],
@@ -249,3 +255,31 @@ def test_overrides_are_taken_anywhere_among_the_options(tmp_path: Path, monkeypa
     assert seen["overrides"] == ["a=1", "b=2", "c=3", "d=4"]
     with pytest.raises(SystemExit):
         main(["train", "--config", "c.yaml", "--resume", "--no-such-option"])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("lr=nan", "lr='nan' is not valid: expected a finite number"),
+        ("head_lr=.inf", "head_lr=inf is not valid: expected a finite number"),
+        ("loss.rank=.nan", "loss.rank=nan is not valid: expected a finite number"),
+        ("weight_decay=-0.1", "weight_decay must be >= 0 and max_grad_norm positive, got -0.1, 1.0"),
+        ("max_grad_norm=0", "weight_decay must be >= 0 and max_grad_norm positive, got 0.01, 0.0"),
+    ],
+)
+def test_a_tower_config_refuses_numbers_that_are_no_setting(
+    tmp_path: Path, capsys, override: str, message: str
+) -> None:
+    cfg = tmp_path / "tower.yaml"
+    cfg.write_text(f"stage: tower\ntrain: [{tmp_path / 'data'}]\n")
+    assert main(["train", "--config", str(cfg), "--output", str(tmp_path / "out"), override]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("seagull train: error: ") and len(err.strip().splitlines()) == 1, err
+    assert message in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_config_folder_is_named_as_a_folder(tmp_path: Path, capsys) -> None:
+    assert main(["train", "--config", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"training config {tmp_path} is a folder; pass a YAML file" in err, err

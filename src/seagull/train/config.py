@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import importlib.util
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -199,6 +200,13 @@ class TrainConfig:
             raise ConfigError("aux.warmup_steps needs aux.weight > 0 (the warm-up trains the region heads)")
         if self.optim.lr <= 0:
             raise ConfigError(f"optim.lr must be positive, got {self.optim.lr}")
+        if self.optim.weight_decay < 0 or self.optim.max_grad_norm <= 0 or self.optim.warmup_steps < 0:
+            raise ConfigError(
+                "optim.weight_decay and optim.warmup_steps must be >= 0 and optim.max_grad_norm positive, got "
+                f"{self.optim.weight_decay}, {self.optim.warmup_steps} and {self.optim.max_grad_norm}"
+            )
+        if not all(0 <= b < 1 for b in self.optim.betas):
+            raise ConfigError(f"optim.betas must both be in [0, 1), got {list(self.optim.betas)}")
         require_at_least_one(
             self, ("batch_images", "grad_accum", "save_every", "val_every", "log_every", "keep_checkpoints")
         )
@@ -299,8 +307,8 @@ def check_dataset(folder: Path, what: str, split: str | None) -> None:
             )
 
 
-_KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string", Path: "a path"}
-_PLURAL = {int: "integers", float: "numbers", bool: "booleans", str: "strings", Path: "paths"}
+_KINDS = {int: "an integer", float: "a finite number", bool: "true or false", str: "a string", Path: "a path"}
+_PLURAL = {int: "integers", float: "finite numbers", bool: "booleans", str: "strings", Path: "paths"}
 
 
 def _expected(hint: Any) -> str:
@@ -344,9 +352,11 @@ def _convert(value: Any, hint: Any) -> Any:
         return dict(zip(value, _each({f".{k}": v for k, v in value.items()}, args[1]), strict=True))
     elif hint is float and isinstance(value, str):  # YAML reads 1e-4 (no dot) as a string
         with contextlib.suppress(ValueError):
-            return float(value)
+            if math.isfinite(float(value)):  # nan and inf are never a setting
+                return float(value)
     elif hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+        if math.isfinite(float(value)):
+            return float(value)
     elif hint is Path and isinstance(value, (str, Path)) or hint is Any or type(value) is hint:
         return value
     raise _WrongType(value, hint)
@@ -479,6 +489,10 @@ def load_config(
 def read_raw_config(path: str | Path, overrides: list[str] | None, fields: dict[str, Any]) -> dict[str, Any]:
     """A config file's YAML mapping with the ``key=value`` overrides, then the non-None ``fields``, applied."""
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(
+            f"training config {p} is a folder; pass a YAML file (see src/seagull/train/configs/ for examples)"
+        )
     if not p.is_file():
         raise ConfigError(f"training config {p} does not exist; see src/seagull/train/configs/ for examples")
     try:

@@ -89,6 +89,10 @@ class TowerConfig:
             raise ConfigError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
         if self.lr <= 0 or self.head_lr <= 0:
             raise ConfigError(f"lr and head_lr must be positive, got {self.lr}, {self.head_lr}")
+        if self.weight_decay < 0 or self.max_grad_norm <= 0:
+            raise ConfigError(
+                f"weight_decay must be >= 0 and max_grad_norm positive, got {self.weight_decay}, {self.max_grad_norm}"
+            )
         weights = dataclasses.asdict(self.loss)
         if min(weights.values()) < 0 or not sum(weights.values()):
             raise ConfigError(f"loss weights must be >= 0 with a positive sum, got {weights}")

@@ -15,6 +15,10 @@ Conventions:
   ever empty. With ``empty="strict"`` the sets stay empty and: both empty -> P = R = F1 = 1;
   empty prediction, non-empty label -> P = R = F1 = 0; non-empty prediction, empty label ->
   P = R = F1 = 0.
+* Agreement with a MOS (:func:`mos_agreement`, the field's protocol): SRCC and KRCC on the raw
+  predictions; PLCC and RMSE after the logistic above is fitted on the evaluated set (a linear fit
+  when the logistic does not converge, and the result says which was used); bootstrap intervals
+  refit the map on every resample.
 * Severity items are (type, severity word) pairs, e.g. ``"blur:moderate"``, so a severity only
   counts when it is attached to the right type; ``"clean"`` stays ``"clean"``.
 """
@@ -139,6 +143,165 @@ def correlations(
         fns: dict[str, Callable[[Sequence, Sequence], float]] = {"srcc": srcc, "plcc": plcc, "krcc": krcc}
         for name, fn in fns.items():
             res.ci[name] = bootstrap_ci(fn, list(pred), list(label), n=bootstrap, groups=groups, seed=seed)
+    return res
+
+
+# --------------------------------------------------------------------------- agreement with a MOS
+@dataclass
+class MosMap:
+    """The map fitted from predictions to MOS: ``method`` is ``"logistic"``, ``"linear"`` (the
+    fallback, with the reason in ``note``) or ``"none"`` (degenerate input: nothing to fit)."""
+
+    method: str
+    params: tuple[float, ...] = ()
+    note: str = ""
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, float)
+        if self.method == "logistic":
+            return logistic4(x, *self.params)
+        if self.method == "linear":
+            return self.params[0] * x + self.params[1]
+        return np.full_like(x, np.nan)
+
+
+# Smallest logistic slope |b4| in standard deviations of the predictions: a steeper curve is a step
+# fitted to a few outlying predictions, not a monotone map of the whole scale.
+MIN_SLOPE_SD = 0.05
+
+
+def _logistic4_jac(x: np.ndarray, b1: float, b2: float, b3: float, b4: float) -> np.ndarray:
+    """d logistic4 / d(b1, b2, b3, b4) at ``x`` (for ``b4 > 0``, as the bounded fit keeps it)."""
+    u = np.clip((x - b3) / b4, -500, 500)
+    s = 1.0 / (1.0 + np.exp(-u))
+    ds = (b1 - b2) * s * (1.0 - s)
+    return np.stack([s, 1.0 - s, -ds / b4, -ds * u / b4], axis=1)
+
+
+def fit_logistic4_scaled(
+    pred: np.ndarray, label: np.ndarray, start: Sequence[float] | None = None
+) -> tuple[float, float, float, float] | None:
+    """:func:`logistic4` from ``pred`` to ``label`` by least squares, fitted on the standardised
+    predictions (so that metrics on any scale, e.g. the Laplacian's variance in the thousands, are fitted
+    alike) with ``|b4|`` at least :data:`MIN_SLOPE_SD` standard deviations; the best of three starting
+    slopes (1/3, 1 and 3 SD) from b1, b2 = the label's range in the direction of the rank correlation and
+    b3 = the mean prediction. ``start`` (parameters on the predictions' scale, e.g. the fit on the whole
+    set when refitting a bootstrap resample) is tried alone first. The parameters are returned on the
+    predictions' own scale; None when no start converges."""
+    p, y = np.asarray(pred, float), np.asarray(label, float)
+    mu, sd = float(np.mean(p)), float(np.std(p))
+    if sd == 0:
+        return None
+    z = (p - mu) / sd
+    rising = stats.spearmanr(p, y).statistic >= 0
+    hi, lo = (y.max(), y.min()) if rising else (y.min(), y.max())
+    starts = [[hi, lo, 0.0, slope] for slope in (1.0, 1 / 3, 3.0)]
+    if start is not None:
+        b1, b2, b3, b4 = start
+        starts = [[b1, b2, (b3 - mu) / sd, max(abs(b4) / sd, MIN_SLOPE_SD)]]
+    best = _best_fit(z, y, starts)
+    if best is None and start is not None:
+        best = _best_fit(z, y, [[hi, lo, 0.0, slope] for slope in (1.0, 1 / 3, 3.0)])
+    if best is None:
+        return None
+    b1, b2, b3, b4 = (float(v) for v in best)
+    return b1, b2, mu + sd * b3, sd * abs(b4)
+
+
+def _best_fit(z: np.ndarray, y: np.ndarray, starts: Sequence[Sequence[float]]) -> np.ndarray | None:
+    """The least-squares logistic on standardised ``z`` from the start with the smallest error."""
+    best, best_sse = None, np.inf
+    bounds = ([-np.inf, -np.inf, -np.inf, MIN_SLOPE_SD], [np.inf, np.inf, np.inf, np.inf])
+    for p0 in starts:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                params, _ = optimize.curve_fit(
+                    logistic4, z, y, p0=p0, jac=_logistic4_jac, bounds=bounds, method="trf", max_nfev=1000
+                )
+        except (RuntimeError, ValueError, optimize.OptimizeWarning):
+            continue
+        if not np.all(np.isfinite(params)):
+            continue
+        sse = float(((logistic4(z, *params) - y) ** 2).sum())
+        if sse < best_sse:
+            best, best_sse = params, sse
+    return best
+
+
+def fit_mos_map(
+    pred: Sequence[float], label: Sequence[float], start: Sequence[float] | None = None
+) -> MosMap:
+    """The 4-parameter logistic from ``pred`` to ``label`` (:func:`fit_logistic4_scaled`, from ``start``
+    if given); a straight line, with the reason, when it does not converge or is flat on the data."""
+    p, y = np.asarray(pred, float), np.asarray(label, float)
+    if _degenerate(p, y):
+        return MosMap("none", note="fewer than 3 values or a constant prediction: no fit")
+    params = fit_logistic4_scaled(p, y, start)
+    if params is not None and np.ptp(logistic4(p, *params)) > 0:
+        return MosMap("logistic", params)
+    slope, intercept = np.polyfit(p, y, 1)
+    why = "did not converge" if params is None else "is flat on the data"
+    return MosMap("linear", (float(slope), float(intercept)), f"the logistic fit {why}; a linear fit is used")
+
+
+@dataclass
+class MosAgreement:
+    """How well predictions follow a MOS: ``n`` pairs; SRCC and KRCC on the raw predictions; PLCC and
+    RMSE (in the label's units) after ``fit``; 95 % bootstrap intervals in ``ci``."""
+
+    n: int
+    srcc: float
+    krcc: float
+    plcc: float
+    rmse: float
+    fit: MosMap
+    ci: dict[str, tuple[float, float]] = field(default_factory=dict)
+    refit_fallbacks: int = 0  # bootstrap resamples whose map fell back to a line
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _agreement(
+    p: np.ndarray, y: np.ndarray, start: Sequence[float] | None = None
+) -> tuple[dict[str, float], MosMap]:
+    fit = fit_mos_map(p, y, start)
+    out = {"srcc": float("nan"), "krcc": float("nan"), "plcc": float("nan"), "rmse": float("nan")}
+    if fit.method == "none":
+        return out, fit
+    fitted = fit(p)
+    out["srcc"] = float(stats.spearmanr(p, y).statistic)
+    out["krcc"] = float(stats.kendalltau(p, y).statistic)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a map flat on most photos: its PLCC is what it is
+        out["plcc"] = float(stats.pearsonr(fitted, y).statistic) if np.ptp(fitted) > 0 else float("nan")
+    out["rmse"] = float(np.sqrt(np.mean((fitted - y) ** 2)))
+    return out, fit
+
+
+def mos_agreement(
+    pred: Sequence[float | None], label: Sequence[float | None], bootstrap: int = 0, seed: int = 0
+) -> MosAgreement:
+    """SRCC, KRCC, PLCC and RMSE of predictions against a MOS (pairs with a missing value dropped),
+    the map fitted on these pairs, and with ``bootstrap`` resamples of the pairs (one per photo)
+    percentile 95 % intervals, the map refitted on each resample (starting from the whole set's)."""
+    p, y = _pairs(pred, label)
+    vals, fit = _agreement(p, y)
+    res = MosAgreement(int(p.size), vals["srcc"], vals["krcc"], vals["plcc"], vals["rmse"], fit)
+    if bootstrap and fit.method != "none":
+        rng = np.random.default_rng(seed)
+        draws: dict[str, list[float]] = {k: [] for k in vals}
+        for _ in range(bootstrap):
+            idx = rng.integers(0, p.size, p.size)
+            v, f = _agreement(p[idx], y[idx], fit.params if fit.method == "logistic" else None)
+            res.refit_fallbacks += f.method == "linear"
+            for k, x in v.items():
+                if not math.isnan(x):
+                    draws[k].append(x)
+        for k, xs in draws.items():
+            lo, hi = np.quantile(xs, [0.025, 0.975]) if len(xs) >= 10 else (float("nan"), float("nan"))
+            res.ci[k] = (float(lo), float(hi))
     return res
 
 

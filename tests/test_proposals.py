@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -48,6 +50,49 @@ def test_sam_adapter_plumbing_with_a_random_model(coffee, tmp_path):
     small = coffee[::2, ::2].copy()
     mask = sam.point(small, (150, 70))
     assert mask.shape == small.shape[:2] and mask.dtype == bool
+
+
+class _RunsCode:
+    """A pickle that creates ``path`` when it is unpickled."""
+
+    def __init__(self, path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.path}",))
+
+
+def test_a_pickled_sam_file_is_refused_by_name_without_running_it(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("segment_anything")
+    from seagull.cli import main
+    from seagull.errors import ModelError
+
+    marker, evil = tmp_path / "ran", tmp_path / "sam_vit_b.pth"
+    torch.save({"image_encoder.x": _RunsCode(marker)}, evil)
+    with pytest.raises(
+        ModelError, match=f"SAM checkpoint {evil} is not a safe weights file .*weights_only=True"
+    ):
+        SamProposer(evil)
+    photo = str(Path(__file__).resolve().parents[1] / "examples" / "coffee.jpg")
+    assert main(["assess", photo, "--point", "300,140", "--sam", str(evil)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("seagull assess: error: SAM checkpoint") and "official SAM vit_b" in err, err
+    assert "GLOBAL posix.system" in err and "False" not in err  # no advice to load it unsafely
+    assert len(err.splitlines()) == 1 and not marker.exists()
+
+
+@pytest.mark.slow
+def test_a_safe_file_of_other_tensors_is_refused_by_name(tmp_path):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("segment_anything")
+    from seagull.errors import ModelError
+
+    torch.save({"image_encoder.x": torch.zeros(2)}, tmp_path / "other.pth")  # safe, but not SAM's tensors
+    with pytest.raises(ModelError, match=r"does not fit SAM vit_b: 0 tensors of another shape .* unexpected"):
+        SamProposer(tmp_path / "other.pth")
 
 
 @pytest.mark.parametrize("shape", [(2, 20000, 3), (20000, 2, 3), (12, 6000, 3)])

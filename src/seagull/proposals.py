@@ -20,7 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .errors import ConfigError, RoiError
+from .errors import ConfigError, ModelError, RoiError
 from .imageio import fit_longest_side, image_digest
 from .roi import Roi, box_to_mask, iou, rle_to_mask
 
@@ -254,12 +254,59 @@ def load_sam_model(checkpoint: str | Path | None, model_type: str = "vit_b") -> 
         raise ConfigError(
             f"SAM checkpoint {checkpoint} does not exist; download it yourself and pass its path"
         )
+    state = None if checkpoint is None else _read_sam_file(Path(checkpoint), model_type)
     model = sam_model_registry[model_type](checkpoint=None)
-    if checkpoint is not None:
-        import torch
-
-        model.load_state_dict(torch.load(str(checkpoint), map_location="cpu", weights_only=True))
+    if state is not None:
+        _check_sam_fit(Path(checkpoint), state, model, model_type)
+        model.load_state_dict(state)
     return model
+
+
+def _sam_files(model_type: str) -> str:
+    return f"the official SAM {model_type} checkpoint (sam_{model_type}_*.pth) or a .safetensors copy of it"
+
+
+def _read_sam_file(path: Path, model_type: str) -> dict[str, Any]:
+    """The tensors of a SAM checkpoint, read without running pickled code.
+
+    (This layer may not import :mod:`seagull.model.weights`, the loader of the model's own files; the same
+    two safe formats are accepted here.)"""
+    import torch
+
+    what = _sam_files(model_type)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch and safetensors raise several types for bad files
+        # the line that says what was refused, not PyTorch's advice to load it with weights_only=False
+        noise = ("Weights only load failed", "Check the documentation", "Please file an issue")
+        lines = [x.split("WeightsUnpickler error:")[-1].strip() for x in str(e).splitlines()]
+        reason = next(
+            (f"{type(e).__name__}: {x}" for x in lines if x and not x.startswith(noise)), type(e).__name__
+        )
+        raise ModelError(
+            f"SAM checkpoint {path} is not a safe weights file (a safetensors file, or a PyTorch file of plain "
+            f"tensors that loads with weights_only=True): {reason}; pass {what}"
+        ) from e
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelError(f"SAM checkpoint {path} is not a state dict of tensors; pass {what}")
+    return state
+
+
+def _check_sam_fit(path: Path, state: dict[str, Any], model: Any, model_type: str) -> None:
+    own = model.state_dict()
+    wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    if wrong or missing or unexpected:
+        raise ModelError(
+            f"SAM checkpoint {path} does not fit SAM {model_type}: {len(wrong)} tensors of another shape "
+            f"{wrong[:3]}, {len(missing)} missing {missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}; "
+            f"pass {_sam_files(model_type)}, or the --sam-type it was made for"
+        )
 
 
 class SamProposer:

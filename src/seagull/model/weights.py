@@ -115,9 +115,8 @@ def load_torch_file(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         sd = torch.load(p, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as e:  # noqa: BLE001 - torch raises several types for bad or unsafe pickles
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelError(
-            f"{p} is not a safe weights file: weights-only loading refused it ({reason}); it holds pickled "
+            f"{p} is not a safe weights file: weights-only loading refused it ({torch_load_reason(e)}); it holds pickled "
             f"Python objects besides tensors, or is no weights file at all. Pass {SAFE_FORMATS}"
         ) from e
     if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
@@ -157,6 +156,17 @@ def fit_problems(
 
 def shapes_of(state: Mapping[str, torch.Tensor]) -> dict[str, Shape]:
     return {k: tuple(v.shape) for k, v in state.items()}
+
+
+def torch_load_reason(e: Exception) -> str:
+    """The line of a ``torch.load(weights_only=True)`` failure that says what was refused, without
+    PyTorch's advice to retry with ``weights_only=False`` (which would run the file's code)."""
+    noise = ("Weights only load failed", "Check the documentation", "Please file an issue")
+    for line in str(e).splitlines():
+        line = line.split("WeightsUnpickler error:")[-1].strip()
+        if line and not line.startswith(noise):
+            return f"{type(e).__name__}: {line}"
+    return type(e).__name__
 
 
 # ---------------------------------------------------------------------- helpers

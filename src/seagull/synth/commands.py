@@ -123,6 +123,77 @@ def cmd_cuhk(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mos(args: argparse.Namespace) -> int:
+    from ..schema import QUALITY_LEVELS, SPLITS
+    from .mos import config_from_options, import_mos
+
+    tables = [f for k in ("scores", "train", "val", "test") for f in (getattr(args, k) or [])]
+    refuse_overwrite(
+        "--out",
+        args.out,
+        [("--photos", args.photos), ("--source", args.source)] + [("a score file", f) for f in tables],
+        inside_output=True,
+    )
+    cfg = config_from_options(
+        preset=args.preset,
+        source=args.source,
+        photos=args.photos,
+        scores=args.scores,
+        train=args.train,
+        val=args.val,
+        test=args.test,
+        name_column=args.name_column,
+        mos_column=args.mos_column,
+        std_column=args.std_column,
+        split_column=args.split_column,
+        group_column=args.group_column,
+        group_pattern=args.group_pattern,
+        scale=args.scale,
+        lower_better=args.lower_better,
+        levels=args.levels,
+        split_from=args.split_from,
+        split_fractions=args.split_fractions,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        licence_notes=args.licence_note,
+    )
+    tables = [("score file", f) for table in cfg.scores for f in table.paths]
+    refuse_overwrite("--out", args.out, [("--photos", cfg.photos), *tables], inside_output=True)
+    refuse_overwrite(
+        "--out",
+        args.out,
+        [("--photos", cfg.photos)] + [("a score file", f) for t in cfg.scores for f in t.paths],
+        inside_output=True,
+    )  # the preset's files too
+    res = import_mos(cfg, args.out, progress=not args.quiet)
+    splits = ", ".join(f"{s} {res.per_split.get(s, 0)}" for s in SPLITS)
+    print(
+        f"{res.records} photos in {printable(res.out)} ({splits}; {res.new} written now, {res.reused} already there); "
+        f"levels {cfg.scale.levels} on the scale {cfg.scale.lo:g}-{cfg.scale.hi:g}"
+        + (" (lower = better)" if cfg.scale.lower_better else "")
+    )
+    for s in SPLITS:
+        if s in res.per_level:
+            print(f"  {s:<5} " + "  ".join(f"{w} {res.per_level[s].get(w, 0)}" for w in QUALITY_LEVELS))
+    if res.relinked:
+        print(f"  {printable(res.out)}/photos now points to {printable(cfg.photos)}")
+    for m in res.case_only:
+        print(
+            printable(
+                f"  {m['row']}: {m['name']!r} matched {m['file']!r} ignoring case (recorded in the card)"
+            )
+        )
+    if res.without_mos:
+        print(
+            printable(
+                f"  {len(res.without_mos)} rows without a MOS left out: {', '.join(res.without_mos[:5])}"
+            )
+        )
+    for photo, why in res.skipped[:10]:
+        print(f"  skipped {printable(photo)}: {printable(why)}", file=sys.stderr)
+    return 1 if res.skipped else 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     _add_synth(subparsers)
     _add_data(subparsers)
@@ -283,3 +354,87 @@ def _add_data(subparsers: argparse._SubParsersAction) -> None:
             help=f"quality of a {kind}-blurred region below its sharp rest (default %(default)s)",
         )
     c.set_defaults(func=cmd_cuhk)
+    _add_mos(dsub)
+
+
+def _scale(text: str) -> tuple[float, float]:
+    from ..options import float_range
+
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"{text!r} is not LO,HI (e.g. 1,5 or 0,100)")
+    lo, hi = (float_range()(x) for x in parts)
+    if hi <= lo:
+        raise argparse.ArgumentTypeError(f"{text!r}: LO must be below HI")
+    return lo, hi
+
+
+def _shares(text: str) -> tuple[float, float, float]:
+    from ..options import fraction
+
+    parts = text.split(",")
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError(f"{text!r} is not TRAIN,VAL,TEST (e.g. 0.8,0.1,0.1)")
+    shares = tuple(fraction(x) for x in parts)
+    if abs(sum(shares) - 1.0) > 1e-6:
+        raise argparse.ArgumentTypeError(f"{text!r}: the three shares must sum to 1")
+    return shares  # type: ignore[return-value]
+
+
+def _add_mos(dsub: argparse._SubParsersAction) -> None:
+    from ..options import fraction, nonnegative_int
+
+    m = dsub.add_parser(
+        "mos",
+        help="import a human-rated image quality set (photos + MOS file) as a dataset folder",
+        description="One record per photo, the whole photo as the ROI, its quality the MOS normalised to "
+        "[0, 1] and cut into the five level words; photos are referenced in place, not copied "
+        "(docs/labels.md, section 11). Resumable: photos already written are kept.",
+    )
+    m.add_argument("--out", type=Path, required=True, help="dataset folder to write (resumed if it exists)")
+    m.add_argument(
+        "--preset", choices=("biq2021", "cuhk"), help="fill in the files, columns, scale and split"
+    )
+    m.add_argument(
+        "--source", type=Path, help="with --preset: the set's folder (a BIQ2021 clone, the CUHK folder)"
+    )
+    m.add_argument("--photos", type=Path, help="folder of the photos; score-file names are relative to it")
+    m.add_argument("--scores", nargs="+", type=Path, metavar="FILE", help="score table: CSV, or MAT file(s)")
+    for split in ("train", "val", "test"):
+        m.add_argument(
+            f"--{split}", nargs="+", type=Path, metavar="FILE", help=f"the official {split} split's scores"
+        )
+    m.add_argument("--name-column", help="column (MAT: variable) of the photo file names")
+    m.add_argument("--mos-column", help="column (MAT: variable) of the MOS")
+    m.add_argument("--std-column", help="column (MAT: variable) of the MOS standard deviation (optional)")
+    m.add_argument("--split-column", help="column holding each photo's official split (train/val/test)")
+    m.add_argument("--group-column", help="column naming each photo's subset, reported per group by eval")
+    m.add_argument("--group-pattern", help="regex on the name whose first group names the subset")
+    m.add_argument("--scale", type=_scale, metavar="LO,HI", help="range of the MOS scale, e.g. 1,5 or 0,100")
+    m.add_argument("--lower-better", action="store_true", help="the scale's low end is the best (DMOS)")
+    m.add_argument(
+        "--levels",
+        choices=("auto", "acr", "equal"),
+        default="auto",
+        help="MOS -> level words: ACR 1-5 anchors, or equal intervals of the scale (auto: acr for 1,5)",
+    )
+    m.add_argument(
+        "--split-from",
+        choices=("photo", "cuhk"),
+        help="without an official split: assign_split by photo (default) or the CUHK photo split",
+    )
+    m.add_argument(
+        "--split-fractions", type=_shares, metavar="TR,VA,TE", help="split by photo (default 0.8,0.1,0.1)"
+    )
+    m.add_argument(
+        "--val-fraction",
+        type=fraction,
+        default=0.1,
+        help="share of the official train split made the validation split when there is none (default 0.1)",
+    )
+    m.add_argument(
+        "--seed", type=nonnegative_int, default=0, help="seed of the photo splits and conversations"
+    )
+    m.add_argument("--licence-note", action="append", help="a licence note for the card (repeatable)")
+    m.add_argument("--quiet", action="store_true", help="no progress bar")
+    m.set_defaults(func=cmd_mos)

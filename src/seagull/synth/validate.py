@@ -31,6 +31,9 @@ REQUIRED_CARD_KEYS = (
     "seed",
     "licence_notes",
 )
+# Scores every ROI must carry unless the card's ``label_tasks`` says the folder labels fewer
+# (a human-rated folder of ``seagull data mos`` labels quality only).
+LABEL_TASKS = ("quality", "importance")
 
 
 def validate_dataset(root: Path, check_images: bool = True) -> tuple[int, list[str]]:
@@ -48,6 +51,7 @@ def validate_dataset(root: Path, check_images: bool = True) -> tuple[int, list[s
         th = Thresholds.from_dict(card["thresholds"])
     except (KeyError, TypeError, ValueError) as e:
         return 0, problems + [f"dataset.json thresholds are invalid: {e}"]
+    labelled = tuple(card.get("label_tasks") or LABEL_TASKS)
     n = 0
     ids: set[str] = set()
     if not shard_paths(root):
@@ -76,13 +80,17 @@ def validate_dataset(root: Path, check_images: bool = True) -> tuple[int, list[s
             if rec.id in ids:
                 problems.append(f"{where}: duplicate record id {rec.id!r}")
             ids.add(rec.id)
-            problems += [f"{where} ({rec.id}): {p}" for p in _check_record(root, rec, th, check_images)]
+            problems += [
+                f"{where} ({rec.id}): {p}" for p in _check_record(root, rec, th, check_images, labelled)
+            ]
     if card.get("counts", {}).get("records") not in (None, n):
         problems.append(f"dataset.json counts {card['counts']['records']} records, shards hold {n}")
     return n, problems
 
 
-def _check_record(root: Path, rec: SampleRecord, th: Thresholds, check_images: bool) -> Iterator[str]:
+def _check_record(
+    root: Path, rec: SampleRecord, th: Thresholds, check_images: bool, labelled: tuple[str, ...] = LABEL_TASKS
+) -> Iterator[str]:
     img = root / rec.image
     if not img.is_file():
         yield f"image {rec.image} is missing"
@@ -108,6 +116,8 @@ def _check_record(root: Path, rec: SampleRecord, th: Thresholds, check_images: b
         elif list(mask_bbox(m)) != list(roi.bbox):
             yield f"ROI {roi.id}: bbox {roi.bbox} != mask bbox {list(mask_bbox(m))}"
         for name, val in (("quality", roi.quality), ("importance", roi.importance)):
+            if val is None and name not in labelled:
+                continue  # a score the folder does not label (its card's label_tasks)
             if val is None or not (0.0 <= val <= 1.0) or not np.isfinite(val):
                 yield f"ROI {roi.id}: {name} {val} is not in [0, 1]"
         if roi.quality is not None and roi.quality_level != quality_level(roi.quality, th):

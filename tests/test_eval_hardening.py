@@ -286,9 +286,9 @@ def test_eval_compares_several_models_in_one_run(dataset, tmp_path, monkeypatch,
 def test_split_all_is_the_documented_default(dataset, tmp_path):
     from seagull.cli import build_parser
 
-    assert _parse("--data", "x", "--out", "y").split == "all"
+    assert _parse("--data", "x", "--out", "y").split is None  # each suite's own default: all (mos: test)
     eval_parser = build_parser()._subparsers._group_actions[0].choices["eval"]
-    assert "'all' records (default: all)" in " ".join(eval_parser.format_help().split())
+    assert "'all' records (default: all; mos: test)" in " ".join(eval_parser.format_help().split())
     res_all = evaluate_synthetic(dataset, None, baselines=["constant"], bootstrap=0, include_fr=False)
     named = evaluate_synthetic(
         dataset, None, baselines=["constant"], split="all", bootstrap=0, include_fr=False

@@ -129,7 +129,7 @@ def _run_eval(args: argparse.Namespace, out: Path, models: list) -> int:
         from .synthetic import as_dirs
 
         suite = get_suite(args.suite)
-        split = args.split or "all"
+        split = args.split or suite.default_split
         if split != "all" and not suite.splits:
             raise ConfigError(
                 f"--split {split}: suite {args.suite} has no photo split; leave --split out or use a suite "
@@ -140,7 +140,7 @@ def _run_eval(args: argparse.Namespace, out: Path, models: list) -> int:
         if len(data) != 1:
             raise ConfigError(f"--suite {args.suite} reads one data folder; got {len(data)}")
         names = _baselines(args.baselines)
-        names = list(SUITE_BASELINES if names is None else names)
+        names = list((suite.baselines or SUITE_BASELINES) if names is None else names)
         _announce(args, models, names)
         preds = default_predictors(models, names)
         fingerprint = suite_fingerprint(args.suite, data[0], preds)
@@ -259,9 +259,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--limit", type=int, help="only the first N images (suites: a balanced subset)")
     e.add_argument(
         "--split",
-        default="all",
-        help="synthetic and cuhk: evaluate only this split (train, val or test; cuhk's photo split is "
-        "fixed), or 'all' records (default: all)",
+        default=None,
+        help="synthetic, cuhk and mos: evaluate only this split (train, val or test; cuhk's photo split is "
+        "fixed), or 'all' records (default: all; mos: test)",
     )
     e.add_argument("--calibration-split", help="synthetic: fit the baselines' level maps on this split")
     e.add_argument("--baselines", help="comma-separated baselines (default: all; 'none' for none)")

@@ -8,7 +8,8 @@ Every runner but ``synthetic``'s is called as
 ``run(root, predictors, limit=..., journal=..., progress=..., bootstrap=..., margin=...) -> SuiteResult``
 (``--bootstrap`` resamples for 95 % intervals, ``--pair-margin`` for within-photo pairs; a suite with
 no intervals or pairs accepts and ignores them); a suite registered with ``splits=True`` has a fixed
-photo split and is also given ``split=`` ("train", "val", "test" or "all" for ``--split``);
+photo split and is also given ``split=`` ("train", "val", "test" or "all" for ``--split``; without
+``--split``, its ``default_split``); ``baselines`` replaces the suites' default baseline list;
 ``synthetic`` is the paper's protocol (:func:`seagull.eval.synthetic.evaluate_synthetic`) with its own
 options.
 """
@@ -32,6 +33,8 @@ class SuiteInfo:
     description: str
     data: str  # what the --data folder holds
     splits: bool = False  # whether the runner takes split= (a fixed photo split; --split)
+    default_split: str = "all"  # the split evaluated when --split is not given
+    baselines: tuple[str, ...] | None = None  # default baselines (None: the suites' usual list)
 
     def load(self) -> Callable[..., Any]:
         """The runner function (its module is imported now)."""
@@ -42,8 +45,16 @@ class SuiteInfo:
 SUITES: Registry[SuiteInfo] = Registry("evaluation suite")
 
 
-def register_suite(name: str, runner: str, description: str, data: str, splits: bool = False) -> SuiteInfo:
-    return SUITES.add(SuiteInfo(name, runner, description, data, splits))
+def register_suite(
+    name: str,
+    runner: str,
+    description: str,
+    data: str,
+    splits: bool = False,
+    default_split: str = "all",
+    baselines: tuple[str, ...] | None = None,
+) -> SuiteInfo:
+    return SUITES.add(SuiteInfo(name, runner, description, data, splits, default_split, baselines))
 
 
 def list_suites() -> tuple[str, ...]:
@@ -81,3 +92,13 @@ register_suite(
     "mos.csv, distorted_images/ and reference_images/",
 )
 register_suite("regions", "seagull.eval.regions:run_regions", "which region looks worse?", "clean photos")
+register_suite(
+    "mos",
+    "seagull.eval.mos:run_mos",
+    "whole-photo quality vs people's MOS: SRCC, KRCC, PLCC and RMSE after a logistic fit, bootstrap intervals",
+    "a human-rated folder written by seagull data mos",
+    splits=True,
+    default_split="test",
+    # the ROI is the whole photo: whole_brisque would repeat brisque, constant gives no number
+    baselines=("brisque", "niqe", "piqe", "laplacian_var", "blur_effect", "hf_ratio"),
+)

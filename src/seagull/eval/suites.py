@@ -27,10 +27,10 @@ import numpy as np
 from ..authentic import MIN_REGION_FRACTION, load_blur_mask, read_cuhk_index, select_photos, tiny_region
 from ..errors import ImageLoadError, RoiError, SeagullError
 from ..imageio import load_image
-from ..schema import RegionPrediction
+from ..schema import RegionPrediction, shard_paths
 from . import metrics as M
 from .baselines import RoiPredictor, list_baselines, make_baseline, model_list
-from .journal import RunJournal, file_digest, predictor_identity, progress_bar
+from .journal import RunJournal, digest, file_digest, predictor_identity, progress_bar
 
 # The suites score image content; the geometry-only importance baselines have their own rows there.
 SUITE_BASELINES: tuple[str, ...] = list_baselines(reads_pixels=True)
@@ -81,10 +81,14 @@ def _nan_to_none(v: float) -> float | None:
 def suite_fingerprint(suite: str, root: Path, predictors: Sequence[RoiPredictor]) -> dict[str, Any]:
     """What a suite run's saved outputs depend on: the suite, its data and the predictors."""
     root = Path(root)
+    index = {name: file_digest(root / name) for name in ("labels.csv", "mos.csv")}
+    shards = shard_paths(root)
+    if shards:  # a dataset folder (the mos suite): its records, not where its photos are
+        index["shards"] = digest(f"{p.name}\t{file_digest(p)}" for p in shards)
     return {
         "suite": suite,
         "data": str(root.resolve()),
-        "index": {name: file_digest(root / name) for name in ("labels.csv", "mos.csv")},
+        "index": index,
         "predictors": [predictor_identity(p) for p in predictors],
     }
 

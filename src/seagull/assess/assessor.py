@@ -1,8 +1,10 @@
 """Assessor: image + ROIs -> quality, importance and distortions per ROI, from one image encoding.
 
-Per image the vision tower runs once, all ROIs go through the MFE together, and the shared prompt
-prefix (system text, ``<image>`` tokens, preamble up to the region) runs through the LM once; its
-key/value cache is reused by every ROI-question suffix, which are batched.
+Per image the vision tower runs once and the shared prompt prefix (system text, ``<image>`` tokens,
+preamble up to the region) runs through the LM once; its key/value cache is reused by every
+ROI-question suffix, which are batched. ROIs go through the MFE and the LM in chunks of ``roi_chunk``,
+so the memory of one call does not grow with the number of ROIs beyond their small result records
+(and the ROIs the caller holds; see :class:`seagull.assess.roi_list.RoiList` for a compact list).
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ from ..schema import TASKS, RegionPrediction
 from .image_cache import ImageCache, image_digest
 
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+# ROIs per MFE + LM pass. Each ROI in flight costs about 10 MB with the shipped model (its native
+# window through the tower, its low-level statistics at image size); 32 keep a call within a few
+# hundred MB at any ROI count and batch the LM's 64-row passes fully (2 questions per ROI).
+DEFAULT_ROI_CHUNK = 32
 
 
 @dataclass
@@ -84,6 +90,7 @@ class Assessor:
         max_new_tokens: int = 40,
         presence_threshold: float = PRESENCE_THRESHOLD,
         image_cache_mb: float = 0,
+        roi_chunk: int = DEFAULT_ROI_CHUNK,
     ) -> None:
         from ..model.tokenizer import load_tokenizer
 
@@ -106,6 +113,9 @@ class Assessor:
         self.batch_size = int(batch_size)
         self.max_new_tokens = int(max_new_tokens)
         self.presence_threshold = float(presence_threshold)
+        if int(roi_chunk) < 1:
+            raise ModelError(f"roi_chunk must be at least 1 ROI per pass, got {roi_chunk}")
+        self.roi_chunk = int(roi_chunk)
         # Per-image work reused for repeated photos (interactive use); 0 = off.
         self.image_cache = ImageCache(int(image_cache_mb * 2**20))
         self._prepare_prompts()
@@ -367,47 +377,71 @@ class Assessor:
                     raise RoiError(f"image {i}: ROIs must be seagull.roi.Roi objects, got {type(r).__name__}")
                 r.check_size(arr.shape[0], arr.shape[1])
                 check_roi_size(r)
-        flat: list[tuple[int, Roi]] = [(b, r) for b, rois in enumerate(rois_per_image) for r in rois]
+        # (image, ROI index) of every ROI; the ROIs themselves are taken a chunk at a time, so a
+        # compact list (RoiList) never holds more than one chunk of full-size masks.
+        flat = [(b, k) for b, rois in enumerate(rois_per_image) for k in range(len(rois))]
+        out: list[list[RegionPrediction]] = [[] for _ in images]
+        if not flat:
+            return out
+        with torch.inference_mode():
+            enc, cache = self._encode(arrays)
+        # A joint MFE lets the ROIs of one image attend to each other: they must go through it together.
+        size = len(flat) if self.model.mask_extractor.joint else self.roi_chunk
+        for start in range(0, len(flat), size):
+            part = flat[start : start + size]
+            rois = [rois_per_image[b][k] for b, k in part]
+            for (b, _), res in zip(
+                part, self._assess_chunk(enc, cache, arrays, part, rois, tasks, text), strict=True
+            ):
+                out[b].append(res)
+        return out
+
+    def _assess_chunk(
+        self,
+        enc: ImageEncoding,
+        cache: DynamicCache,
+        arrays: list[np.ndarray],
+        part: list[tuple[int, int]],
+        rois: list[Roi],
+        tasks: Sequence[str],
+        text: bool,
+    ) -> list[RegionPrediction]:
+        """The predictions of one chunk of ROIs (``part``: their (image, index) pairs, image-major)."""
         # ``distortions`` stays [] when that task is not asked (the JSON has always said so).
         results = [
             RegionPrediction(name=r.name, bbox=tuple(int(v) for v in r.bbox), area=r.area, distortions=[])
-            for _, r in flat  # type: ignore[arg-type]
+            for r in rois  # type: ignore[arg-type]
         ]
-        if not flat:
-            return [[] for _ in images]
+        shown = list(dict.fromkeys(b for b, _ in part))  # the images this chunk has ROIs of, in order
         with torch.inference_mode():
-            enc, cache = self._encode(arrays)
+            sub = enc if len(shown) == len(arrays) else ImageEncoding.cat([enc.select(b) for b in shown])
             masks = [
-                np.stack([r.mask for r in rois]) if rois else np.zeros((0, *a.shape[:2]), bool)
-                for a, rois in zip(arrays, rois_per_image, strict=True)
+                np.stack([r.mask for (b, _), r in zip(part, rois, strict=True) if b == i]) for i in shown
             ]
-            regions = self.model.encode_regions(enc, masks)
+            regions = self.model.encode_regions(sub, masks)
         keys: list[tuple[str, ...]] = []
         if "quality" in tasks:
             keys.append(("quality",))
         if "importance" in tasks:
             keys.append(("importance",))
-        items = [_Item(j, b, key) for j, (b, _) in enumerate(flat) for key in keys]
-        got: dict[int, dict[Any, torch.Tensor]] = {j: {} for j in range(len(flat))}
+        items = [_Item(j, b, key) for j, (b, _) in enumerate(part) for key in keys]
+        got: dict[int, dict[Any, torch.Tensor]] = {j: {} for j in range(len(part))}
         for i, row in self._score(items, regions, cache, len(arrays)).items():
             got[items[i].roi][items[i].key[0]] = row
         if "distortion" in tasks:
-            with_items = [_Item(j, b, ("with",)) for j, (b, _) in enumerate(flat)]
+            with_items = [_Item(j, b, ("with",)) for j, (b, _) in enumerate(part)]
             for i, rows in self._score_severity(with_items, regions, cache, len(arrays)).items():
                 got[with_items[i].roi].update(rows)
         self._fill(results, got)
         if text:
-            gen_items = [_Item(j, b, ("text", t)) for j, (b, _) in enumerate(flat) for t in tasks]
+            gen_items = [_Item(j, b, ("text", t)) for j, (b, _) in enumerate(part) for t in tasks]
             for it, answer in zip(
                 gen_items, self._generate(gen_items, regions, cache, len(arrays)), strict=True
             ):
                 res = results[it.roi]
                 res.answers[it.key[1]] = answer
                 res.parsed[it.key[1]] = parse_answer(it.key[1], answer)  # AnswerParseError if off-template
-        out: list[list[RegionPrediction]] = [[] for _ in images]
-        for (b, _), res in zip(flat, results, strict=True):
-            out[b].append(res)
-        return out
+        return results
 
     def _fill(self, results: list[RegionPrediction], got: dict[int, dict[Any, torch.Tensor]]) -> None:
         """Turn next-token logits into scores. ``got[roi]`` maps "quality", "importance", "first" (the

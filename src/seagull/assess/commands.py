@@ -6,6 +6,7 @@ import argparse
 import json
 import re
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,15 @@ import numpy as np
 from ..display import printable
 from ..errors import ConfigError, RoiError
 from ..imageio import DEFAULT_MAX_PIXELS
+from ..options import int_range, positive_int
 from ..paths import refuse_overwrite, refuse_same_outputs
 from ..schema import TASKS
-from .regions import DEFAULT_TILE, MAP_BY, MAP_MODES
+from .regions import DEFAULT_TILE, MAP_BY, MAP_MODES, MIN_TILE
+
+# ROIs per image the CLI assesses unless --max-rois says otherwise. Memory stays bounded at any count
+# (ROIs are kept as bounding-box crops and assessed 32 at a time: benchmarks/many_rois.py), but time
+# grows with the count (about 0.1 s per ROI on 2 CPU cores), so a runaway ROI file is refused.
+DEFAULT_MAX_ROIS = 1000
 
 TASK_CHOICES = TASKS
 
@@ -29,16 +36,6 @@ def _tasks(text: str) -> tuple[str, ...]:
             f"tasks must be a comma-separated subset of {','.join(TASK_CHOICES)}"
         )
     return tasks
-
-
-def _max_pixels(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n <= 0:
-        raise argparse.ArgumentTypeError(f"--max-pixels must be a positive whole number, got {text!r}")
-    return n
 
 
 def check_output_path(path: Path, option: str, image: bool = False) -> None:
@@ -79,6 +76,7 @@ def make_roi_builder(args: argparse.Namespace):
     from ..proposals import every_region, point_to_mask
     from ..roi import RoiSpec, load_roi_file, parse_box, parse_point
     from .regions import judgeable
+    from .roi_list import RoiList
 
     specs: list[RoiSpec] = [parse_box(b, args.box_format) for b in args.box or []]
     specs += [parse_point(p) for p in args.point or []]
@@ -86,6 +84,8 @@ def make_roi_builder(args: argparse.Namespace):
     specs += [RoiSpec("rle", r, f"rle{i}") for i, r in enumerate(args.rle or [])]
     if args.rois:
         specs += load_roi_file(args.rois)
+    max_rois = getattr(args, "max_rois", DEFAULT_MAX_ROIS)
+    check_roi_count(len(specs), max_rois, "given")  # before any image or the model is loaded
     point_proposer = point_to_mask
     if args.sam:
         from ..proposals import SamProposer
@@ -93,22 +93,42 @@ def make_roi_builder(args: argparse.Namespace):
         sam = SamProposer(args.sam, args.sam_type)
         point_proposer = sam.point
 
-    def build(image: np.ndarray) -> list:
+    def build(image: np.ndarray) -> RoiList:
         from ..roi import Roi, check_roi_size
 
-        rois = [s.resolve(image, point_proposer) for s in specs]
+        rois = RoiList()  # masks kept as bounding-box crops: memory does not grow with the image
+        for s in specs:
+            roi = s.resolve(image, point_proposer)
+            check_roi_size(roi)  # before the model loads
+            rois.append(roi)
         if args.every:
-            rois += judgeable(every_region(image))
-        if not rois:  # no ROI given: the whole picture
-            rois = [Roi(np.ones(image.shape[:2], bool), "whole image", "whole")]
-        names = [r.name for r in rois]
+            found = judgeable(every_region(image))
+            check_roi_count(len(rois) + len(found), max_rois, "with --every's regions")
+            for roi in found:
+                rois.append(roi)
+        if not len(rois):  # no ROI given: the whole picture
+            rois.append(Roi(np.ones(image.shape[:2], bool), "whole image", "whole"))
+        names = rois.names
         if len(set(names)) != len(names):
-            raise RoiError(f"ROI names must be unique, got {names}")
-        for r in rois:  # before the model loads
-            check_roi_size(r)
+            raise RoiError(f"ROI names must be unique, got {_repeated(names)}")
         return rois
 
     return build
+
+
+def check_roi_count(n: int, max_rois: int, what: str) -> None:
+    """Refuse more than ``max_rois`` ROIs for one image (--max-rois), naming the count and the fix."""
+    if n > max_rois:
+        raise RoiError(
+            f"{n} ROIs {what} for one image, over the limit of {max_rois} (--max-rois); split them into "
+            f"several runs or pass --max-rois {n} (memory stays bounded; time grows with the count)"
+        )
+
+
+def _repeated(names: list[str]) -> list[str]:
+    """The names that occur more than once (a list of thousands would not fit one error line)."""
+    counts = Counter(names)
+    return [n for n in dict.fromkeys(names) if counts[n] > 1]
 
 
 def format_table(item: dict[str, Any]) -> str:
@@ -320,7 +340,7 @@ def _add_common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model folder (default: the shipped seagull-tiny)")
     p.add_argument(
         "--max-pixels",
-        type=_max_pixels,
+        type=positive_int,
         default=DEFAULT_MAX_PIXELS,
         help=f"refuse larger images and masks (default {DEFAULT_MAX_PIXELS}; guards against decompression bombs)",
     )
@@ -333,6 +353,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_roi_options(p)
     p.add_argument(
         "--tasks", type=_tasks, default=TASK_CHOICES, help="comma-separated: quality,importance,distortion"
+    )
+    p.add_argument(
+        "--max-rois",
+        type=positive_int,
+        default=DEFAULT_MAX_ROIS,
+        help=f"refuse more ROIs per image (default {DEFAULT_MAX_ROIS}; memory stays bounded, time grows)",
     )
     p.add_argument("--text", action="store_true", help="also generate the model's text answers")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -356,7 +382,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "superpixels: about --max-regions SLIC superpixels",
     )
     m.add_argument(
-        "--tile", type=int, help=f"tile side in pixels, --mode tiles (default {DEFAULT_TILE}, 50%% overlap)"
+        "--tile",
+        type=int_range(MIN_TILE),
+        help=f"tile side in pixels, --mode tiles (default {DEFAULT_TILE}, 50%% overlap)",
     )
     m.add_argument(
         "--by",
@@ -364,7 +392,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="quality",
         help="what is mapped: quality, importance, one distortion type's confidence, or worst (the strongest)",
     )
-    m.add_argument("--max-regions", type=int, default=24, help="regions for --mode segments / superpixels")
-    m.add_argument("--top", type=int, default=10, help="how many of the worst regions to list")
+    m.add_argument(
+        "--max-regions", type=positive_int, default=24, help="regions for --mode segments / superpixels"
+    )
+    m.add_argument("--top", type=positive_int, default=10, help="how many of the worst regions to list")
     m.add_argument("--json", help="also write the assessments as JSON")
     m.set_defaults(func=cmd_map)

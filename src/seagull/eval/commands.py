@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..display import printable
 from ..errors import ConfigError
+from ..options import fraction, nonnegative_int, positive_int
 from ..paths import refuse_overwrite
 from ..schema import atomic_write_text
 from .suite_registry import SYNTHETIC, get_suite, list_suites
@@ -256,7 +257,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument(
         "--predictions", help="score this prediction JSONL file or folder instead of running predictors"
     )
-    e.add_argument("--limit", type=int, help="only the first N images (suites: a balanced subset)")
+    e.add_argument("--limit", type=positive_int, help="only the first N images (suites: a balanced subset)")
     e.add_argument(
         "--split",
         default=None,
@@ -266,11 +267,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--calibration-split", help="synthetic: fit the baselines' level maps on this split")
     e.add_argument("--baselines", help="comma-separated baselines (default: all; 'none' for none)")
     e.add_argument(
-        "--bootstrap", type=int, default=200, help="bootstrap resamples for 95%% intervals (0 = off)"
+        "--bootstrap",
+        type=nonnegative_int,
+        default=200,
+        help="bootstrap resamples for 95%% intervals (0 = off)",
     )
     e.add_argument(
         "--pair-margin",
-        type=float,
+        type=fraction,
         default=0.05,
         help="within-photo pairs: least quality difference between two ROIs that makes a pair (default 0.05)",
     )
@@ -285,10 +289,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b = subparsers.add_parser("bench", help="efficiency table: seconds per image and per ROI, peak memory")
     b.add_argument("--images", required=True, help="folder of images (searched recursively) or one image")
     b.add_argument("--model", default="none", help="model folder for the Assessor, or 'none'")
-    b.add_argument("--limit", type=int, default=8, help="number of images")
-    b.add_argument("--rois", type=int, default=4, help="ROIs per image (boxes on a fixed grid)")
+    b.add_argument("--limit", type=positive_int, default=8, help="number of images")
+    b.add_argument("--rois", type=positive_int, default=4, help="ROIs per image (boxes on a fixed grid)")
     b.add_argument(
-        "--max-side", type=int, default=512, help="downscale images to this longer side (0 = keep)"
+        "--max-side",
+        type=nonnegative_int,
+        default=512,
+        help="downscale images to this longer side (0 = keep)",
     )
     b.add_argument("--baselines", help="comma-separated baselines (default: all)")
     b.add_argument("--out", help="folder for bench.json and bench.md")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..display import printable
+from ..options import float_range, fraction, int_range, nonnegative_int, positive_int
 from ..paths import refuse_overwrite
 
 
@@ -225,13 +226,13 @@ def _add_synth(subparsers: argparse._SubParsersAction) -> None:
     )
     s.add_argument(
         "--settings",
-        type=int,
+        type=positive_int,
         default=10,
         help="settings per family, spread over the 20-step ladder (default 10)",
     )
     s.add_argument(
         "--strongest-setting",
-        type=int,
+        type=positive_int,
         default=20,
         help="spread --settings over 1..S instead of the whole 20-step ladder (default 20)",
     )
@@ -240,20 +241,23 @@ def _add_synth(subparsers: argparse._SubParsersAction) -> None:
         default="",
         help="comma-separated subset of blur,colorfulness,compression,contrast,exposure,noise",
     )
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--max-rois", type=int, default=6, help="ROIs per reference (default 6)")
+    s.add_argument("--seed", type=int_range(), default=0)
+    s.add_argument("--max-rois", type=positive_int, default=6, help="ROIs per reference (default 6)")
     s.add_argument(
-        "--max-side", type=int, default=512, help="working size: longer side of the references (default 512)"
+        "--max-side",
+        type=nonnegative_int,
+        default=512,
+        help="working size: longer side of the references (default 512; 0 = keep)",
     )
     s.add_argument(
         "--settings-per-ref",
-        type=int,
+        type=positive_int,
         default=None,
         help="render only K of the settings per reference and family (seeded)",
     )
     s.add_argument(
         "--importance-max-side",
-        type=int,
+        type=positive_int,
         default=None,
         help="working size of the whole-image importance metric",
     )
@@ -261,23 +265,23 @@ def _add_synth(subparsers: argparse._SubParsersAction) -> None:
         "--no-clean", action="store_true", help="do not emit the undistorted reference as a sample"
     )
     s.add_argument(
-        "--local-fraction", type=float, default=0.0, help="share of images distorted inside one ROI only"
+        "--local-fraction", type=fraction, default=0.0, help="share of images distorted inside one ROI only"
     )
     s.add_argument(
         "--background-fraction",
-        type=float,
+        type=fraction,
         default=0.0,
         help="share of images distorted everywhere but one ROI (with blur: a defocused background)",
     )
     s.add_argument(
         "--multi-fraction",
-        type=float,
+        type=fraction,
         default=0.0,
         help="share of images with several regions distorted, each its own way, the rest untouched",
     )
     s.add_argument(
         "--regions-per-image",
-        type=int,
+        type=positive_int,
         default=2,
         help="distorted regions of a --multi-fraction image (disjoint ROIs; default 2)",
     )
@@ -294,7 +298,7 @@ def _add_synth(subparsers: argparse._SubParsersAction) -> None:
         "the first calibration (the shipped seagull-tiny v1 corpus; docs/labels.md)",
     )
     s.add_argument("--metric", default="", help="full-reference label metric (default: the project's choice)")
-    s.add_argument("--workers", type=int, default=1, help="local worker processes")
+    s.add_argument("--workers", type=positive_int, default=1, help="local worker processes")
     s.add_argument(
         "--ray",
         nargs="?",
@@ -303,9 +307,12 @@ def _add_synth(subparsers: argparse._SubParsersAction) -> None:
         metavar="ADDRESS",
         help="run on Ray (local runtime or ADDRESS)",
     )
-    s.add_argument("--limit", type=int, default=None, help="only the first N references")
+    s.add_argument("--limit", type=positive_int, default=None, help="only the first N references")
     s.add_argument(
-        "--skip", type=int, default=0, help="leave out the first N references (with --limit: a slice)"
+        "--skip",
+        type=nonnegative_int,
+        default=0,
+        help="leave out the first N references (with --limit: a slice)",
     )
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_synth)
@@ -317,7 +324,7 @@ def _add_data(subparsers: argparse._SubParsersAction) -> None:
     v = dsub.add_parser("validate", help="check a dataset folder against the schema and its files")
     v.add_argument("dir", type=Path)
     v.add_argument("--skip-images", action="store_true", help="do not open the images")
-    v.add_argument("--max-problems", type=int, default=50)
+    v.add_argument("--max-problems", type=nonnegative_int, default=50, help="problems to list (default 50)")
     v.set_defaults(func=cmd_validate)
     r = dsub.add_parser(
         "relabel", help="re-cut levels and conversations from the stored scores with new thresholds"
@@ -328,7 +335,7 @@ def _add_data(subparsers: argparse._SubParsersAction) -> None:
     )
     r.add_argument("--importance", help="four increasing cut points")
     r.add_argument("--severity", help="four increasing cut points on damage = 1 - quality")
-    r.add_argument("--visible", type=float, help="smallest damage that counts as a distortion")
+    r.add_argument("--visible", type=fraction, help="smallest damage that counts as a distortion")
     r.set_defaults(func=cmd_relabel)
     i = dsub.add_parser("info", help="print a dataset card's counts and thresholds")
     i.add_argument("dir", type=Path)
@@ -344,12 +351,15 @@ def _add_data(subparsers: argparse._SubParsersAction) -> None:
     )
     c.add_argument("--out", type=Path, required=True, help="dataset folder to write")
     c.add_argument(
-        "--limit", type=int, default=None, help="only N photos, motion and defocus alike (smoke runs)"
+        "--limit",
+        type=positive_int,
+        default=None,
+        help="only N photos, motion and defocus alike (smoke runs)",
     )
     for kind, default in (("defocus", 0.2), ("motion", 0.3)):  # cuhk.BLUR_DROP, kept out of CLI start-up
         c.add_argument(
             f"--{kind}-drop",
-            type=float,
+            type=float_range(0.0, 1.0, lo_open=True, hi_open=True),
             default=default,
             help=f"quality of a {kind}-blurred region below its sharp rest (default %(default)s)",
         )

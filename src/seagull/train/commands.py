@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ..display import printable
-from ..options import positive_int
+from ..options import positive_float, positive_int
 from ..paths import refuse_overwrite
 
 
@@ -139,7 +139,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", type=Path, nargs="+", required=True, help="model folders to average")
     p.add_argument(
         "--weights",
-        type=float,
+        type=positive_float,
         nargs="+",
         default=None,
         help="one positive weight per model (default: equal)",

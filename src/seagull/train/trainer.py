@@ -31,7 +31,7 @@ from .checkpoint import (
     load_checkpoint,
     write_checkpoint,
 )
-from .config import TrainConfig, config_hash
+from .config import TrainConfig
 from .data import ConversationDataset, ImageRef, collate, load_images, step_indices
 from .features import FeatureStore, supports_split
 from .region_heads import RegionHeads
@@ -255,7 +255,7 @@ class Trainer:
         self.given = (model, tokenizer)
         self.resume = resume
         self.out = Path(cfg.output_dir)
-        self.fingerprint = config_hash(cfg)
+        self.fingerprint = cfg.digest()
         self.resume_from: tuple[Path, dict[str, Any]] | None = None
         self.start = 0
         self.log: MetricsLog | None = None

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import Any, ClassVar
 
 from ...errors import ConfigError
-from ..config import _build, check_dataset, read_raw_config, require_at_least_one
+from ..config_base import (
+    ConfigBase,
+    build_config,
+    check_dataset,
+    model_field,
+    read_config,
+    require_at_least_one,
+)
 
 STAGE = "tower"
 
@@ -24,13 +27,18 @@ class TowerLossWeights:
     severity: float = 1.0  # smooth-L1 on each type's damage
     rank: float = 1.0  # within-photo pairwise ranking of the quality output (train/ranking.py)
 
+    def validate(self) -> None:
+        weights = dataclasses.asdict(self)
+        if min(weights.values()) < 0 or not sum(weights.values()):
+            raise ConfigError(f"loss weights must be >= 0 with a positive sum, got {weights}")
+
 
 @dataclass
-class TowerConfig:
+class TowerConfig(ConfigBase):
     stage: str = STAGE
     # The model config (named, JSON file or model folder) whose vision tower stage 0 starts from; its
     # tower must have package weights (EfficientNet-Lite0 for seagull-tiny).
-    model: str = "seagull-tiny"
+    model: str = model_field("seagull-tiny")
     output_dir: Path = Path("runs/tower")
     train: list[Path] = field(default_factory=list)  # dataset folders written by `seagull synth`
     val: list[Path] = field(default_factory=list)  # empty: the val split of the train folders
@@ -56,6 +64,20 @@ class TowerConfig:
     log_every: int = 10
     progress: bool = True
     source: Path | None = None
+
+    # What does not change the optimisation path (a resume may differ in it).
+    DIGEST_IGNORES: ClassVar[tuple[str, ...]] = (
+        "output_dir",
+        "progress",
+        "save_every",
+        "keep_checkpoints",
+        "val_every",
+        "log_every",
+        "threads",
+        "val",
+        "val_split",
+        "val_photos",
+    )
 
     def validate(self, check_data: bool = True) -> None:
         if self.stage != STAGE:
@@ -93,9 +115,7 @@ class TowerConfig:
             raise ConfigError(
                 f"weight_decay must be >= 0 and max_grad_norm positive, got {self.weight_decay}, {self.max_grad_norm}"
             )
-        weights = dataclasses.asdict(self.loss)
-        if min(weights.values()) < 0 or not sum(weights.values()):
-            raise ConfigError(f"loss weights must be >= 0 with a positive sum, got {weights}")
+        self.loss.validate()
         if not self.train:
             raise ConfigError("train is empty: list at least one dataset folder written by `seagull synth`")
         if check_data:
@@ -104,61 +124,16 @@ class TowerConfig:
             for folder in self.val:
                 check_dataset(Path(folder), "val", self.val_split)
 
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        return json.loads(json.dumps(d, default=str))
-
-    def dump(self, path: Path) -> None:
-        d = self.to_dict()
-        d.pop("source", None)
-        Path(path).write_text(yaml.safe_dump(d, sort_keys=False), encoding="utf-8")
-
-    def fingerprint(self) -> str:
-        """What changes the optimisation path (a resume must match it)."""
-        d = self.to_dict()
-        for k in (
-            "output_dir",
-            "source",
-            "progress",
-            "save_every",
-            "keep_checkpoints",
-            "val_every",
-            "log_every",
-            "threads",
-            "val",
-            "val_split",
-            "val_photos",
-        ):
-            d.pop(k, None)
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
-
 
 def is_tower_config(raw: Any) -> bool:
     return isinstance(raw, dict) and raw.get("stage") == STAGE
 
 
-def tower_config_from_dict(raw: dict[str, Any], source: Path | None = None) -> TowerConfig:
-    raw = dict(raw)
-    loss = _build(TowerLossWeights, raw.pop("loss", None), "loss")
-    raw.pop("source", None)
-    cfg: TowerConfig = _build(TowerConfig, raw)
-    cfg.loss = loss
-    cfg.source = source
-    base = source.parent if source else Path(".")
-
-    def rel(p: Any) -> Path:
-        p = Path(str(p))
-        return p if p.is_absolute() or source is None else base / p
-
-    cfg.train = [rel(p) for p in cfg.train]
-    cfg.val = [rel(p) for p in cfg.val]
-    cfg.output_dir = Path(cfg.output_dir)
-    return cfg
-
-
 def load_tower_config(
     path: str | Path, overrides: list[str] | None = None, check_data: bool = True, **fields: Any
 ) -> TowerConfig:
-    cfg = tower_config_from_dict(read_raw_config(path, overrides, fields), Path(path).resolve())
+    """Read (``extends`` merged, paths in the file relative to it), override (paths relative to the
+    working directory) and validate a stage-0 YAML config."""
+    cfg: TowerConfig = build_config(TowerConfig, read_config(TowerConfig, path, overrides, fields), path)
     cfg.validate(check_data=check_data)
     return cfg

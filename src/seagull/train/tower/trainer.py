@@ -142,7 +142,7 @@ def save_final(module: TowerWithHeads, cfg: TowerConfig, out: Path) -> Path:
 
 def train_tower(cfg: TowerConfig, resume: bool = False) -> TowerResult:
     out = Path(cfg.output_dir)
-    fingerprint = cfg.fingerprint()
+    fingerprint = cfg.digest()
     resume_from = find_resume_checkpoint(out, fingerprint, 1) if resume else None
     if not resume and checkpoint_dirs(out):
         raise ConfigError(

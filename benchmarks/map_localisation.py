@@ -25,7 +25,7 @@ import numpy as np
 
 from common import EXAMPLES, add_common_options, save_result
 from seagull.assess.commands import make_assessor
-from seagull.assess.regions import MAP_MODES, map_image, map_rois, map_tasks, pixel_map, region_map
+from seagull.assess.region_maps import MAP_MODES, map_image, map_rois, map_tasks, pixel_map, region_map
 from seagull.imageio import load_image
 from seagull.metrics.fr import roi_quality
 from seagull.roi import Roi

@@ -27,7 +27,7 @@ import torch
 
 from common import EXAMPLES, REPO, add_common_options, save_result
 from seagull import Assessor
-from seagull.eval.metrics import auc
+from seagull.eval.agreement import auc
 from seagull.eval.protocol import text_table
 from seagull.imageio import load_image
 from seagull.metrics.stats import srcc

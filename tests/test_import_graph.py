@@ -173,9 +173,9 @@ def test_checker_catches_bad_imports(tmp_path: Path) -> None:
             "model/__init__.py": "",
             "model/seagull.py": "def f():\n    from ..train import step\n",  # upward, in a function
             "train/__init__.py": "",
-            "train/step.py": "import seagull.eval.metrics\n",  # sideways between producers
+            "train/step.py": "import seagull.eval.agreement\n",  # sideways between producers
             "eval/__init__.py": "",
-            "eval/metrics.py": "from .. import roi\n",
+            "eval/agreement.py": "from .. import roi\n",
             # the Assessor is permitted to eval, the rest of the assess face is not
             "eval/predictors.py": "from ..assess.assessor import Assessor\nfrom ..assess.batch import assess_one\n",
             "synth/__init__.py": "",
@@ -193,7 +193,7 @@ def test_checker_catches_bad_imports(tmp_path: Path) -> None:
     assert set(violations(src)) == {
         ("seagull.schema", "seagull.model.seagull"),
         ("seagull.model.seagull", "seagull.train.step"),
-        ("seagull.train.step", "seagull.eval.metrics"),
+        ("seagull.train.step", "seagull.eval.agreement"),
         ("seagull.synth.runner", "seagull.model.seagull"),
         ("seagull.eval.predictors", "seagull.assess.batch"),
         ("seagull.serve.app", "seagull.assess.commands"),

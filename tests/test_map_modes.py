@@ -13,7 +13,7 @@ from PIL import Image
 
 from helpers import COFFEE, TEST_HOSTS, png_bytes, post
 from seagull.assess import commands
-from seagull.assess.regions import (
+from seagull.assess.region_maps import (
     DEFAULT_TILE,
     map_image,
     map_meaning,

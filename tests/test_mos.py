@@ -29,7 +29,7 @@ from seagull.eval.suites import default_predictors
 from seagull.metrics import stats
 from seagull.schema import RegionPrediction, assign_split, iter_records, read_card
 from seagull.synth.mos import Columns, MosImport, ScoreFile, config_from_options, import_mos
-from seagull.synth.validate import validate_dataset
+from seagull.synth.dataset_check import validate_dataset
 
 N_PHOTOS = 12
 

@@ -18,7 +18,7 @@ from PIL import Image
 from seagull import templates as T
 from seagull.assess import Assessor
 from seagull.errors import ModelError
-from seagull.eval.metrics import sample_average_prf, type_set
+from seagull.eval.agreement import sample_average_prf, type_set
 from seagull.model import build_model
 from seagull.model.processor import ScoringProcessor, next_word_ids, prompt_texts
 from seagull.model.tokenizer import load_tokenizer, train_sentencepiece, train_tokenizer

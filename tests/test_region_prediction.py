@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from seagull.assess.items import assess_item, item_record
-from seagull.assess.regions import region_map
+from seagull.assess.region_maps import region_map
 from seagull.errors import ModelError, SchemaError
 from seagull.roi import Roi
 from seagull.schema import DistortionPrediction, RegionPrediction

@@ -18,7 +18,7 @@ from seagull.imageio import load_image, save_image
 from seagull.roi import rle_to_mask
 from seagull.schema import iter_records, shard_paths
 from seagull.synth import SynthConfig, discover_references, run_synthesis
-from seagull.synth.validate import validate_dataset
+from seagull.synth.dataset_check import validate_dataset
 
 FAST = dict(settings=2, families=("blur", "noise"), max_rois=3, max_side=160)
 

@@ -248,7 +248,7 @@ def test_relabel_changes_only_what_it_is_asked_keeps_a_backup_and_says_what_chan
         assert before_files[rel] == data, rel
     assert {"dataset.json", "synth_config.json"} <= set(_files(backup))
     assert any(rel.startswith("shards/") for rel in _files(backup))
-    from seagull.synth.validate import validate_dataset
+    from seagull.synth.dataset_check import validate_dataset
 
     assert validate_dataset(dataset)[1] == []
 

@@ -24,7 +24,7 @@ from seagull.schema import iter_records, shard_paths
 from seagull.synth import SynthConfig, run_synthesis
 from seagull.synth.layouts import compose, disjoint_regions, seam_box
 from seagull.synth.pipeline import VISIBILITY_THRESHOLDS, fill_corrected
-from seagull.synth.validate import validate_dataset
+from seagull.synth.dataset_check import validate_dataset
 
 MULTI = dict(
     settings=3,

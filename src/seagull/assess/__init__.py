@@ -15,7 +15,7 @@ _EXPORTS = {
     "default_model_dir": ".assessor",
     "assess_item": ".items",
     "item_record": ".items",
-    "region_map": ".regions",
+    "region_map": ".region_maps",
     "create_metric": ".metric",
     "RegionPrediction": "..schema",
 }

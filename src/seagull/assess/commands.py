@@ -18,7 +18,7 @@ from ..imageio import DEFAULT_MAX_PIXELS
 from ..options import int_range, positive_int
 from ..paths import refuse_overwrite, refuse_same_outputs
 from ..schema import TASKS
-from .regions import DEFAULT_TILE, MAP_BY, MAP_MODES, MIN_TILE
+from .region_maps import DEFAULT_TILE, MAP_BY, MAP_MODES, MIN_TILE
 
 # ROIs per image the CLI assesses unless --max-rois says otherwise. Memory stays bounded at any count
 # (ROIs are kept as bounding-box crops and assessed 32 at a time: benchmarks/many_rois.py), but time
@@ -75,7 +75,7 @@ def make_roi_builder(args: argparse.Namespace):
     """A function image -> ROIs from the command-line options (the same for every image)."""
     from ..proposals import every_region, point_to_mask
     from ..roi import RoiSpec, load_roi_file, parse_box, parse_point
-    from .regions import judgeable
+    from .region_maps import judgeable
     from .roi_list import RoiList
 
     specs: list[RoiSpec] = [parse_box(b, args.box_format) for b in args.box or []]
@@ -263,7 +263,7 @@ def _assess_single(args: argparse.Namespace, path: Path, options) -> int:
 def cmd_map(args: argparse.Namespace) -> int:
     from ..imageio import check_image_side, load_image, save_image
     from .items import item_json
-    from .regions import check_map_options, map_image, map_rois, map_tasks, region_map
+    from .region_maps import check_map_options, map_image, map_rois, map_tasks, region_map
 
     check_map_options(args.mode, args.by, args.tile)
     inputs = [("image", args.image), ("--model", args.model)]

@@ -6,7 +6,7 @@ of the same image whose quality labels differ by at least ``margin``; the predic
 when it rates the worse-labelled ROI lower (a tie counts half). Pairs where the predictor has no
 number for either ROI are left out. Accuracy is reported pooled and per stratum (distortion family,
 strength band, layout, ...), with percentile bootstrap intervals that resample whole photos
-(:func:`seagull.eval.metrics.bootstrap_ci`), since pairs of one photo are not independent.
+(:func:`seagull.eval.agreement.bootstrap_ci`), since pairs of one photo are not independent.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 from ..distortions import NUM_SETTINGS
 from ..errors import ConfigError
 from ..schema import RegionPrediction, SampleRecord
-from . import metrics as M
+from . import agreement as M
 from .suites import quality_of
 
 DEFAULT_MARGIN = 0.05

@@ -21,7 +21,7 @@ from ..schema import (
     RoiRecord,
     SampleRecord,
 )
-from . import metrics as M
+from . import agreement as M
 from .predictions import SamplePrediction
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..schema import QUALITY_LEVELS, atomic_write_text
-from . import metrics as M
+from . import agreement as M
 from .baselines import BASELINE_COLUMNS, baseline_rows
 from .pairs import SYNTHETIC_KEYS, PairSummary, pair_tables
 from .predictions import SamplePrediction

@@ -28,7 +28,7 @@ from ..authentic import MIN_REGION_FRACTION, load_blur_mask, read_cuhk_index, se
 from ..errors import ImageLoadError, RoiError, SeagullError
 from ..imageio import load_image
 from ..schema import RegionPrediction, shard_paths
-from . import metrics as M
+from . import agreement as M
 from .baselines import RoiPredictor, list_baselines, make_baseline, model_list
 from .journal import RunJournal, digest, file_digest, predictor_identity, progress_bar
 

@@ -66,7 +66,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from .validate import validate_dataset
+    from .dataset_check import validate_dataset
 
     n, problems = validate_dataset(args.dir, check_images=not args.skip_images)
     for p in problems[: args.max_problems]:

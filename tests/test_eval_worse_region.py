@@ -1,4 +1,4 @@
-"""The region suite (seagull.eval.regions): the damaged region is worse by the full-reference metric
+"""The region suite (seagull.eval.worse_region): the damaged region is worse by the full-reference metric
 in every pair, the untouched regions are untouched, runs are deterministic and resume, bad photos
 are reported, and the scoring of pairs and types is right on predictors with known answers."""
 
@@ -12,7 +12,7 @@ import pytest
 from seagull.distortions import FAMILIES
 from seagull.eval.baselines import make_baseline
 from seagull.eval.journal import open_journal
-from seagull.eval.regions import (
+from seagull.eval.worse_region import (
     DEGRADATIONS,
     LAYOUTS,
     composite,

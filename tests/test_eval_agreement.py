@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from seagull.errors import SchemaError
-from seagull.eval import metrics as M
+from seagull.eval import agreement as M
 
 PRED = [0.1, 0.4, 0.35, 0.8, 0.7, 0.2, 0.9, 0.55]
 LAB = [0.0, 0.5, 0.3, 0.9, 0.6, 0.25, 1.0, 0.4]

@@ -9,7 +9,7 @@ import numpy as np
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from ...assess import regions as region_maps
+from ...assess import region_maps
 from ...roi import Roi
 from ..inputs import TooManyRois, check_aspect, decode_image
 from ..segment import downscale, png_base64

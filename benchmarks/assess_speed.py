@@ -1,7 +1,7 @@
 """Assessor speed: the batched path vs the released inference pattern, same model, same run.
 
 Work: 10 ROIs x 3 questions (quality, importance, distortion) on one image, every number of
-:class:`seagull.schema.RegionPrediction` (level scores, per-type confidences, severities).
+:class:`seagull.region_prediction.RegionPrediction` (level scores, per-type confidences, severities).
 - batched (the Assessor): image encoded once, all ROIs through the MFE together, the shared prompt
   prefix cached once, all ROI-question suffixes batched;
 - released pattern: for every ROI and every question, the image is encoded again, one ROI goes
@@ -31,11 +31,12 @@ import torch  # noqa: E402
 from common import add_common_options, save_result  # noqa: E402
 from seagull.assess import Assessor, default_model_dir  # noqa: E402
 from seagull.imageio import load_image  # noqa: E402
+from seagull.labels import TASKS  # noqa: E402
 from seagull.model import build_model, load_tokenizer  # noqa: E402
 from seagull.model.processor import SCORING_KEYS, RegionScores  # noqa: E402
 from seagull.model.prompting import pad_batch  # noqa: E402
+from seagull.region_prediction import RegionPrediction  # noqa: E402
 from seagull.roi import Roi, box_to_mask  # noqa: E402
-from seagull.schema import TASKS, RegionPrediction  # noqa: E402
 
 TOLERANCE = 1e-4  # largest allowed |difference| of any score between the two paths
 # The scoring prompts of each question (keys of ScoringProcessor.prompts).

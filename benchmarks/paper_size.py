@@ -49,10 +49,10 @@ from assess_speed import default_image, make_rois, max_diff, released_pattern  #
 from common import EXAMPLES, REPO, add_common_options, save_result  # noqa: E402
 from seagull import templates as T  # noqa: E402
 from seagull.assess import Assessor  # noqa: E402
+from seagull.labels import TASKS  # noqa: E402
 from seagull.model import SeagullConfig, SeagullForCausalLM, get_config, load_released  # noqa: E402
 from seagull.model.checkpoints import materialize_buffers, ours_to_released  # noqa: E402
 from seagull.model.tokenizer import train_sentencepiece  # noqa: E402
-from seagull.schema import TASKS  # noqa: E402
 
 TOLERANCE = 0.01  # largest allowed |difference| of any score (all in [0, 1]) between the paths, in bf16
 DTYPE = torch.bfloat16

@@ -30,10 +30,11 @@ from seagull import Assessor
 from seagull.eval.agreement import auc
 from seagull.eval.protocol import text_table
 from seagull.imageio import load_image
+from seagull.labels import DISTORTION_TYPES
 from seagull.metrics.stats import srcc
 from seagull.model.lowlevel import roi_context_statistics
+from seagull.records import SampleRecord, iter_records
 from seagull.roi import rle_to_mask
-from seagull.schema import DISTORTION_TYPES, SampleRecord, iter_records
 from seagull.train.tower.probe import ridge_fit, ridge_predict
 
 STRONG = 0.8  # label quality below which a damaged ROI counts as strongly damaged

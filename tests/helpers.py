@@ -12,15 +12,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from seagull.roi import mask_bbox, mask_to_rle
-from seagull.schema import (
+from seagull.labels import (
     DEFAULT_THRESHOLDS,
     DistortionLabel,
-    RoiRecord,
     importance_level,
     quality_level,
     severity_level,
 )
+from seagull.records import RoiRecord
+from seagull.roi import mask_bbox, mask_to_rle
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"

@@ -9,10 +9,11 @@ import torch
 from seagull import templates as T
 from seagull.assess import Assessor
 from seagull.errors import AnswerParseError, ModelError
+from seagull.labels import DISTORTION_TYPES, QUALITY_LEVELS, SEVERITY_LEVELS
 from seagull.model.prompting import collate_conversations, encode_conversation, tokenize_prompt
 from seagull.model.scoring import level_scores, severity_posterior, yes_confidence
+from seagull.region_prediction import RegionPrediction
 from seagull.roi import Roi, box_to_mask
-from seagull.schema import DISTORTION_TYPES, QUALITY_LEVELS, SEVERITY_LEVELS, RegionPrediction
 
 
 @pytest.fixture(scope="module")

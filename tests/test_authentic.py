@@ -14,10 +14,11 @@ from seagull.authentic import SPLITS, cuhk_split, read_cuhk_index, select_photos
 from seagull.cli import main
 from seagull.errors import ConfigError
 from seagull.imageio import save_image
-from seagull.schema import QUALITY_LEVELS, iter_records, read_card
+from seagull.labels import QUALITY_LEVELS
+from seagull.records import iter_records, read_card
 from seagull.synth.cuhk import convert_cuhk
-from seagull.synth.pipeline import VISIBILITY_THRESHOLDS, assign_split, conversation_seed, level_fields
 from seagull.synth.dataset_check import validate_dataset
+from seagull.synth.pipeline import VISIBILITY_THRESHOLDS, assign_split, conversation_seed, level_fields
 from seagull.templates import label_conversations
 
 SUBSET = 6  # photos converted: the first 3 motion and 3 defocus ones (train and test among them)

@@ -15,8 +15,8 @@ from safetensors import safe_open
 from seagull.assess import DEFAULT_WEIGHTS_DIR, Assessor
 from seagull.assess import assessor as assess_mod
 from seagull.errors import ModelError
+from seagull.labels import IMPORTANCE_LEVELS, QUALITY_LEVELS
 from seagull.roi import Roi, box_to_mask
-from seagull.schema import IMPORTANCE_LEVELS, QUALITY_LEVELS
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

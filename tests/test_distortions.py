@@ -20,7 +20,7 @@ from seagull.distortions import (
     setting_ladder,
 )
 from seagull.errors import ConfigError, ImageLoadError, RoiError
-from seagull.schema import DISTORTION_TYPES
+from seagull.labels import DISTORTION_TYPES
 
 DATA = Path(os.environ.get("SEAGULL_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 KODAK = DATA / "kodak" / "images"

@@ -112,7 +112,7 @@ def test_auc_hand_example():
 
 def test_severity_of_named_distortions_counts_only_the_types_named() -> None:
     from seagull.eval.protocol import RoiLabel, named_severity_accuracy
-    from seagull.schema import DistortionPrediction, RegionPrediction
+    from seagull.region_prediction import DistortionPrediction, RegionPrediction
 
     def label(*sev: tuple[str, str]) -> RoiLabel:
         return RoiLabel("s", "r0", "g", 0.5, "fair", 0.1, "minor", tuple(t for t, _ in sev), sev)

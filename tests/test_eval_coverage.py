@@ -13,7 +13,8 @@ import pytest
 from seagull.eval.predictions import SamplePrediction, load_prediction_file
 from seagull.eval.protocol import COVERAGE_WARN, RoiLabel, main_row, score_predictor
 from seagull.eval.report import protocol_tables, write_protocol_report
-from seagull.schema import RegionPrediction, quality_level
+from seagull.labels import quality_level
+from seagull.region_prediction import RegionPrediction
 
 N = 36
 QUALITY = np.linspace(0.1, 0.95, N)

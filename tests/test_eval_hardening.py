@@ -18,17 +18,11 @@ from seagull.eval import commands
 from seagull.eval.suites import default_predictors, run_cuhk
 from seagull.eval.synthetic import evaluate_synthetic
 from seagull.imageio import save_image
+from seagull.labels import DEFAULT_THRESHOLDS, quality_level, severity_level
 from seagull.metrics import nr
+from seagull.records import SampleRecord, write_shard
+from seagull.region_prediction import DistortionPrediction, RegionPrediction
 from seagull.roi import box_to_mask
-from seagull.schema import (
-    DEFAULT_THRESHOLDS,
-    DistortionPrediction,
-    RegionPrediction,
-    SampleRecord,
-    quality_level,
-    severity_level,
-    write_shard,
-)
 
 JOURNAL_DIR = "raw_outputs"  # the documented folder of saved outputs in a report folder
 BASELINES = ["laplacian_var", "hf_ratio", "constant", "roi_area"]

@@ -24,14 +24,10 @@ from seagull.eval.predictions import (
 from seagull.eval.suites import default_predictors, run_cuhk, run_konstanz, run_tid2013
 from seagull.eval.synthetic import evaluate_synthetic
 from seagull.imageio import load_image, save_image
+from seagull.labels import DEFAULT_THRESHOLDS
+from seagull.records import SampleRecord, write_shard
+from seagull.region_prediction import DistortionPrediction, RegionPrediction
 from seagull.roi import box_to_mask
-from seagull.schema import (
-    DEFAULT_THRESHOLDS,
-    DistortionPrediction,
-    RegionPrediction,
-    SampleRecord,
-    write_shard,
-)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

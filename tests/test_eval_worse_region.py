@@ -22,7 +22,7 @@ from seagull.eval.worse_region import (
     run_regions,
 )
 from seagull.imageio import load_image, save_image
-from seagull.schema import DistortionPrediction, RegionPrediction
+from seagull.region_prediction import DistortionPrediction, RegionPrediction
 
 PHOTOS = ("kodim01.png", "kodim04.png")
 

@@ -24,7 +24,8 @@ from seagull.assess.region_maps import (
 )
 from seagull.cli import main
 from seagull.errors import RoiError
-from seagull.schema import DISTORTION_TYPES, DistortionPrediction, RegionPrediction
+from seagull.labels import DISTORTION_TYPES
+from seagull.region_prediction import DistortionPrediction, RegionPrediction
 
 PHOTO = np.asarray(Image.open(io.BytesIO(COFFEE)).convert("RGB"))  # 600 x 400
 

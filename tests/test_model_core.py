@@ -268,8 +268,8 @@ def test_keep_aspect_crops_are_square_and_native_windows_are_pixel_exact(micro_m
 
 def test_record_helpers_build_masks_and_corpus(micro_tokenizer):
     from seagull.model.prompting import conversation_masks, record_corpus
+    from seagull.records import RoiRecord, SampleRecord
     from seagull.roi import mask_to_rle
-    from seagull.schema import RoiRecord, SampleRecord
 
     m = np.zeros((20, 30), bool)
     m[2:5, 3:9] = True

@@ -7,6 +7,7 @@ import torch
 
 from seagull import templates as T
 from seagull.errors import AnswerParseError
+from seagull.labels import QUALITY_LEVELS
 from seagull.model.scoring import (
     expected_scores,
     level_scores,
@@ -14,7 +15,6 @@ from seagull.model.scoring import (
     severity_posterior,
     yes_confidence,
 )
-from seagull.schema import QUALITY_LEVELS
 
 IDS = [3, 7, 11, 13, 17]
 

@@ -27,9 +27,11 @@ from seagull.eval.mos import limited, run_mos
 from seagull.eval.predictors import AssessorPredictor
 from seagull.eval.suites import default_predictors
 from seagull.metrics import stats
-from seagull.schema import RegionPrediction, assign_split, iter_records, read_card
-from seagull.synth.mos import Columns, MosImport, ScoreFile, config_from_options, import_mos
+from seagull.records import iter_records, read_card
+from seagull.region_prediction import RegionPrediction
+from seagull.splits import assign_split
 from seagull.synth.dataset_check import validate_dataset
+from seagull.synth.mos import Columns, MosImport, ScoreFile, config_from_options, import_mos
 
 N_PHOTOS = 12
 

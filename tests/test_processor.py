@@ -19,19 +19,18 @@ from seagull import templates as T
 from seagull.assess import Assessor
 from seagull.errors import ModelError
 from seagull.eval.agreement import sample_average_prf, type_set
-from seagull.model import build_model
-from seagull.model.processor import ScoringProcessor, next_word_ids, prompt_texts
-from seagull.model.tokenizer import load_tokenizer, train_sentencepiece, train_tokenizer
-from seagull.roi import Roi, box_to_mask, mask_bbox, mask_to_rle
-from seagull.schema import (
+from seagull.labels import (
     DISTORTION_TYPES,
     IMPORTANCE_LEVELS,
     QUALITY_LEVELS,
     SEVERITY_LEVELS,
     DistortionLabel,
-    RoiRecord,
-    SampleRecord,
 )
+from seagull.model import build_model
+from seagull.model.processor import ScoringProcessor, next_word_ids, prompt_texts
+from seagull.model.tokenizer import load_tokenizer, train_sentencepiece, train_tokenizer
+from seagull.records import RoiRecord, SampleRecord
+from seagull.roi import Roi, box_to_mask, mask_bbox, mask_to_rle
 from seagull.train.data import ImageRef
 from seagull.train.validate import score_image, validate
 

@@ -1,5 +1,5 @@
-"""The one per-ROI prediction type (seagull.schema.RegionPrediction), the per-image record, region
-maps, and the package's lazy imports."""
+"""The one per-ROI prediction type (seagull.region_prediction.RegionPrediction), the per-image record,
+region maps, and the package's lazy imports."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from seagull.assess.items import assess_item, item_record
 from seagull.assess.region_maps import region_map
 from seagull.errors import ModelError, SchemaError
+from seagull.region_prediction import DistortionPrediction, RegionPrediction
 from seagull.roi import Roi
-from seagull.schema import DistortionPrediction, RegionPrediction
 
 # One ROI of `seagull assess --json`, key by key and in this order.
 ASSESS_KEYS = [
@@ -112,7 +112,8 @@ def test_assess_item_is_the_record_of_cli_batch_and_serve():
 
 def test_parts_import_without_torch_and_the_public_api_stays():
     code = (
-        "import sys, seagull, seagull.schema, seagull.synth, seagull.assess.commands\n"
+        "import sys, seagull, seagull.labels, seagull.records, seagull.region_prediction, seagull.splits\n"
+        "import seagull.fileio, seagull.synth, seagull.assess.commands\n"
         "assert 'torch' not in sys.modules and 'seagull.model' not in sys.modules, 'eager import'\n"
         "from seagull import Assessor, Roi, RoiAssessment, RegionPrediction, __version__\n"
         "from seagull.assess import RoiAssessment as alias\n"

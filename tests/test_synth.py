@@ -15,8 +15,8 @@ import pytest
 
 from seagull.errors import ConfigError
 from seagull.imageio import load_image, save_image
+from seagull.records import iter_records, shard_paths
 from seagull.roi import rle_to_mask
-from seagull.schema import iter_records, shard_paths
 from seagull.synth import SynthConfig, discover_references, run_synthesis
 from seagull.synth.dataset_check import validate_dataset
 
@@ -228,7 +228,8 @@ def test_ray_and_local_runs_give_the_same_records(kodak_small, tmp_path):
 
 
 def test_relabel_recuts_levels_from_scores(kodak_small, tmp_path):
-    from seagull.schema import Thresholds, dataset_thresholds
+    from seagull.labels import Thresholds
+    from seagull.records import dataset_thresholds
     from seagull.synth.relabel import relabel_dataset
 
     out = tmp_path / "r"

@@ -16,7 +16,7 @@ import pytest
 
 from seagull.cli import main
 from seagull.errors import ConfigError
-from seagull.schema import atomic_write_bytes, atomic_write_text
+from seagull.fileio import atomic_write_bytes, atomic_write_text
 from seagull.synth import SynthConfig, discover_references, run_synthesis
 
 TINY = dict(settings=1, families=("blur",), max_rois=2, max_side=128)
@@ -211,7 +211,8 @@ def test_relabel_refuses_thresholds_that_are_not_increasing_finite_fractions(dat
 
 
 def test_thresholds_refuse_non_finite_and_out_of_range_cuts():
-    from seagull.schema import SchemaError, Thresholds
+    from seagull.errors import SchemaError
+    from seagull.labels import Thresholds
 
     for bad in (
         dict(quality=(float("nan"), 0.5, 0.8, 0.95)),
@@ -225,7 +226,7 @@ def test_thresholds_refuse_non_finite_and_out_of_range_cuts():
 
 
 def test_relabel_changes_only_what_it_is_asked_keeps_a_backup_and_says_what_changed(dataset, capsys):
-    from seagull.schema import iter_records
+    from seagull.records import iter_records
 
     card = json.loads((dataset / "dataset.json").read_text())
     old = dict(card["thresholds"])
@@ -267,7 +268,7 @@ def _replace_line(shard: Path, k: int, data: bytes) -> None:
 
 @pytest.mark.parametrize("where", ["card", "record field", "record number"])
 def test_validate_rejects_nan_and_infinity_anywhere(dataset, where, capsys):
-    from seagull.schema import shard_paths
+    from seagull.records import shard_paths
 
     if where == "card":
         card = json.loads((dataset / "dataset.json").read_text())
@@ -291,7 +292,8 @@ def test_validate_rejects_nan_and_infinity_anywhere(dataset, where, capsys):
 def test_a_shard_that_is_not_utf8_is_a_schema_error_naming_file_and_line(dataset, tmp_path, capsys):
     import yaml
 
-    from seagull.schema import SchemaError, iter_records, shard_paths
+    from seagull.errors import SchemaError
+    from seagull.records import iter_records, shard_paths
     from seagull.train.config import load_config
 
     shard = shard_paths(dataset)[0]

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from seagull import distortions as D
+from seagull.records import read_shard
 from seagull.references import Reference
 from seagull.roi import rle_to_mask
-from seagull.schema import read_shard
 from seagull.synth.pipeline import (
     VISIBILITY_GAIN,
     VISIBILITY_THRESHOLDS,

@@ -19,12 +19,12 @@ from seagull.camera import CAMERA_SUBTYPES, apply_camera
 from seagull.errors import ConfigError
 from seagull.imageio import load_image, save_image
 from seagull.metrics import fr
+from seagull.records import iter_records, shard_paths
 from seagull.roi import rle_to_mask
-from seagull.schema import iter_records, shard_paths
 from seagull.synth import SynthConfig, run_synthesis
+from seagull.synth.dataset_check import validate_dataset
 from seagull.synth.layouts import compose, disjoint_regions, seam_box
 from seagull.synth.pipeline import VISIBILITY_THRESHOLDS, fill_corrected
-from seagull.synth.dataset_check import validate_dataset
 
 MULTI = dict(
     settings=3,
@@ -139,7 +139,7 @@ def test_kill_and_resume_gives_the_same_shards(kodak_two, multi_run, tmp_path):
 def test_relabel_keeps_each_roi_with_its_own_region(multi_run, tmp_path):
     import shutil
 
-    from seagull.schema import dataset_thresholds
+    from seagull.records import dataset_thresholds
     from seagull.synth.relabel import relabel_dataset
 
     copy = tmp_path / "copy"

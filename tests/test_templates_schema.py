@@ -5,16 +5,8 @@ import pytest
 from helpers import labelled_roi
 from seagull import templates as T
 from seagull.errors import AnswerParseError, ConfigError, RoiError, SchemaError
-from seagull.schema import (
-    QUALITY_LEVELS,
-    SEVERITY_LEVELS,
-    RoiRecord,
-    Thresholds,
-    importance_level,
-    quality_level,
-    read_shard,
-    write_shard,
-)
+from seagull.labels import QUALITY_LEVELS, SEVERITY_LEVELS, Thresholds, importance_level, quality_level
+from seagull.records import RoiRecord, read_shard, write_shard
 
 
 def test_released_prompt_is_verbatim():

@@ -35,8 +35,8 @@ def check_assesses(folder: Path) -> None:
     """The folder loads in the Assessor, which scores two regions of a photo: finite, within [0, 1]."""
     from seagull.assess import Assessor
     from seagull.imageio import load_image
+    from seagull.labels import IMPORTANCE_LEVELS, QUALITY_LEVELS
     from seagull.roi import Roi
-    from seagull.schema import IMPORTANCE_LEVELS, QUALITY_LEVELS
 
     img = load_image(EXAMPLE)
     top = np.zeros(img.shape[:2], dtype=bool)

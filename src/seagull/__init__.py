@@ -13,7 +13,7 @@ from typing import Any
 from .version import __version__
 
 # Public names and the module of each, imported on first use (PEP 562): importing a part such as
-# seagull.schema or seagull.synth loads only what that part needs, never torch or the model.
+# seagull.records or seagull.synth loads only what that part needs, never torch or the model.
 _EXPORTS = {
     **dict.fromkeys(
         (
@@ -30,8 +30,8 @@ _EXPORTS = {
     "load_image": "imageio",
     "Roi": "roi",
     "RoiSpec": "roi",
-    "RegionPrediction": "schema",
-    "DistortionPrediction": "schema",
+    "RegionPrediction": "region_prediction",
+    "DistortionPrediction": "region_prediction",
     "Assessor": "assess",
     "create_metric": "assess",
     "RoiAssessment": "assess",  # an alias of RegionPrediction, its earlier name

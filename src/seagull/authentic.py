@@ -8,7 +8,7 @@ The folder (``cuhk_blur_regions``, shared/data/README.md section 1) holds ``labe
 same split and the same skip rules. Photos without a MOS are left out, in no split.
 
 Split: by photo file stem, 70 / 10 / 20 % train / val / test with seed 0
-(:func:`seagull.schema.assign_split`, the rule every synthetic folder is split by).
+(:func:`seagull.splits.assign_split`, the rule every synthetic folder is split by).
 
 Human-rated photo sets (``seagull data mos``, :mod:`seagull.synth.mos`; ``seagull eval --suite mos``,
 :mod:`seagull.eval.mos`) share the second half of this module: :class:`MosScale`, how a declared MOS
@@ -28,8 +28,10 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError, SchemaError
+from .labels import QUALITY_LEVELS, level_index
+from .records import SampleRecord
 from .roi import load_mask_file
-from .schema import QUALITY_LEVELS, SPLITS, SampleRecord, assign_split, level_index
+from .splits import SPLITS, assign_split
 
 LABELS_FILE = "labels.csv"
 BLUR_TYPES = ("motion", "defocus")

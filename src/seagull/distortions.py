@@ -26,7 +26,7 @@ from PIL import Image, features
 
 from .errors import ConfigError, ImageLoadError, RoiError
 from .imageio import seeded_rng
-from .schema import DISTORTION_TYPES
+from .labels import DISTORTION_TYPES
 
 NUM_SETTINGS: int = 20
 
@@ -38,7 +38,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "exposure": ("under", "over"),
     "noise": ("gaussian", "shot", "impulse"),
 }
-assert tuple(FAMILIES) == DISTORTION_TYPES  # the schema owns the family names and their order
+assert tuple(FAMILIES) == DISTORTION_TYPES  # seagull.labels owns the family names and their order
 
 Params = dict[str, "float | int | str"]
 

@@ -19,7 +19,7 @@ from pycocotools import mask as mask_utils
 
 from .errors import RoiError
 from .imageio import DEFAULT_MAX_PIXELS, RAISE_LIMIT_HINT, not_a_file
-from .schema import TASKS
+from .labels import TASKS
 
 PointProposer = Callable[[np.ndarray, tuple[float, float]], np.ndarray]
 # The smallest ROI the model can judge. Measured on the example photos (12 places each): squares of 1

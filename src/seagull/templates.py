@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import AnswerParseError, ConfigError, RoiError
-from .schema import DISTORTION_TYPES, IMPORTANCE_LEVELS, QUALITY_LEVELS, SEVERITY_LEVELS, TASKS, RoiRecord
+from .labels import DISTORTION_TYPES, IMPORTANCE_LEVELS, QUALITY_LEVELS, SEVERITY_LEVELS, TASKS
+from .records import RoiRecord
 
 IMAGE_TOKEN = "<image>"
 GLOBAL_TOKEN = "<global>"

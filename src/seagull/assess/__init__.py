@@ -17,7 +17,7 @@ _EXPORTS = {
     "item_record": ".items",
     "region_map": ".region_maps",
     "create_metric": ".metric",
-    "RegionPrediction": "..schema",
+    "RegionPrediction": "..region_prediction",
 }
 # Earlier name of the per-ROI result, kept for code written against it: an alias of RegionPrediction.
 _ALIASES = {"RoiAssessment": "RegionPrediction"}

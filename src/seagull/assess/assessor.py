@@ -20,12 +20,13 @@ from transformers.cache_utils import DynamicCache
 
 from ..errors import ModelError, RoiError
 from ..imageio import DEFAULT_MAX_PIXELS, check_image_side, load_image
+from ..labels import TASKS
 from ..model.processor import PRESENCE_THRESHOLD, ScoringProcessor
 from ..model.prompting import pad_batch
 from ..model.scoring import greedy_generate, parse_answer
 from ..model.seagull import ImageEncoding, SeagullForCausalLM, expand_cache, load_model
+from ..region_prediction import RegionPrediction
 from ..roi import Roi, check_roi_size
-from ..schema import TASKS, RegionPrediction
 from .image_cache import ImageCache, image_digest
 
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"

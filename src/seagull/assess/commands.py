@@ -15,9 +15,9 @@ import numpy as np
 from ..display import printable
 from ..errors import ConfigError, RoiError
 from ..imageio import DEFAULT_MAX_PIXELS
+from ..labels import TASKS
 from ..options import int_range, positive_int
 from ..paths import refuse_overwrite, refuse_same_outputs
-from ..schema import TASKS
 from .region_maps import DEFAULT_TILE, MAP_BY, MAP_MODES, MIN_TILE
 
 # ROIs per image the CLI assesses unless --max-rois says otherwise. Memory stays bounded at any count

@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError, SeagullError
+from ..labels import TASKS
+from ..region_prediction import RegionPrediction
 from ..roi import Roi
-from ..schema import TASKS, RegionPrediction
 
 
 def item_record(image_name: str, image: np.ndarray, results: Sequence[RegionPrediction]) -> dict[str, Any]:

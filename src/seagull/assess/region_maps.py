@@ -10,8 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError, RoiError
+from ..labels import DISTORTION_TYPES, IMPORTANCE_LEVELS, QUALITY_LEVELS, Thresholds
+from ..region_prediction import RegionPrediction
 from ..roi import MIN_ROI_PIXELS, Roi
-from ..schema import DISTORTION_TYPES, IMPORTANCE_LEVELS, QUALITY_LEVELS, RegionPrediction, Thresholds
 
 MAP_TASKS = ("quality", "importance")  # what a quality or importance map asks of every region
 MAP_MODES = ("tiles", "segments", "superpixels")  # the first is the default (benchmarks/map_localisation.py)

@@ -13,6 +13,7 @@ import numpy as np
 from scipy import stats
 
 from ..errors import SchemaError
+from ..labels import DISTORTION_TYPES
 from ..metrics.stats import (
     CLEAN,
     CorrelationResult,
@@ -30,7 +31,6 @@ from ..metrics.stats import (
     srcc,
     type_set,
 )
-from ..schema import DISTORTION_TYPES
 
 __all__ = [
     "CLEAN",

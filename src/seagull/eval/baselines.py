@@ -32,17 +32,10 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from ..errors import ConfigError
+from ..labels import DEFAULT_THRESHOLDS, Thresholds, importance_level, quality_level, severity_level
 from ..metrics import nr
+from ..region_prediction import DistortionPrediction, RegionPrediction
 from ..registry import Registry
-from ..schema import (
-    DEFAULT_THRESHOLDS,
-    DistortionPrediction,
-    RegionPrediction,
-    Thresholds,
-    importance_level,
-    quality_level,
-    severity_level,
-)
 
 log = logging.getLogger(__name__)
 

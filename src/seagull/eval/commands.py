@@ -9,9 +9,9 @@ from pathlib import Path
 
 from ..display import printable
 from ..errors import ConfigError
+from ..fileio import atomic_write_text
 from ..options import fraction, nonnegative_int, positive_int
 from ..paths import refuse_overwrite
-from ..schema import atomic_write_text
 from .suite_registry import SYNTHETIC, get_suite, list_suites
 
 

@@ -11,8 +11,8 @@ photo), appended and flushed as soon as the predictor has answered:
 
 A rerun with the same arguments and report folder reads them back and only computes what is
 missing. Every result, new or resumed, is used as read back from its JSON line (a list of
-:class:`seagull.schema.RegionPrediction`), so an interrupted and resumed run gives exactly the numbers
-of an uninterrupted one. A folder written by a run with
+:class:`seagull.region_prediction.RegionPrediction`), so an interrupted and resumed run gives exactly
+the numbers of an uninterrupted one. A folder written by a run with
 other settings is refused (``restart=True`` discards it).
 """
 
@@ -31,7 +31,8 @@ from typing import IO, Any
 import numpy as np
 
 from ..errors import ConfigError, SchemaError
-from ..schema import RegionPrediction, atomic_write_text
+from ..fileio import atomic_write_text
+from ..region_prediction import RegionPrediction
 
 JOURNAL_DIR = "raw_outputs"
 Outputs = list[RegionPrediction]

@@ -29,7 +29,8 @@ from ..authentic import MOS_CONVERTER, mos_of
 from ..errors import ImageLoadError, SchemaError, SeagullError
 from ..imageio import load_image
 from ..metrics.stats import MosAgreement, mos_agreement
-from ..schema import SPLITS, SampleRecord, item_seed, iter_records, read_card
+from ..records import SampleRecord, iter_records, read_card
+from ..splits import SPLITS, item_seed
 from .baselines import BASELINES, RoiPredictor
 from .journal import RunJournal, progress_bar
 from .predictors import AssessorPredictor

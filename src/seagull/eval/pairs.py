@@ -20,7 +20,8 @@ import numpy as np
 
 from ..distortions import NUM_SETTINGS
 from ..errors import ConfigError
-from ..schema import RegionPrediction, SampleRecord
+from ..records import SampleRecord
+from ..region_prediction import RegionPrediction
 from . import agreement as M
 from .suites import quality_of
 

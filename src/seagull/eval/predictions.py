@@ -9,7 +9,7 @@
            "answers": {}, "parsed": {}, "quality_uncalibrated": -41.2, "raw": {"brisque": 41.2}}]}
 ```
 
-Each ROI is a :class:`seagull.schema.RegionPrediction` (the model's are what ``seagull assess``
+Each ROI is a :class:`seagull.region_prediction.RegionPrediction` (the model's are what ``seagull assess``
 gives): ``quality``/``importance`` in [0, 1] or null when the predictor does not answer that task;
 ``distortions`` null when it does not answer, else the present ones are its answer (none = clean).
 Files written before this shape (``"roi"`` for the name) read the same. A folder of such files (one
@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SchemaError
-from ..schema import RegionPrediction, atomic_write_text
+from ..fileio import atomic_write_text
+from ..region_prediction import RegionPrediction
 
 
 @dataclass

@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError
+from ..labels import TASKS
+from ..region_prediction import RegionPrediction
 from ..roi import Roi
-from ..schema import TASKS, RegionPrediction
 from .journal import digest
 
 

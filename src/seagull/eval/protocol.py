@@ -13,14 +13,9 @@ from typing import Any
 
 from ..display import printable
 from ..errors import SchemaError
-from ..schema import (
-    IMPORTANCE_LEVELS,
-    QUALITY_LEVELS,
-    SEVERITY_LEVELS,
-    RegionPrediction,
-    RoiRecord,
-    SampleRecord,
-)
+from ..labels import IMPORTANCE_LEVELS, QUALITY_LEVELS, SEVERITY_LEVELS
+from ..records import RoiRecord, SampleRecord
+from ..region_prediction import RegionPrediction
 from . import agreement as M
 from .predictions import SamplePrediction
 

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ..schema import QUALITY_LEVELS, atomic_write_text
+from ..fileio import atomic_write_text
+from ..labels import QUALITY_LEVELS
 from . import agreement as M
 from .baselines import BASELINE_COLUMNS, baseline_rows
 from .pairs import SYNTHETIC_KEYS, PairSummary, pair_tables

@@ -91,7 +91,9 @@ register_suite(
     "sanity checks on four TID2013 fragments with MOS",
     "mos.csv, distorted_images/ and reference_images/",
 )
-register_suite("regions", "seagull.eval.worse_region:run_regions", "which region looks worse?", "clean photos")
+register_suite(
+    "regions", "seagull.eval.worse_region:run_regions", "which region looks worse?", "clean photos"
+)
 register_suite(
     "mos",
     "seagull.eval.mos:run_mos",

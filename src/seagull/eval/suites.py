@@ -27,7 +27,8 @@ import numpy as np
 from ..authentic import MIN_REGION_FRACTION, load_blur_mask, read_cuhk_index, select_photos, tiny_region
 from ..errors import ImageLoadError, RoiError, SeagullError
 from ..imageio import load_image
-from ..schema import RegionPrediction, shard_paths
+from ..records import shard_paths
+from ..region_prediction import RegionPrediction
 from . import agreement as M
 from .baselines import RoiPredictor, list_baselines, make_baseline, model_list
 from .journal import RunJournal, digest, file_digest, predictor_identity, progress_bar

@@ -1,6 +1,6 @@
 """Evaluate predictors on dataset folders written by ``seagull synth`` (or any folder in the schema).
 
-Records come from :func:`seagull.schema.iter_records`; the image of a record is
+Records come from :func:`seagull.records.iter_records`; the image of a record is
 ``dataset_dir / record.image`` (several folders are pooled by :func:`load_folders`); ROI masks are
 decoded from ``roi.rle``; labels are the RoiRecord fields. Baselines are calibrated onto the label scale by :class:`QuantileCalibration` (on the
 evaluated set's label marginal by default, or on a held-out split with ``calibration_split``).
@@ -24,8 +24,10 @@ import numpy as np
 
 from ..errors import ConfigError, SeagullError
 from ..imageio import load_image
+from ..labels import DEFAULT_THRESHOLDS, Thresholds
+from ..records import SampleRecord, iter_records, read_card
+from ..region_prediction import RegionPrediction
 from ..roi import rle_to_mask
-from ..schema import DEFAULT_THRESHOLDS, RegionPrediction, SampleRecord, Thresholds, iter_records, read_card
 from .baselines import (
     FullReferenceBaseline,
     QuantileCalibration,

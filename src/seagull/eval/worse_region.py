@@ -58,7 +58,7 @@ from ..references import (
     has_human_segmentations,
     human_regions,
 )
-from ..schema import RegionPrediction
+from ..region_prediction import RegionPrediction
 from .baselines import RoiPredictor
 from .bench import list_images
 from .journal import RunJournal, progress_bar

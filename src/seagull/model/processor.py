@@ -17,14 +17,8 @@ import torch
 
 from .. import templates as T
 from ..errors import ModelError
-from ..schema import (
-    DISTORTION_TYPES,
-    IMPORTANCE_LEVELS,
-    QUALITY_LEVELS,
-    SEVERITY_LEVELS,
-    TASKS,
-    DistortionPrediction,
-)
+from ..labels import DISTORTION_TYPES, IMPORTANCE_LEVELS, QUALITY_LEVELS, SEVERITY_LEVELS, TASKS
+from ..region_prediction import DistortionPrediction
 from .prompting import tokenize_prompt
 from .scoring import LEVEL_WEIGHTS, LevelScore, level_scores, severity_posterior, type_confidences
 

@@ -16,8 +16,8 @@ import torch
 
 from .. import templates as T
 from ..errors import RoiError, SchemaError
+from ..records import SampleRecord
 from ..roi import rle_to_mask
-from ..schema import SampleRecord
 
 IGNORE_INDEX = -100
 

@@ -16,7 +16,7 @@ from transformers import PreTrainedTokenizerFast
 
 from .. import templates as T
 from ..errors import ConfigError, ModelError
-from ..schema import DISTORTION_TYPES, IMPORTANCE_LEVELS, QUALITY_LEVELS, SEVERITY_LEVELS
+from ..labels import DISTORTION_TYPES, IMPORTANCE_LEVELS, QUALITY_LEVELS, SEVERITY_LEVELS
 from .config import read_config_json
 
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"

@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
 from ..errors import ModelError
-from ..schema import TASKS
+from ..labels import TASKS
 from .bodylimit import BodyLimitMiddleware
 from .errors import UnexpectedErrorMiddleware, install_error_handlers
 from .hosts import DEFAULT_ALLOWED_HOSTS, AllowedHostsMiddleware, normalise_hosts

@@ -13,7 +13,7 @@ from ..paths import refuse_overwrite
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from ..schema import DISTORTION_TYPES
+    from ..labels import DISTORTION_TYPES
     from . import SynthConfig, run_synthesis
     from .runner import family_setting_table, format_family_table
 
@@ -78,7 +78,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from ..schema import read_card
+    from ..records import read_card
 
     card = read_card(args.dir)
     print(
@@ -90,7 +90,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_relabel(args: argparse.Namespace) -> int:
-    from ..schema import dataset_thresholds
+    from ..records import dataset_thresholds
     from .relabel import format_changes, relabel_folder, thresholds_from_args
 
     # Only what is asked changes: the other thresholds stay the dataset's own (not the package's).
@@ -125,7 +125,8 @@ def cmd_cuhk(args: argparse.Namespace) -> int:
 
 
 def cmd_mos(args: argparse.Namespace) -> int:
-    from ..schema import QUALITY_LEVELS, SPLITS
+    from ..labels import QUALITY_LEVELS
+    from ..splits import SPLITS
     from .mos import config_from_options, import_mos
 
     tables = [f for k in ("scores", "train", "val", "test") for f in (getattr(args, k) or [])]

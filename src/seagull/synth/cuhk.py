@@ -51,19 +51,11 @@ from ..authentic import (
     tiny_region,
 )
 from ..errors import ConfigError, ImageLoadError, RoiError
+from ..fileio import atomic_write_text
 from ..imageio import load_image
+from ..labels import DistortionLabel, severity_level
+from ..records import SCHEMA_VERSION, RoiRecord, SampleRecord, read_card, shard_paths, write_shard
 from ..roi import mask_bbox, mask_to_rle
-from ..schema import (
-    SCHEMA_VERSION,
-    DistortionLabel,
-    RoiRecord,
-    SampleRecord,
-    atomic_write_text,
-    read_card,
-    severity_level,
-    shard_paths,
-    write_shard,
-)
 from ..templates import label_conversations
 from ..version import __version__
 from .pipeline import VISIBILITY_THRESHOLDS, conversation_seed, level_fields

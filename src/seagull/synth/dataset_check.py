@@ -9,17 +9,9 @@ import numpy as np
 from PIL import Image
 
 from ..errors import SeagullError
+from ..labels import Thresholds, importance_level, quality_level, severity_level
+from ..records import SampleRecord, parse_shard_line, read_card, shard_paths
 from ..roi import mask_bbox, rle_to_mask
-from ..schema import (
-    SampleRecord,
-    Thresholds,
-    importance_level,
-    parse_shard_line,
-    quality_level,
-    read_card,
-    severity_level,
-    shard_paths,
-)
 from ..templates import count_regions
 
 REQUIRED_CARD_KEYS = (

@@ -24,7 +24,7 @@ back, not decoded again):
   are in ``distortion["mos"]`` (:func:`seagull.authentic.mos_of`).
 * conversations: the quality question and a yes/no quality question, seeded as synthesis seeds them.
 * split: the official one (a split column, or one score file per split) with a validation split drawn
-  from the official train split by photo when there is none; else :func:`seagull.schema.assign_split`
+  from the official train split by photo when there is none; else :func:`seagull.splits.assign_split`
   by file stem (80/10/10, seed 0), or the CUHK photo split (:func:`seagull.authentic.cuhk_split`).
 """
 
@@ -46,19 +46,12 @@ import numpy as np
 
 from ..authentic import MOS_CONVERTER, MosScale, cuhk_split
 from ..errors import ConfigError, ImageLoadError, SchemaError
+from ..fileio import atomic_write_text
 from ..imageio import load_image
+from ..labels import QUALITY_LEVELS
+from ..records import SCHEMA_VERSION, RoiRecord, SampleRecord, read_shard, write_shard
 from ..roi import mask_to_rle
-from ..schema import (
-    QUALITY_LEVELS,
-    SCHEMA_VERSION,
-    SPLITS,
-    RoiRecord,
-    SampleRecord,
-    assign_split,
-    atomic_write_text,
-    read_shard,
-    write_shard,
-)
+from ..splits import SPLITS, assign_split
 from ..templates import conversation, judgment_turn, task_turn
 from ..version import __version__
 from .pipeline import VISIBILITY_THRESHOLDS, conversation_seed
@@ -658,7 +651,7 @@ def _write_card(cfg: MosImport, res: MosImportResult, records: list[SampleRecord
             split_info["val_from_train"] = {
                 "fraction": cfg.val_fraction,
                 "seed": cfg.seed,
-                "by": "photo file stem (seagull.schema.assign_split)",
+                "by": "photo file stem (seagull.splits.assign_split)",
             }
     card = {
         "name": res.out.name,

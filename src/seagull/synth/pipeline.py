@@ -21,26 +21,23 @@ import numpy as np
 from .. import distortions as D
 from ..camera import CAMERA_FAMILIES, apply_camera
 from ..errors import ConfigError
+from ..fileio import atomic_write_bytes
 from ..imageio import fit_longest_side, load_image, resize_mask, save_image
-from ..metrics import fr
-from ..proposals import RegionFilter, auto_regions
-from ..references import Reference, human_regions, implicit_annotations
-from ..roi import Roi, mask_bbox, mask_to_rle
-from ..schema import (
+from ..labels import (
     DEFAULT_THRESHOLDS,
     DISTORTION_TYPES,
     DistortionLabel,
-    RoiRecord,
-    SampleRecord,
     Thresholds,
-    assign_split,
-    atomic_write_bytes,
     importance_level,
-    item_seed,
     quality_level,
     severity_level,
-    write_shard,
 )
+from ..metrics import fr
+from ..proposals import RegionFilter, auto_regions
+from ..records import RoiRecord, SampleRecord, write_shard
+from ..references import Reference, human_regions, implicit_annotations
+from ..roi import Roi, mask_bbox, mask_to_rle
+from ..splits import assign_split, item_seed
 from ..templates import label_conversations
 from ..workers import limit_torch_threads
 from .layouts import Composite, compose, distortion_fields, roi_types

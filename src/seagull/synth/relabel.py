@@ -14,19 +14,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, SchemaError
-from ..schema import (
-    IMPORTANCE_LEVELS,
-    QUALITY_LEVELS,
-    SEVERITY_LEVELS,
-    SampleRecord,
-    Thresholds,
-    atomic_write_text,
-    dataset_thresholds,
-    read_card,
-    read_shard,
-    shard_paths,
-    write_shard,
-)
+from ..fileio import atomic_write_text
+from ..labels import IMPORTANCE_LEVELS, QUALITY_LEVELS, SEVERITY_LEVELS, Thresholds
+from ..records import SampleRecord, dataset_thresholds, read_card, read_shard, shard_paths, write_shard
 from ..templates import label_conversations
 from .layouts import roi_types
 from .pipeline import conversation_seed, level_fields

@@ -15,16 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..fileio import atomic_write_text
+from ..labels import IMPORTANCE_LEVELS, QUALITY_LEVELS, SEVERITY_LEVELS
+from ..records import SCHEMA_VERSION, iter_records, shard_paths
 from ..references import Reference, discover_references, find_annotations
-from ..schema import (
-    IMPORTANCE_LEVELS,
-    QUALITY_LEVELS,
-    SCHEMA_VERSION,
-    SEVERITY_LEVELS,
-    atomic_write_text,
-    iter_records,
-    shard_paths,
-)
 from ..version import __version__
 from ..workers import threads_per_worker, worker_pool
 from .layouts import roi_settings

@@ -22,8 +22,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ..errors import ConfigError
+from ..fileio import atomic_write_text
 from ..model.weights import load_state_file
-from ..schema import atomic_write_text
 from ..version import __version__
 
 WEIGHTS = "model.safetensors"

@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 import yaml
 
 from ..errors import ConfigError, SchemaError
-from ..schema import SampleRecord, read_card, read_shard, shard_paths
+from ..records import SampleRecord, read_card, read_shard, shard_paths
 
 EXTENDS = "extends"
 _PATH = "seagull_path"  # dataclass field metadata: a path option; its value says which strings are names

@@ -19,7 +19,7 @@ import torch
 from .. import templates as T
 from ..errors import ConfigError
 from ..model.prompting import EncodedConversation, collate_conversations, encode_conversation
-from ..schema import SampleRecord, iter_records
+from ..records import SampleRecord, iter_records
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ import torch
 from safetensors.torch import save_file
 
 from ..errors import ConfigError, ModelError
+from ..fileio import atomic_write_text
 from ..model.weights import load_state_file, safetensors_metadata
-from ..schema import atomic_write_text
 from ..version import __version__
 from .average import WEIGHTS, sha256_file
 

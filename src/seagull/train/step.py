@@ -14,11 +14,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..imageio import load_image
+from ..labels import DISTORTION_TYPES, IMPORTANCE_LEVELS, QUALITY_LEVELS, SEVERITY_LEVELS
 from ..model.processor import ScoringProcessor
 from ..model.prompting import IGNORE_INDEX
 from ..model.scoring import expected_scores
 from ..model.seagull import ImageEncoding, SeagullForCausalLM
-from ..schema import DISTORTION_TYPES, IMPORTANCE_LEVELS, QUALITY_LEVELS, SEVERITY_LEVELS
 from .data import Batch
 from .features import FeatureStore, record_masks, trainable_tokens
 from .ranking import pairwise_rank_loss, rankable

@@ -11,11 +11,11 @@ from typing import Any
 
 import torch
 
+from ..labels import SEVERITY_LEVELS
 from ..metrics.stats import sample_average_prf, srcc, type_set
 from ..model.processor import PRESENCE_THRESHOLD, SCORING_KEYS, RegionScores, ScoringProcessor
 from ..model.prompting import IGNORE_INDEX, pad_batch
 from ..model.seagull import SeagullForCausalLM
-from ..schema import SEVERITY_LEVELS
 from .data import Batch, ImageRef, TrainItem
 from .features import FeatureStore
 from .step import encode_batch, lm_inputs

@@ -10,8 +10,8 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from ...assess.items import item_record
+from ...labels import TASKS
 from ...roi import Roi, parse_tasks
-from ...schema import TASKS
 from ..inputs import build_specs, decode_image, resolve_rois
 from .common import checked_form, form_text, read_upload, run_assess
 

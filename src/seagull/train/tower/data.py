@@ -20,8 +20,10 @@ import torch
 
 from ...errors import ConfigError
 from ...imageio import load_image
+from ...labels import DISTORTION_TYPES
+from ...records import RoiRecord, SampleRecord, iter_records
 from ...roi import rle_to_mask
-from ...schema import DISTORTION_TYPES, RoiRecord, SampleRecord, item_seed, iter_records
+from ...splits import item_seed
 
 
 @dataclass(frozen=True)

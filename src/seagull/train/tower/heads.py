@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ...labels import DISTORTION_TYPES
 from ...model.mfe import mask_weights, masked_mean
 from ...model.vision import VisionTower
-from ...schema import DISTORTION_TYPES
 
 
 def region_features(tower: VisionTower, pixels01: torch.Tensor, masks: list[torch.Tensor]) -> torch.Tensor:

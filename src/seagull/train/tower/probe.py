@@ -22,12 +22,12 @@ import torch.nn.functional as F
 
 from ...display import printable
 from ...imageio import load_image
+from ...labels import DISTORTION_TYPES
 from ...metrics.stats import sample_average_prf, srcc, type_set
 from ...model.config import get_config
 from ...model.vision import VisionTower, build_vision_tower
 from ...model.weights import load_state_file
 from ...roi import rle_to_mask
-from ...schema import DISTORTION_TYPES
 from .data import LabelledImage, load_photos, severity_vector
 from .heads import region_features
 from .trainer import region_quality_pairs

@@ -17,10 +17,10 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from ...errors import ConfigError
+from ...labels import DISTORTION_TYPES
 from ...metrics.stats import sample_average_prf, srcc, type_set
 from ...model.config import get_config
 from ...model.vision import build_vision_tower
-from ...schema import DISTORTION_TYPES
 from ..checkpoint import (
     checkpoint_dirs,
     commit_checkpoint,

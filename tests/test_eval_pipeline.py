@@ -218,7 +218,7 @@ def test_quantile_calibration_keeps_ranks_and_matches_marginal():
     )
     cal.fit("x", [0.0, 1.0])
     good = cal.apply("x", RegionPrediction("r", quality_uncalibrated=1.0), "r0")
-    bad = cal.apply("x", RegionPrediction("r", quality_uncalibrated=0.0), "r1", detected="noise")
+    bad = cal.apply("x", RegionPrediction("r", quality_uncalibrated=0.0), "r1", distortion_type="noise")
     assert good.distortions == [] and good.quality_level == "excellent"
     assert bad.distortions[0].type == "noise"
 

@@ -82,9 +82,9 @@ def test_baselines_take_orientation_from_their_metric():
     assert B.list_baselines(reads_pixels=False) == ("roi_area", "roi_center")
     lap = B.get_baseline("laplacian_var")
     assert lap.higher_is_better is nr.get_nr_metric("laplacian_variance").higher_is_better is True
-    assert lap.detects == "blur" and lap.task == "quality"
+    assert lap.distortion_type == "blur" and lap.task == "quality"
     built = B.make_baseline("blur_effect")
-    assert built.name == "blur_effect" and built.higher_is_better is False and built.detects == "blur"
+    assert built.name == "blur_effect" and built.higher_is_better is False and built.distortion_type == "blur"
     whole = B.make_baseline("whole_brisque")
     assert isinstance(whole, B.WholeImageBaseline) and whole.metric is nr.brisque
     assert B.get_baseline("roi_area").task == "importance"

@@ -78,12 +78,13 @@ def _masked_metric(metric: Callable[[np.ndarray, np.ndarray], float], shrink: in
 
 @dataclass
 class ScoreBaseline:
-    """A per-ROI quality score; ``higher_is_better`` orients it, ``detects`` names the type it sees."""
+    """A per-ROI quality score; ``higher_is_better`` orients it, ``distortion_type`` names the type it
+    sees."""
 
     name: str
     fn: RoiScore
     higher_is_better: bool
-    detects: str | None = None
+    distortion_type: str | None = None
     kind: str = "quality"  # or "importance"
 
     def predict(self, image: np.ndarray, masks: list[np.ndarray]) -> list[RegionPrediction]:
@@ -182,7 +183,7 @@ class BaselineInfo:
     description: str
     higher_is_better: bool | None = None  # orientation of the raw number; None: it gives none
     value_range: tuple[float, float | None] | None = None  # nominal; None as the top = unbounded
-    detects: str | None = None  # the distortion type it is specific to (None: general quality)
+    distortion_type: str | None = None  # the distortion type it is specific to (None: general quality)
     reads_pixels: bool = True  # False: it sees the mask's geometry only
 
 
@@ -277,15 +278,15 @@ def baseline_rows(names: Sequence[str]) -> list[list[str]]:
             b.task,
             _orientation(b),
             _range(b.value_range),
-            b.detects or "-",
+            b.distortion_type or "-",
             b.description,
         ]
         for b in (BASELINES.get(n) for n in names if n in BASELINES)
     ]
 
 
-def detects(predictor: Any) -> str | None:
-    return getattr(predictor, "detects", None)
+def distortion_type_of(predictor: Any) -> str | None:
+    return getattr(predictor, "distortion_type", None)
 
 
 def is_constant(predictor: Any) -> bool:
@@ -323,7 +324,7 @@ class QuantileCalibration:
     decides where the level cut points fall. ``source`` says which ROIs were used (a held-out split,
     or the evaluated set's own label marginal when the dataset has no other split).
     Distortion sets: an ROI whose mapped damage ``1 - quality`` reaches ``thresholds.visible`` is
-    predicted distorted, with the baseline's own type (``detects``) or else the most frequent
+    predicted distorted, with the baseline's own type (``distortion_type``) or else the most frequent
     labelled type, and severity ``severity_level(damage)``; otherwise clean.
     """
 
@@ -351,7 +352,7 @@ class QuantileCalibration:
         name: str,
         out: RegionPrediction,
         roi_id: str,
-        detected: str | None = None,
+        distortion_type: str | None = None,
         constant: bool = False,
     ) -> RegionPrediction:
         """One predictor's answer for ROI ``roi_id`` with levels and distortions filled in: uncalibrated
@@ -371,7 +372,7 @@ class QuantileCalibration:
             pred.quality = None
         if pred.distortions is None and pred.quality is not None:
             damage = 1.0 - pred.quality
-            t = detected or self.majority_type
+            t = distortion_type or self.majority_type
             if damage >= th.visible and t is not None:
                 level = severity_level(damage, th)
                 pred.distortions = [DistortionPrediction(t, severity_level=level, severity=damage)]

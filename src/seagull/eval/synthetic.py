@@ -33,7 +33,7 @@ from .baselines import (
     QuantileCalibration,
     RoiPredictor,
     available_fr_baseline,
-    detects,
+    distortion_type_of,
     is_constant,
     list_baselines,
     make_baseline,
@@ -276,7 +276,7 @@ def calibrate_run(
                 continue
             predictor = by_name.get(name)
             rois: list[RegionPrediction] = [
-                cal.apply(name, o, r.id, detects(predictor), is_constant(predictor))
+                cal.apply(name, o, r.id, distortion_type_of(predictor), is_constant(predictor))
                 for r, o in zip(rec.rois, outputs[rec.id], strict=True)
             ]
             preds[rec.id] = SamplePrediction(rec.id, name, rois)

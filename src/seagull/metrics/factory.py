@@ -33,7 +33,7 @@ class MetricInfo:
     mode: str  # "NR" (no reference) or "FR" (needs a reference image)
     lower_better: bool
     score_range: tuple[float, float | None]  # nominal; None = unbounded above
-    detects: str
+    description: str  # what it responds to, in words
 
 
 class IQAMetric:
@@ -108,11 +108,11 @@ def _registered() -> dict[str, MetricInfo]:
     from . import fr
 
     infos = {
-        m.name: MetricInfo(m.name, "NR", not m.higher_is_better, m.value_range, m.detects)
+        m.name: MetricInfo(m.name, "NR", not m.higher_is_better, m.value_range, m.description)
         for m in nr.NR_METRICS.entries()
     }
     for f in fr.FR_METRICS.entries():
-        infos[f.name] = MetricInfo(f.name, "FR", not f.higher_is_better, f.value_range, f.detects)
+        infos[f.name] = MetricInfo(f.name, "FR", not f.higher_is_better, f.value_range, f.description)
     return infos
 
 

@@ -113,7 +113,7 @@ class FRMetricInfo:
     factory: Callable[[], Metric]  # called once, on first use (it may import a package or load weights)
     # Smallest height/width the metric accepts (or is meaningful at); smaller crops are upsampled to it.
     min_side: int
-    detects: str
+    description: str  # what it responds to, in words
     package: str  # the package that computes it
     higher_is_better: bool = True  # every registered metric is a similarity (1 = identical)
     value_range: tuple[float, float] = (0.0, 1.0)

@@ -13,7 +13,7 @@
 
 Every function takes an HxWx3 uint8 RGB array (or an HxW grey array) and returns a float; NaN means
 the metric is undefined on that input (for example a region too small for NIQE's blocks), never a
-made-up value. :data:`NR_METRICS` registers each with its orientation, nominal range, what it detects
+made-up value. :data:`NR_METRICS` registers each with its orientation, nominal range, what it responds to
 and its minimum side (:func:`list_nr_metrics`, :func:`get_nr_metric`).
 """
 
@@ -497,7 +497,7 @@ class NRMetric:
     takes: str
     higher_is_better: bool
     value_range: tuple[float, float | None]  # nominal range; None = unbounded
-    detects: str
+    description: str  # what it responds to, in words
     distortion_type: str | None  # the one distortion type it is specific to (None: general quality)
     min_side: int  # shorter side (pixels) below which the number is NaN or meaningless
 

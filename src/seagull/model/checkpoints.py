@@ -27,7 +27,6 @@ from .weights import fit_problems, load_state_file, shapes_of
 
 RELEASED_GLOBAL_ID = 32000
 RELEASED_LOCAL_ID = 32001
-RELEASED_IMAGE_ID = -200
 RELEASED_TOWER_PREFIX = "model.vision_tower.vision_tower." + OPENCLIP_TRUNK_PREFIX
 
 

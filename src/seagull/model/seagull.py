@@ -199,17 +199,6 @@ class SeagullForCausalLM(SeagullPreTrainedModel):
     def get_output_embeddings(self) -> nn.Module:
         return self.language_model.get_output_embeddings()
 
-    def trainable_modules(self) -> dict[str, nn.Module]:
-        """The parts SEAGULL trains (the LM through LoRA in the paper, fully here unless frozen)."""
-        parts = {
-            "mask_extractor": self.mask_extractor,
-            "mm_projector": self.mm_projector,
-            "language_model": self.language_model,
-        }
-        if self.token_norm is not None:
-            parts["token_norm"] = self.token_norm
-        return parts
-
     def token_ids(self) -> tuple[int, int, int]:
         ids = (self.config.image_token_id, self.config.global_token_id, self.config.local_token_id)
         if any(i is None for i in ids):

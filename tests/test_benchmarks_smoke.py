@@ -38,8 +38,6 @@ def results_of(name: str) -> dict[str, float]:
 
 @pytest.mark.parametrize("name", sorted(TABLES))
 def test_smoke_run_prints_its_table_and_writes_nothing(name: str) -> None:
-    if name == "serve_load.py" and "--smoke" not in (BENCHMARKS / name).read_text():
-        pytest.skip("serve_load.py has no --smoke mode yet")
     before = results_of(name)
     run = run_benchmark(name)
     assert run.returncode == 0, run.stderr[-3000:]

@@ -1,7 +1,8 @@
 """The model as an evaluation predictor: wraps :class:`seagull.assess.Assessor`.
 
-The assessor is imported lazily; if it is not installed or not written yet, :func:`load_model_predictor`
-raises a :class:`ModelError` that says so (baselines still run with ``--model none``).
+The Assessor (and with it torch and the model) is imported only when a model is evaluated, so that
+``--model none`` runs the baselines without it; if that import fails, :func:`load_model_predictor`
+raises a :class:`ModelError` that says so and suggests ``--model none``.
 """
 
 from __future__ import annotations

@@ -26,7 +26,10 @@ import torch
 from .. import templates as T
 from ..errors import AnswerParseError
 
-LEVEL_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # of the five level words, lowest first; the only copy
+# The value of each of the five level words, in the order of labels.QUALITY_LEVELS, IMPORTANCE_LEVELS and
+# SEVERITY_LEVELS (bad, unimportant, slight = 0 .. excellent, essential, extreme = 1): a score or a severity
+# is the expectation of these values under the words' probabilities.
+LEVEL_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 @dataclass

@@ -26,9 +26,7 @@ from PIL import Image, features
 
 from .errors import ConfigError, ImageLoadError, RoiError
 from .imageio import seeded_rng
-from .labels import DISTORTION_TYPES
-
-NUM_SETTINGS: int = 20
+from .labels import DISTORTION_TYPES, NUM_SETTINGS
 
 FAMILIES: dict[str, tuple[str, ...]] = {
     "blur": ("gaussian", "motion", "defocus"),

@@ -15,6 +15,8 @@ from typing import Any
 from .errors import SchemaError
 
 DISTORTION_TYPES: tuple[str, ...] = ("blur", "colorfulness", "compression", "contrast", "exposure", "noise")
+# Settings of each family's strength ladder, 1 (mildest) .. NUM_SETTINGS (strongest).
+NUM_SETTINGS: int = 20
 QUALITY_LEVELS: tuple[str, ...] = ("bad", "poor", "fair", "good", "excellent")
 IMPORTANCE_LEVELS: tuple[str, ...] = ("unimportant", "minor", "normal", "important", "essential")
 SEVERITY_LEVELS: tuple[str, ...] = ("slight", "mild", "moderate", "severe", "extreme")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from typing import Any
 
 
 def _int(text: str) -> int:
@@ -74,3 +75,58 @@ port = int_range(0, 65535)
 positive_float = float_range(0.0, lo_open=True)
 nonnegative_float = float_range(0.0)
 fraction = float_range(0.0, 1.0)  # a share in [0, 1]
+
+
+# --------------------------------------------------------------------------- options from dataclasses
+# A config dataclass is the single source of its command-line options: a field that carries
+# ``metadata=cli(...)`` becomes one option, with the field's default, and the parsed values build the
+# dataclass again (:func:`config_kwargs`).
+
+
+def cli(
+    help: str, *, flag: str | None = None, type: Callable[[str], Any] | None = None, **kwargs: Any
+) -> dict:
+    """Field metadata for one option: ``--<field-name>`` unless ``flag`` says otherwise; ``type`` parses
+    the text; other keywords (``choices``, ``metavar``) go to ``add_argument``. A bool field becomes a
+    switch: ``--name`` when its default is False, ``--no-name`` (``flag``) when it is True."""
+    return {"cli": {"help": help, "flag": flag, "type": type, **kwargs}}
+
+
+def comma_list(text: str) -> tuple[str, ...]:
+    """``"a,b"`` -> ``("a", "b")`` (empty parts dropped)."""
+    return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def add_config_options(parser: argparse.ArgumentParser, config_cls: type) -> None:
+    """One option per field of ``config_cls`` with ``cli`` metadata, defaults taken from the fields."""
+    import dataclasses
+
+    for f in dataclasses.fields(config_cls):
+        spec = dict(f.metadata.get("cli") or {})
+        if not spec:
+            continue
+        flag = spec.pop("flag") or "--" + f.name.replace("_", "-")
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:  # a field without a default is a required option
+            parser.add_argument(
+                flag, dest=f.name, required=True, **{k: v for k, v in spec.items() if v is not None}
+            )
+            continue
+        if isinstance(default, bool):
+            spec.pop("type", None)
+            action = "store_false" if default else "store_true"
+            parser.add_argument(flag, dest=f.name, action=action, help=spec["help"])
+            continue
+        if spec.get("type") is None:
+            spec.pop("type")
+        parser.add_argument(flag, dest=f.name, default=default, **spec)
+
+
+def config_kwargs(config_cls: type, args: argparse.Namespace) -> dict[str, Any]:
+    """The parsed values of ``config_cls``'s options, by field name (to build the dataclass)."""
+    import dataclasses
+
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls) if f.metadata.get("cli")}

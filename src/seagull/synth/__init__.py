@@ -6,7 +6,7 @@ import importlib
 
 # The pipeline needs torch; it loads when a name is used, so `seagull --help` stays quick.
 _EXPORTS = {
-    "SynthConfig": ".pipeline",
+    "SynthConfig": ".config",
     "discover_references": "..references",
     "process_reference": ".pipeline",
     "SynthSummary": ".runner",

@@ -8,41 +8,19 @@ import sys
 from pathlib import Path
 
 from ..display import printable
-from ..options import float_range, fraction, int_range, nonnegative_int, positive_int
+from ..options import add_config_options, config_kwargs, float_range, fraction, nonnegative_int, positive_int
 from ..paths import refuse_overwrite
+from .config import SynthConfig
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from ..labels import DISTORTION_TYPES
-    from . import SynthConfig, run_synthesis
+    from . import run_synthesis
     from .runner import family_setting_table, format_family_table
 
     refuse_overwrite(
         "--out", args.out, [("--refs", args.refs), ("--annotations", args.annotations)], inside_output=True
     )
-    families = tuple(args.families.split(",")) if args.families else DISTORTION_TYPES
-    cfg = SynthConfig(
-        refs=args.refs,
-        out=args.out,
-        rois=args.rois,
-        annotations=args.annotations,
-        settings=args.settings,
-        strongest=args.strongest_setting,
-        families=families,
-        seed=args.seed,
-        max_rois=args.max_rois,
-        max_side=args.max_side,
-        clean=not args.no_clean,
-        local_fraction=args.local_fraction,
-        background_fraction=args.background_fraction,
-        multi_fraction=args.multi_fraction,
-        regions_per_image=args.regions_per_image,
-        camera=args.camera,
-        labels=args.labels,
-        metric=args.metric or "",
-        settings_per_ref=args.settings_per_ref,
-        importance_max_side=args.importance_max_side,
-    )
+    cfg = SynthConfig(**config_kwargs(SynthConfig, args))
     summary = run_synthesis(
         cfg,
         workers=args.workers,
@@ -159,14 +137,9 @@ def cmd_mos(args: argparse.Namespace) -> int:
         seed=args.seed,
         licence_notes=args.licence_note,
     )
-    tables = [("score file", f) for table in cfg.scores for f in table.paths]
+    # the preset's photos and score files too
+    tables = [("a score file", f) for table in cfg.scores for f in table.paths]
     refuse_overwrite("--out", args.out, [("--photos", cfg.photos), *tables], inside_output=True)
-    refuse_overwrite(
-        "--out",
-        args.out,
-        [("--photos", cfg.photos)] + [("a score file", f) for t in cfg.scores for f in t.paths],
-        inside_output=True,
-    )  # the preset's files too
     res = import_mos(cfg, args.out, progress=not args.quiet)
     splits = ", ".join(f"{s} {res.per_split.get(s, 0)}" for s in SPLITS)
     print(
@@ -205,100 +178,7 @@ def _add_synth(subparsers: argparse._SubParsersAction) -> None:
     s = subparsers.add_parser(
         "synth", help="synthesise a SEAGULL-100w-style labelled ROI dataset from reference photos"
     )
-    s.add_argument(
-        "--refs",
-        type=Path,
-        required=True,
-        help="folder of reference photos (plain, BSDS500 or COCO layout) or one image",
-    )
-    s.add_argument("--out", type=Path, required=True, help="dataset folder to write (resumed if it exists)")
-    s.add_argument(
-        "--rois",
-        choices=("auto", "gt", "both"),
-        default="auto",
-        help="automatic regions, human segmentations, or both",
-    )
-    s.add_argument(
-        "--annotations",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="COCO instances JSON of the photos (default: the only annotations/*.json of --refs)",
-    )
-    s.add_argument(
-        "--settings",
-        type=positive_int,
-        default=10,
-        help="settings per family, spread over the 20-step ladder (default 10)",
-    )
-    s.add_argument(
-        "--strongest-setting",
-        type=positive_int,
-        default=20,
-        help="spread --settings over 1..S instead of the whole 20-step ladder (default 20)",
-    )
-    s.add_argument(
-        "--families",
-        default="",
-        help="comma-separated subset of blur,colorfulness,compression,contrast,exposure,noise",
-    )
-    s.add_argument("--seed", type=int_range(), default=0)
-    s.add_argument("--max-rois", type=positive_int, default=6, help="ROIs per reference (default 6)")
-    s.add_argument(
-        "--max-side",
-        type=nonnegative_int,
-        default=512,
-        help="working size: longer side of the references (default 512; 0 = keep)",
-    )
-    s.add_argument(
-        "--settings-per-ref",
-        type=positive_int,
-        default=None,
-        help="render only K of the settings per reference and family (seeded)",
-    )
-    s.add_argument(
-        "--importance-max-side",
-        type=positive_int,
-        default=None,
-        help="working size of the whole-image importance metric",
-    )
-    s.add_argument(
-        "--no-clean", action="store_true", help="do not emit the undistorted reference as a sample"
-    )
-    s.add_argument(
-        "--local-fraction", type=fraction, default=0.0, help="share of images distorted inside one ROI only"
-    )
-    s.add_argument(
-        "--background-fraction",
-        type=fraction,
-        default=0.0,
-        help="share of images distorted everywhere but one ROI (with blur: a defocused background)",
-    )
-    s.add_argument(
-        "--multi-fraction",
-        type=fraction,
-        default=0.0,
-        help="share of images with several regions distorted, each its own way, the rest untouched",
-    )
-    s.add_argument(
-        "--regions-per-image",
-        type=positive_int,
-        default=2,
-        help="distorted regions of a --multi-fraction image (disjoint ROIs; default 2)",
-    )
-    s.add_argument(
-        "--camera",
-        action="store_true",
-        help="camera-like blur (lens defocus, shake, soft downscale) and sensor noise, in linear light",
-    )
-    s.add_argument(
-        "--labels",
-        choices=("v1", "v2"),
-        default="v2",
-        help="label scheme: v2 (default; fill- and visibility-corrected, visibility-anchored levels) or v1, "
-        "the first calibration (the shipped seagull-tiny v1 corpus; docs/labels.md)",
-    )
-    s.add_argument("--metric", default="", help="full-reference label metric (default: the project's choice)")
+    add_config_options(s, SynthConfig)
     s.add_argument("--workers", type=positive_int, default=1, help="local worker processes")
     s.add_argument(
         "--ray",

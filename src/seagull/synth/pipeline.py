@@ -11,9 +11,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,8 +23,6 @@ from ..errors import ConfigError
 from ..fileio import atomic_write_bytes
 from ..imageio import fit_longest_side, load_image, resize_mask, save_image
 from ..labels import (
-    DEFAULT_THRESHOLDS,
-    DISTORTION_TYPES,
     DistortionLabel,
     Thresholds,
     importance_level,
@@ -35,163 +32,13 @@ from ..labels import (
 from ..metrics import fr
 from ..proposals import RegionFilter, auto_regions
 from ..records import RoiRecord, SampleRecord, write_shard
-from ..references import Reference, human_regions, implicit_annotations
+from ..references import Reference, human_regions
 from ..roi import Roi, mask_bbox, mask_to_rle
 from ..splits import assign_split, item_seed
 from ..templates import label_conversations
 from ..workers import limit_torch_threads
+from .config import LABEL_SCHEMES, VISIBILITY_GAIN, VISIBILITY_THRESHOLDS, SynthConfig  # noqa: F401 (re-exported)
 from .layouts import Composite, compose, distortion_fields, roi_types
-
-# Label scheme "v2" (docs/labels.md, "Are clearly visible distortions labelled good?"): ROI damage
-# corrected for the share of its bounding box the mask fills, and cut points anchored to visibility:
-# excellent = no visible damage, good = just visible (settings 1-2), clearly visible = fair or worse.
-LABEL_SCHEMES = ("v1", "v2")
-VISIBILITY_THRESHOLDS = Thresholds(
-    quality=(0.62, 0.80, 0.93, 0.975),
-    importance=DEFAULT_THRESHOLDS.importance,
-    severity=(0.07, 0.20, 0.38, 0.55),
-    visible=0.025,
-)
-# v2's per-sub-type visibility gain on ROI damage (1 - quality), after the fill correction. The
-# full-reference metric rates some sub-types leniently on ROIs: at settings 4-6, which are clearly
-# visible for every family (checked by eye, docs/labels.md section 9), WebP, colour shift and impulse
-# noise were still labelled good for a third of the ROIs. Rule: gain = 0.07 / (10th percentile of the
-# damage at settings 4-6), clipped to [1, 3], so that at most about a tenth of those ROIs stay good;
-# measured on the 4 calibration photos (kodim01/05/13/21, section 9); sub-types not listed keep 1.
-VISIBILITY_GAIN = {
-    "color_shift": 3.0,
-    "saturation_down": 1.53,
-    "saturation_up": 1.21,
-    "webp": 1.55,
-    "impulse": 2.13,
-    "shot": 1.15,
-    "sensor": 1.06,
-}
-
-
-@dataclass
-class SynthConfig:
-    refs: Path
-    out: Path
-    rois: str = "auto"  # auto | gt | both
-    annotations: Path | None = None  # COCO instances JSON; None = the folder's own annotations/*.json
-    settings: int = 10  # settings per family, spread over the 20-step ladder up to ``strongest``
-    strongest: int = D.NUM_SETTINGS  # the strongest setting rendered (lower: strengths of real photos)
-    families: tuple[str, ...] = DISTORTION_TYPES
-    seed: int = 0
-    max_rois: int = 6
-    max_side: int = 512  # references are downscaled to this working size first
-    clean: bool = True  # also emit the undistorted reference (labels: excellent, no distortion)
-    local_fraction: float = 0.0  # share of items distorted inside one ROI only
-    # Share of items distorted everywhere except one ROI (the subject), like a defocused background
-    # behind a sharp subject with blur; the seam is feathered by ``background_feather`` pixels.
-    background_fraction: float = 0.0
-    background_feather: float = 4.0
-    # Share of items with up to ``regions_per_image`` disjoint ROIs distorted, each its own way (family
-    # or strength), seams feathered by ``region_feather`` pixels, the rest untouched (synth/layouts.py).
-    multi_fraction: float = 0.0
-    regions_per_image: int = 2
-    region_feather: float = 4.0
-    camera: bool = False  # blur and noise as a camera makes them (seagull.camera) instead of the plain ones
-    labels: str = "v2"  # label scheme: v2 fill-, visibility-corrected and anchored; v1 as calibrated first
-    metric: str = ""  # full-reference label metric; "" = the default
-    thresholds: Thresholds = field(default_factory=lambda: DEFAULT_THRESHOLDS)
-    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    min_roi_frac: float = 0.01
-    max_roi_frac: float = 0.7
-    threads: int = 1  # torch threads per worker (the runner sets cores // workers; Ray tasks get 1)
-    settings_per_ref: int | None = (
-        None  # render only this many of the ladder's settings per (reference, family)
-    )
-    importance_max_side: int | None = None  # working size for the whole-image importance metric (speed)
-
-    def __post_init__(self) -> None:
-        self.refs, self.out = Path(self.refs), Path(self.out)
-        self.families = tuple(self.families)
-        self.metric = self.metric or fr.DEFAULT_FR_METRIC
-        if self.labels not in LABEL_SCHEMES:
-            raise ConfigError(f"--labels must be one of {LABEL_SCHEMES}, got {self.labels!r}")
-        if self.labels == "v2" and self.thresholds == DEFAULT_THRESHOLDS:
-            self.thresholds = VISIBILITY_THRESHOLDS
-        if self.rois not in ("auto", "gt", "both"):
-            raise ConfigError(f"--rois must be auto, gt or both, got {self.rois!r}")
-        if self.annotations is not None:
-            self.annotations = Path(self.annotations)
-            if self.rois == "auto":
-                raise ConfigError(
-                    f"--annotations {self.annotations} gives human segmentations, which only "
-                    "--rois gt or both use; add one of them or leave --annotations out"
-                )
-            if not self.annotations.is_file():
-                raise ConfigError(
-                    f"--annotations {self.annotations} is not a file; name the COCO instances JSON "
-                    "of the reference photos"
-                )
-        bad = [f for f in self.families if f not in DISTORTION_TYPES]
-        if bad:
-            raise ConfigError(f"unknown distortion families {bad}; choose from {DISTORTION_TYPES}")
-        if not 1 <= self.strongest <= D.NUM_SETTINGS:
-            raise ConfigError(
-                f"--strongest-setting must be between 1 and {D.NUM_SETTINGS}, got {self.strongest}"
-            )
-        if not 1 <= self.settings <= self.strongest:
-            raise ConfigError(
-                f"--settings must be between 1 and {self.strongest} (the strongest setting), got {self.settings}"
-            )
-        if self.max_rois < 1:
-            raise ConfigError(f"--max-rois must be at least 1, got {self.max_rois}")
-        if self.settings_per_ref is not None and not 1 <= self.settings_per_ref <= self.settings:
-            raise ConfigError(
-                f"--settings-per-ref must be between 1 and --settings ({self.settings}), got {self.settings_per_ref}"
-            )
-        for name in ("local_fraction", "background_fraction", "multi_fraction"):
-            v = getattr(self, name)
-            if not 0.0 <= v <= 1.0:
-                raise ConfigError(f"--{name.replace('_', '-')} must be in [0, 1], got {v}")
-        if self.local_fraction + self.background_fraction + self.multi_fraction > 1.0:
-            raise ConfigError(
-                f"--local-fraction ({self.local_fraction}), --background-fraction ({self.background_fraction}) "
-                f"and --multi-fraction ({self.multi_fraction}) must sum to at most 1: an item is local, "
-                "background, multi or global"
-            )
-        for name in ("background_feather", "region_feather"):
-            v = getattr(self, name)
-            if not np.isfinite(v) or v < 0:
-                raise ConfigError(f"{name.replace('_', ' ')} must be >= 0 pixels, got {v}")
-        if self.regions_per_image < 1:
-            raise ConfigError(f"--regions-per-image must be at least 1, got {self.regions_per_image}")
-        if abs(sum(self.split_fractions) - 1.0) > 1e-6:
-            raise ConfigError(f"split fractions must sum to 1, got {self.split_fractions}")
-
-    def fingerprint(self) -> dict[str, Any]:
-        """What must match for a run to resume into an existing folder."""
-        d = asdict(self)
-        d.pop("out")
-        d.pop("threads")
-        d["refs"] = str(self.refs)
-        d["thresholds"] = self.thresholds.to_dict()
-        d["families"] = list(self.families)
-        d["split_fractions"] = list(self.split_fractions)
-        # Options added later are left out while unused, so folders written before them still resume.
-        if not self.background_fraction:
-            d.pop("background_fraction")
-            d.pop("background_feather")
-        if not self.multi_fraction:
-            for k in ("multi_fraction", "regions_per_image", "region_feather"):
-                d.pop(k)
-        if not self.camera:
-            d.pop("camera")
-        if self.labels == "v1":
-            d.pop("labels")  # folders from before the option existed are v1 and have no such key
-        else:  # the gains change v2's stored scores: a folder must not mix two sets of them
-            d["visibility_gain"] = dict(VISIBILITY_GAIN)
-        if self.strongest == D.NUM_SETTINGS:
-            d.pop("strongest")
-        if self.annotations is None or _same_file(self.annotations, implicit_annotations(self.refs)):
-            d.pop("annotations")  # as above; and naming the file used implicitly changes nothing
-        else:
-            d["annotations"] = str(self.annotations)
-        return d
 
 
 @dataclass
@@ -203,10 +50,6 @@ class ItemResult:
     seconds: dict[str, float] = field(
         default_factory=lambda: {"propose": 0.0, "distort": 0.0, "label": 0.0, "write": 0.0}
     )
-
-
-def _same_file(a: Path, b: Path | None) -> bool:
-    return b is not None and a.resolve() == b.resolve()
 
 
 def propose_rois(ref: Reference, image: np.ndarray, cfg: SynthConfig) -> list[Roi]:

@@ -120,7 +120,7 @@ def _row(name: str, a: MosAgreement, evaluated: int, units: float) -> dict[str, 
         "rmse": _none_if_nan(a.rmse * units),
         "rmse_ci95": None
         if math.isnan(rmse_ci[0])
-        else f"[{rmse_ci[0] * units:.4g}, {rmse_ci[1] * units:.4g}]",
+        else f"[{rmse_ci[0] * units:.3f}, {rmse_ci[1] * units:.3f}]",
         "rmse_normalised": _none_if_nan(a.rmse),
         "fit": fit,
         "fit_params": list(a.fit.params),

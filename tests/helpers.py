@@ -1,5 +1,5 @@
 """What several test modules share: the example photo's bytes, REST request builders, labelled
-ROI records for generated datasets, running a benchmark script."""
+ROI records for generated datasets, running a benchmark script, stopping a run at a known point."""
 
 from __future__ import annotations
 
@@ -99,6 +99,45 @@ def run_benchmark(name: str, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+# --------------------------------------------------------------------------- stopping a run at a known point
+HOLD_SITE = Path(__file__).resolve().parent / "hold_after_shards"
+
+
+def start_held(cmd: list[str], hold_dir: Path, after: int = 1) -> subprocess.Popen:
+    """Start ``cmd`` (a Python command line, in a new session) so that each of its processes stops for
+    good right after writing its ``after``-th dataset shard (``hold_after_shards/sitecustomize.py``),
+    leaving a file named after its pid in ``hold_dir``; its stderr goes to ``hold_dir/../stderr.txt``."""
+    hold_dir.mkdir(parents=True)
+    path = os.pathsep.join(p for p in (str(HOLD_SITE), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "SEAGULL_TEST_HOLD_DIR": str(hold_dir), "SEAGULL_TEST_HOLD_AFTER": str(after)}
+    with (hold_dir.parent / "stderr.txt").open("wb") as err:
+        return subprocess.Popen(
+            cmd,
+            env={**env, "PYTHONPATH": path},
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
+
+
+def wait_until_held(
+    proc: subprocess.Popen, hold_dir: Path, processes: int, timeout: float = 120.0
+) -> list[int]:
+    """Wait until ``processes`` processes of the run ``proc`` (started by :func:`start_held`) have
+    stopped at their hold, and return their pids; fail if the run ends first or ``timeout`` passes."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    held: list[int] = []
+    while len(held) < processes:
+        err = (hold_dir.parent / "stderr.txt").read_text(errors="replace")[-2000:]
+        assert proc.poll() is None, f"the run ended (exit {proc.returncode}) before it was held:\n{err}"
+        assert time.monotonic() < deadline, f"{len(held)} of {processes} processes held after {timeout} s"
+        time.sleep(0.02)  # polling the hold files, not waiting for something to happen by itself
+        held = sorted(int(p.name) for p in hold_dir.iterdir())
+    return held
+
+
 # --------------------------------------------------------------------------- worker processes (Linux /proc)
 def _children() -> dict[int, list[int]]:
     kids: dict[int, list[int]] = {}
@@ -128,22 +167,23 @@ def _alive(pid: int) -> bool:
     return state != "Z"  # a zombie has exited; only its parent's reaping is left
 
 
-def kill_and_check_workers_die(cmd: list[str], workers: int, start_timeout: float = 120.0) -> None:
-    """Run ``cmd``, wait for its ``workers`` worker processes, SIGKILL it, and assert they end too."""
+def kill_and_check_workers_die(
+    cmd: list[str], workers: int, tmp_path: Path, start_timeout: float = 120.0
+) -> None:
+    """Run ``cmd``, wait until each of its ``workers`` worker processes is held inside a work item (it
+    has written one shard: see :func:`start_held`) while the run waits for them, SIGKILL the run, and
+    assert that the workers end too."""
     import contextlib
     import signal
     import time
 
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    hold = tmp_path / "held"
+    proc = start_held(cmd, hold)
     found: set[int] = set()
     try:
-        deadline = time.time() + start_timeout
-        while time.time() < deadline and len(found) < workers and proc.poll() is None:
-            found = _descendants(proc.pid)
-            time.sleep(0.05)
-        assert len(found) >= workers, f"the run should have started its {workers} workers"
-        time.sleep(1.0)  # let them settle into their work items
+        held = wait_until_held(proc, hold, workers, start_timeout)
         found = _descendants(proc.pid)
+        assert proc.pid not in held and set(held) <= found, f"held {held}, not workers of {proc.pid}"
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         deadline = time.time() + 10

@@ -15,6 +15,7 @@ import pytest
 
 from seagull.errors import RoiError
 from seagull.roi import Roi
+from seagull.serve import worker as worker_module
 from seagull.serve.worker import InferenceWorker, JobTimeoutError, QueueFullError
 
 
@@ -92,7 +93,21 @@ def test_one_bad_job_does_not_fail_its_batch():
     w.stop()
 
 
-def test_full_queue_is_refused_and_expired_jobs_are_skipped():
+class Clock:
+    """The worker's clock, moved by the test: deadlines pass when the test says so, not after a sleep."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    perf_counter = staticmethod(time.perf_counter)  # the busy-time statistics keep the real clock
+
+
+def test_full_queue_is_refused_and_expired_jobs_are_skipped(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(worker_module, "time", clock)
     rec = Recorder()
     w = InferenceWorker(rec, queue_size=2, max_batch=1)
     rec.gate.clear()
@@ -102,7 +117,7 @@ def test_full_queue_is_refused_and_expired_jobs_are_skipped():
     later = w.submit_assess(image(3), ROI, ("quality",), False, 10)
     with pytest.raises(QueueFullError, match="2 requests"):
         w.submit_assess(image(4), ROI, ("quality",), False, 10)
-    time.sleep(0.1)  # the stale job's 0.05 s deadline passes while it waits in the queue
+    clock.now += 1.0  # the stale job's 0.05 s deadline passes while it waits in the queue
     rec.gate.set()
     assert running.result(10)[0][0] == 1
     assert later.result(10)[0][0] == 3  # the queue is in order: the stale job was handled before it

@@ -7,12 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from helpers import start_held, wait_until_held
 from seagull.errors import ConfigError
 from seagull.imageio import load_image, save_image
 from seagull.records import iter_records, shard_paths
@@ -97,14 +97,14 @@ def test_resume_after_sigkill_gives_every_item_once(kodak_small, tmp_path):
         "--max-side",
         "160",
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list((out / "shards").glob("*.jsonl"))) < 1:
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    partial = len(shard_paths(out))
-    assert 1 <= partial < 4, "the run should have been killed part-way"
+    # The run stops for good right after its first shard (helpers.start_held) and is killed there.
+    proc = start_held(cmd, tmp_path / "held")
+    try:
+        wait_until_held(proc, tmp_path / "held", processes=1)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert len(shard_paths(out)) == 1, "the run should have been killed after its first shard of four"
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     ids = [r.id for r in iter_records(out)]
     assert len(ids) == len(set(ids)) == 4 * 5

@@ -70,7 +70,7 @@ def test_workers_die_with_their_killed_parent(shared_data, tmp_path):
         "--out", str(tmp_path / "o"), "--quiet", "--workers", "2", "--limit", "8", "--settings", "3",
         "--families", "blur,noise", "--max-rois", "3", "--max-side", "160",
     ]  # fmt: skip
-    kill_and_check_workers_die(cmd, workers=2)
+    kill_and_check_workers_die(cmd, workers=2, tmp_path=tmp_path)
 
 
 # --------------------------------------------------------------------------- permissions

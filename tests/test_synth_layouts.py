@@ -8,12 +8,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from helpers import start_held, wait_until_held
 from seagull import distortions as D
 from seagull.camera import CAMERA_SUBTYPES, apply_camera
 from seagull.errors import ConfigError
@@ -121,13 +121,14 @@ def test_kill_and_resume_gives_the_same_shards(kodak_two, multi_run, tmp_path):
     cmd = [sys.executable, "-m", "seagull", "synth", "--refs", str(kodak_two), "--out", str(out), "--quiet"]
     cmd += ["--settings", "3", "--families", "blur,noise,compression", "--max-rois", "5", "--max-side", "192"]
     cmd += ["--multi-fraction", "1", "--regions-per-image", "3", "--camera", "--labels", "v2"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not list((out / "shards").glob("*.jsonl")):
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert len(shard_paths(out)) == 1, "the run should have been killed part-way"
+    # The run stops for good right after its first shard (helpers.start_held) and is killed there.
+    proc = start_held(cmd, tmp_path / "held")
+    try:
+        wait_until_held(proc, tmp_path / "held", processes=1)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert len(shard_paths(out)) == 1, "the run should have been killed after its first shard of two"
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     killed, clean = shard_paths(out), shard_paths(multi_run)
     assert [p.name for p in killed] == [p.name for p in clean]

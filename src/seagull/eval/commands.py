@@ -68,7 +68,9 @@ def _baselines(text: str | None) -> list[str] | None:
 def cmd_eval(args: argparse.Namespace) -> int:
     out = Path(args.out)
     # The report folder is filled with predictions/ and raw_outputs/: nothing it reads may lie in it.
-    inputs = [("--data", d) for d in args.data] + [("--predictions", args.predictions)]
+    from .synthetic import as_dirs  # one folder (the Python API's str) or several
+
+    inputs = [("--data", d) for d in as_dirs(args.data)] + [("--predictions", args.predictions)]
     inputs += [("--model", m) for m in _model_dirs(args.model)]
     refuse_overwrite("--out", out, inputs, inside_output=True)
     if args.predictions:

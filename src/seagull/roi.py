@@ -1,17 +1,26 @@
-"""Regions of interest: specs (mask, box, point, COCO RLE, polygon) to binary masks and back.
+"""Regions of interest: specs (mask, box, point, COCO RLE, polygon) to binary masks and back, and
+the request layer: what a user sends, parsed once for the command line and the server alike.
 
 A :class:`Roi` always holds a boolean mask at image size. Points need a proposer (a callable that
 turns an image and a point into a mask, see :mod:`seagull.proposals`); everything else is exact.
+
+The request layer (:func:`numbers`, :func:`parse_box`, :func:`parse_point`, :func:`parse_rle`,
+:func:`spec_from_dict`, :func:`roi_entries`, :func:`load_roi_file`, :func:`decode_mask`,
+:func:`parse_tasks`, :func:`request_specs`, :func:`request_rois`) raises :class:`RoiError` naming the
+input and the fix; ``seagull assess`` turns it into exit code 2, ``seagull serve`` into HTTP 422.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -87,23 +96,54 @@ def _mask_array(value: Any, name: str) -> np.ndarray:
     return m
 
 
-def numbers(value: Any, count: int, what: str, name: str, example: str) -> list[float]:
-    """Exactly ``count`` finite numbers from a list, or :class:`RoiError` naming ``what`` and ``example``."""
-    fix = f"give {count} finite numbers like {example}"
-    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (Sequence, np.ndarray)):
-        raise RoiError(f"ROI {name!r}: {what} must be a list of numbers, got {value!r:.80}; {fix}")
-    if len(value) != count:
-        raise RoiError(f"ROI {name!r}: {what} needs {count} numbers, got {len(value)}; {fix}")
+BOX_EXAMPLE, POINT_EXAMPLE = "10,20,100,80", "120,64"
+BOX_FORMATS = ("xywh", "xyxy")
+ROI_KINDS = ("box", "point", "rle", "polygon", "mask")
+MAX_NAME_CHARS = 100  # a ROI's name is echoed back in every answer
+# A ROI list needs 5 levels at most ({"rois": [{"rle": {"counts": [...]}}]}); deeper JSON is refused
+# before anything walks it (json.loads itself fails on a few thousand levels).
+MAX_JSON_DEPTH = 16
+WHOLE_IMAGE = "whole image"  # the name of the ROI assessed when a request names none
+
+
+def numbers(value: Any, count: int, what: str, name: str | None = None, example: str = "") -> list[float]:
+    """Exactly ``count`` finite numbers, the one rule for every list of numbers a request holds: a
+    list of numbers (JSON, Python) or text ``"x,y,..."`` (commas, spaces around each number and one
+    pair of brackets allowed). Anything else is a :class:`RoiError` naming ``what`` (of ROI ``name``)."""
+    example = example or {2: POINT_EXAMPLE, 4: BOX_EXAMPLE}.get(count, ",".join(["0"] * count))
+    subject = f"ROI {name!r}: {what}" if name is not None else what
+    fix = f"give {count} finite numbers separated by commas, like {example}"
+    text_given = isinstance(value, str)
+    if text_given:
+        subject = f"{subject} {value!r:.80}"
+        text = value.strip()
+        if text[:1] == "[" and text[-1:] == "]":
+            text = text[1:-1]
+        if not text.strip():
+            raise RoiError(f"{subject} is empty; {fix}")
+        items: Sequence[Any] = [v.strip() for v in text.split(",")]
+    elif isinstance(value, (bytes, Mapping)) or not isinstance(value, (Sequence, np.ndarray)):
+        raise RoiError(f"{subject} must be {count} numbers, got {value!r:.80}; {fix}")
+    else:
+        items = value
+    if len(items) != count:
+        raise RoiError(f"{subject} needs {count} numbers, got {len(items)}; {fix}")
     out = []
-    for v in value:
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
-            raise RoiError(f"ROI {name!r}: {what} holds {v!r:.40}, which is not a number; {fix}")
-        try:
-            f = float(v)
-        except OverflowError:
-            f = math.inf
+    for v in items:
+        if text_given:  # in a list, "1" is text, not a number
+            try:
+                f = float(v)
+            except ValueError:
+                raise RoiError(f"{subject} holds {v!r:.40}, which is not a number; {fix}") from None
+        elif isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise RoiError(f"{subject} holds {v!r:.40}, which is not a number; {fix}")
+        else:
+            try:
+                f = float(v)
+            except OverflowError:
+                f = math.inf
         if not math.isfinite(f):
-            raise RoiError(f"ROI {name!r}: {what} holds {v}, which is not finite; {fix}")
+            raise RoiError(f"{subject} holds {v!s:.40}, which is not finite; {fix}")
         out.append(f)
     return out
 
@@ -127,11 +167,16 @@ def mask_to_rle(mask: np.ndarray) -> dict[str, Any]:
 
 
 def rle_to_mask(
-    rle: Mapping[str, Any] | str, name: str = "rle", max_pixels: int = DEFAULT_MAX_PIXELS
+    rle: Mapping[str, Any] | str,
+    name: str = "rle",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    shape: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Decode a COCO RLE (compressed str/bytes counts or uncompressed list counts, or its JSON text).
 
     The counts are checked before any pixel is written: they must cover exactly ``h * w`` pixels.
+    With ``shape`` (h, w), an RLE of another size is refused before it is decoded (a forged size
+    cannot make anyone allocate memory).
     """
     if isinstance(rle, str):
         try:
@@ -144,7 +189,13 @@ def rle_to_mask(
             raise RoiError(f"ROI {name!r}: RLE JSON is nested too deeply") from e
     if not isinstance(rle, Mapping) or "size" not in rle or "counts" not in rle:
         raise RoiError(f"ROI {name!r}: an RLE needs 'size' [h, w] and 'counts'")
-    h, w = _rle_size(rle["size"], name, max_pixels)
+    # Against an image, its size is the limit: any other size is refused before the pixel count.
+    h, w = _rle_size(rle["size"], name, max_pixels if shape is None else None)
+    if shape is not None and (h, w) != tuple(shape):
+        raise RoiError(
+            f"ROI {name!r}: RLE size {[h, w]} does not match the {shape[1]}x{shape[0]} image "
+            "(size is [height, width])"
+        )
     counts = rle["counts"]
     if isinstance(counts, (str, bytes)):
         counts = _rle_string_counts(counts, name)
@@ -159,7 +210,7 @@ def rle_to_mask(
     return np.ascontiguousarray(np.repeat(values, np.asarray(counts, dtype=np.int64)).reshape(w, h).T)
 
 
-def _rle_size(size: Any, name: str, max_pixels: int) -> tuple[int, int]:
+def _rle_size(size: Any, name: str, max_pixels: int | None) -> tuple[int, int]:
     ok = (
         isinstance(size, Sequence)
         and not isinstance(size, (str, bytes))
@@ -171,7 +222,7 @@ def _rle_size(size: Any, name: str, max_pixels: int) -> tuple[int, int]:
             f"ROI {name!r}: RLE 'size' must be [height, width] in positive integers, got {size!r:.80}"
         )
     h, w = int(size[0]), int(size[1])
-    if h * w > max_pixels:
+    if max_pixels is not None and h * w > max_pixels:
         raise RoiError(
             f"ROI {name!r}: RLE size {h}x{w} exceeds the {max_pixels}-pixel limit; {RAISE_LIMIT_HINT}"
         )
@@ -211,7 +262,8 @@ def box_to_mask(
     box: Sequence[float], height: int, width: int, fmt: str = "xywh", name: str = "box"
 ) -> np.ndarray:
     """Rasterise a box; ``fmt`` is ``xywh`` or ``xyxy``. Coordinates are pixels; the box is clipped."""
-    x, y, a, b = numbers(box, 4, "a box", name, "10,20,100,80")
+    x, y, a, b = numbers(box, 4, "a box", name, BOX_EXAMPLE)
+    shown = ",".join(f"{v:g}" for v in (x, y, a, b))
     if fmt == "xywh":
         x0, y0, x1, y1 = x, y, x + a, y + b
     elif fmt == "xyxy":
@@ -219,9 +271,9 @@ def box_to_mask(
     else:
         raise RoiError(f"ROI {name!r}: box format must be 'xywh' or 'xyxy', got {fmt!r}")
     if x1 <= x0 or y1 <= y0:
-        raise RoiError(f"ROI {name!r}: box {list(box)} ({fmt}) has zero or negative area")
+        raise RoiError(f"ROI {name!r}: box {shown} ({fmt}) has zero or negative area")
     if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
-        raise RoiError(f"ROI {name!r}: box {list(box)} ({fmt}) lies outside the {width}x{height} image")
+        raise RoiError(f"ROI {name!r}: box {shown} ({fmt}) lies outside the {width}x{height} image")
     # Clip before rounding: x + w may overflow to infinity for huge finite numbers.
     c0, c1 = int(np.floor(min(max(x0, 0.0), width))), int(np.ceil(min(max(x1, 0.0), width)))
     r0, r1 = int(np.floor(min(max(y0, 0.0), height))), int(np.ceil(min(max(y1, 0.0), height)))
@@ -230,10 +282,9 @@ def box_to_mask(
     return m
 
 
-def polygon_to_mask(
-    polygons: Sequence[Sequence[float]], height: int, width: int, name: str = "polygon"
-) -> np.ndarray:
-    """COCO-style polygons ``[[x1, y1, x2, y2, ...], ...]`` (one flat list is accepted too)."""
+def polygon_numbers(polygons: Any, name: str = "polygon") -> list[list[float]]:
+    """COCO-style polygons ``[[x1, y1, x2, y2, ...], ...]`` (one flat list is accepted too) as lists
+    of finite numbers, each of at least 3 points, or :class:`RoiError`."""
     shape = "each polygon needs at least 3 (x, y) points as a flat list [x1, y1, x2, y2, ...]"
     if isinstance(polygons, (str, bytes, Mapping)) or not isinstance(polygons, Sequence) or not polygons:
         raise RoiError(f"ROI {name!r}: a polygon must be a non-empty list; {shape}")
@@ -245,6 +296,14 @@ def polygon_to_mask(
         if n < 6 or n % 2:
             raise RoiError(f"ROI {name!r}: {shape}")
         polys.append(numbers(poly, n, "a polygon", name, "10,10,50,10,30,40"))
+    return polys
+
+
+def polygon_to_mask(
+    polygons: Sequence[Sequence[float]], height: int, width: int, name: str = "polygon"
+) -> np.ndarray:
+    """COCO-style polygons ``[[x1, y1, x2, y2, ...], ...]`` (one flat list is accepted too)."""
+    polys = polygon_numbers(polygons, name)
     # The rasteriser walks every edge, so far-away vertices would cost time and memory for nothing.
     reach = 4 * max(height, width) + 16
     if any(abs(v) > reach for poly in polys for v in poly):
@@ -263,7 +322,7 @@ def mask_pixels(im: Image.Image) -> tuple[np.ndarray, str]:
     their colour. Otherwise (no alpha, or the same alpha everywhere) a pixel is inside when any of its
     grey or colour values is non-zero.
     """
-    if im.mode in ("1", "L", "I", "I;16", "F"):
+    if im.mode in ("1", "L", "I", "F") or im.mode.startswith("I;16"):
         return np.asarray(im) > 0, "grey levels"
     if "A" in im.getbands() or "transparency" in im.info:
         alpha = np.asarray(im.convert("RGBA").getchannel("A"))
@@ -274,6 +333,74 @@ def mask_pixels(im: Image.Image) -> tuple[np.ndarray, str]:
     return np.asarray(im.convert("RGB")).any(axis=2), "colour channels (it has no alpha channel)"
 
 
+def read_mask(
+    source: bytes | str | Path,
+    label: str,
+    shape: tuple[int, int] | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> tuple[np.ndarray, str]:
+    """THE mask decoder: a mask image's bytes or file -> (boolean mask, which channel marked it), by
+    :func:`mask_pixels`. With ``shape`` (h, w) a mask of another size is refused from its header,
+    before its pixels are decoded. ``label`` names the mask in messages (``ROI 'cup': mask file x.png``).
+    """
+    fix = "give a mask image (PNG) of the image's size, non-zero = inside"
+    if isinstance(source, (bytes, bytearray)):
+        if not source:
+            raise RoiError(f"{label} is empty (0 bytes); {fix}")
+        opened: Any = io.BytesIO(source)
+    else:
+        opened = Path(source)
+        with contextlib.suppress(OSError):  # unreadable: Image.open says why
+            if opened.stat().st_size == 0:
+                raise RoiError(f"{label} is empty (0 bytes); {fix}")
+    try:
+        with Image.open(opened) as im:
+            w, h = im.size
+            if shape is not None and (h, w) != tuple(shape):
+                raise RoiError(
+                    f"{label} is {w}x{h} but the image is {shape[1]}x{shape[0]}; give a mask of the "
+                    "image's size"
+                )
+            if w * h > max_pixels:
+                raise RoiError(f"{label} is {w}x{h}, over the {max_pixels}-pixel limit; " + RAISE_LIMIT_HINT)
+            im.load()
+            return mask_pixels(im)
+    except RoiError:
+        raise
+    except Image.DecompressionBombError as e:
+        raise RoiError(f"{label} declares a huge size ({e}); give a mask of the image's size") from e
+    except UnidentifiedImageError as e:
+        raise RoiError(f"{label} is not a readable image (no known image format); {fix}") from e
+    except (OSError, SyntaxError, ValueError) as e:
+        raise RoiError(f"{label} is not a readable image ({e}); {fix}") from e
+
+
+def decode_mask(
+    source: bytes | str | Path,
+    name: str,
+    shape: tuple[int, int] | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    what: str | None = None,
+) -> np.ndarray:
+    """A request's mask: :func:`read_mask` of a file (``what`` defaults to ``mask file <path>``) or
+    of uploaded bytes (``mask image``); a mask with no pixel inside is refused, naming the channel
+    that was read."""
+    if what is None:
+        what = "mask image" if isinstance(source, (bytes, bytearray)) else f"mask file {source}"
+    label = f"ROI {name!r}: {what}"
+    if not isinstance(source, (bytes, bytearray)):
+        why = not_a_file(Path(source))  # missing, a FIFO (never opened), a device, a symlink loop, ...
+        if why:
+            raise RoiError(f"{label}: {why}")
+    mask, channel = read_mask(source, label, shape, max_pixels)
+    if not mask.any():
+        raise RoiError(
+            f"{label} is empty: read by its {channel}, every pixel is 0; mark the region with non-zero "
+            "pixels (or opaque ones in a cut-out)"
+        )
+    return mask
+
+
 def load_mask_file(
     path: str | Path,
     name: str | None = None,
@@ -282,7 +409,8 @@ def load_mask_file(
 ) -> np.ndarray:
     """A mask image (PNG etc.): a non-zero pixel is inside the ROI, or an opaque one when the image has
     varying transparency (:func:`mask_pixels`). With ``shape`` (h, w) a mask of another size is refused
-    from its header, before its pixels are decoded."""
+    from its header, before its pixels are decoded. An empty mask is returned (see :func:`decode_mask`
+    for a request's masks)."""
     return read_mask_file(path, name, shape, max_pixels)[0]
 
 
@@ -294,37 +422,18 @@ def read_mask_file(
 ) -> tuple[np.ndarray, str]:
     """:func:`load_mask_file` and which channel of the file marked the mask (for error messages)."""
     p = Path(path)
-    label = name or p.name
+    label = f"ROI {name or p.name!r}: mask file {p}"
     why = not_a_file(p)  # missing, a FIFO (never opened), a device, a symlink loop, ...
     if why:
-        raise RoiError(f"ROI {label!r}: mask file {p}: {why}")
-    try:
-        with Image.open(p) as im:
-            w, h = im.size
-            if shape is not None and (h, w) != tuple(shape):
-                raise RoiError(
-                    f"ROI {label!r}: mask file {p} is {w}x{h} but the image is {shape[1]}x{shape[0]}; "
-                    "give a mask of the image's size"
-                )
-            if w * h > max_pixels:
-                raise RoiError(
-                    f"ROI {label!r}: mask file {p} is {w}x{h}, over the {max_pixels}-pixel limit; "
-                    + RAISE_LIMIT_HINT
-                )
-            im.load()
-            mask, channel = mask_pixels(im)
-    except RoiError:
-        raise
-    except Image.DecompressionBombError as e:
-        raise RoiError(
-            f"ROI {label!r}: mask file {p} declares a huge size ({e}); give a mask of the image's size"
-        ) from e
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as e:
-        raise RoiError(f"ROI {label!r}: mask file {p} is not a readable image ({e})") from e
-    return mask, channel
+        raise RoiError(f"{label}: {why}")
+    return read_mask(p, label, shape, max_pixels)
 
 
-# --------------------------------------------------------------------------- specs
+# --------------------------------------------------------------------------- the request layer
+# What a user sends (command-line words, a ROI file, the server's form fields) is parsed here, once,
+# for the CLI and the server alike: numbers, ROI entries, RLEs, polygons, masks, tasks, and the whole
+# image when a request names no ROI. The faces only say where the words come from and turn
+# RoiError into their own answer (exit code 2, HTTP 422).
 
 
 @dataclass
@@ -340,103 +449,242 @@ class RoiSpec:
         h, w = image.shape[:2]
         n = self.name
         if self.kind == "mask":
-            if isinstance(self.value, (str, Path)):
-                m, channel = read_mask_file(self.value, n, (h, w))
-                if not m.any():
-                    raise RoiError(
-                        f"ROI {n!r}: mask file {self.value} is empty: read by its {channel}, every pixel "
-                        "is 0; mark the region with non-zero pixels (or opaque ones in a cut-out)"
-                    )
+            if isinstance(self.value, (str, Path, bytes, bytearray)):
+                m = decode_mask(self.value, n, (h, w))
             else:
                 m = _mask_array(self.value, n)
             roi = Roi(m, n, "mask")
         elif self.kind == "box":
             roi = Roi(box_to_mask(self.value, h, w, self.fmt, n), n, "box")
         elif self.kind == "rle":
-            roi = Roi(rle_to_mask(self.value, n, max(h * w, DEFAULT_MAX_PIXELS)), n, "rle")
+            roi = Roi(rle_to_mask(self.value, n, shape=(h, w)), n, "rle")
         elif self.kind == "polygon":
             roi = Roi(polygon_to_mask(self.value, h, w, n), n, "polygon")
         elif self.kind == "point":
-            x, y = numbers(self.value, 2, "a point", n, "120,64")
+            x, y = numbers(self.value, 2, "a point", n, POINT_EXAMPLE)
             if not (0 <= x < w and 0 <= y < h):
-                raise RoiError(f"ROI {n!r}: point ({x}, {y}) lies outside the {w}x{h} image")
+                raise RoiError(f"ROI {n!r}: point ({x:g}, {y:g}) lies outside the {w}x{h} image")
             if point_proposer is None:
                 raise RoiError(f"ROI {n!r}: a point ROI needs a proposer to turn it into a mask")
             roi = Roi(point_proposer(image, (x, y)), n, "point")
         else:
-            raise RoiError(f"ROI {n!r}: unknown kind {self.kind!r}; use mask, box, point, rle or polygon")
+            raise RoiError(f"ROI {n!r}: unknown kind {self.kind!r}; use {', '.join(ROI_KINDS)}")
         roi.check_size(h, w)
         return roi
 
 
-def spec_from_dict(d: Mapping[str, Any], index: int = 0) -> RoiSpec:
-    """One entry of a ROI JSON file: ``{"box": [x, y, w, h], "format": "xywh", "name": ...}`` or
-    ``{"point": [x, y]}``, ``{"rle": {...}}``, ``{"polygon": [[...]]}``, ``{"mask": "file.png"}``."""
-    name = str(d.get("name", f"roi{index}"))
-    kinds = [k for k in ("mask", "box", "point", "rle", "polygon") if k in d]
-    if len(kinds) != 1:
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in parsed JSON (0 for a number); stops past the limit."""
+    deepest, stack = 0, [(value, 1)]
+    while stack and deepest <= MAX_JSON_DEPTH:
+        v, d = stack.pop()
+        if isinstance(v, (list, dict)):
+            deepest = max(deepest, d)
+            stack.extend((c, d + 1) for c in (v.values() if isinstance(v, dict) else v))
+    return deepest
+
+
+def load_json(text: str, what: str, max_chars: int | None = None) -> Any:
+    """JSON text of a request (a ROI list, an RLE), at most :data:`MAX_JSON_DEPTH` levels deep (and
+    ``max_chars`` long); ``what`` names it in messages."""
+    if max_chars is not None and len(text) > max_chars:
         raise RoiError(
-            f"ROI {name!r}: give exactly one of mask, box, point, rle, polygon (got {kinds or list(d)})"
+            f"{what} is {len(text)} characters long; this server reads at most {max_chars} "
+            "(send large masks as 'masks' image parts)"
         )
-    return RoiSpec(kinds[0], d[kinds[0]], name, str(d.get("format", "xywh")))
+    too_deep = RoiError(
+        f"{what} is nested more than {MAX_JSON_DEPTH} levels deep; ROIs need at most 5, "
+        'as in [{"box": [x, y, w, h]}]'
+    )
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise RoiError(f"{what} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}") from e
+    except RecursionError:
+        raise too_deep from None
+    if _depth(data) > MAX_JSON_DEPTH:
+        raise too_deep
+    return data
+
+
+def parse_rle(value: Any, name: str) -> dict[str, Any]:
+    """A COCO RLE of a request (an object, or its JSON text) -> ``{"size": [h, w], "counts": ...}``;
+    its size is checked against the image and its counts decoded when the ROI is resolved."""
+    if isinstance(value, str):
+        value = load_json(value, f"ROI {name!r}: the RLE")
+    if not isinstance(value, Mapping) or "size" not in value or "counts" not in value:
+        raise RoiError(f"ROI {name!r}: an RLE is an object with 'size' [h, w] and 'counts'")
+    _rle_size(value["size"], name, None)
+    counts = value["counts"]
+    if not isinstance(counts, (str, list)) or (
+        isinstance(counts, list)
+        and not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts)
+    ):
+        raise RoiError(f"ROI {name!r}: RLE counts must be a COCO string or a list of non-negative integers")
+    return {"size": [int(v) for v in value["size"]], "counts": counts}
+
+
+MaskSource = Callable[[Any, str], Any]  # a mask entry's value and the ROI's name -> RoiSpec value
+
+
+def spec_from_dict(d: Any, index: int = 0, mask: MaskSource | None = None) -> RoiSpec:
+    """One ROI entry (of a ROI file or the server's ``rois`` field): ``{"box": [x, y, w, h],
+    "format": "xywh"|"xyxy", "name": ...}`` (the format defaults to xywh), ``{"point": [x, y]}``,
+    ``{"rle": {...}}``, ``{"polygon": [[...]]}`` or ``{"mask": ...}``, where the face's ``mask``
+    turns the value into a mask or a file to read (by default it is kept as given). Numbers, RLEs
+    and polygons are checked here, before any image is read."""
+    if not isinstance(d, Mapping):
+        raise RoiError(f'ROI entry {index} is not an object; give objects like {{"box": [x, y, w, h]}}')
+    name = str(d.get("name", f"roi{index}"))[:MAX_NAME_CHARS]
+    kinds = [k for k in ROI_KINDS if k in d]
+    if len(kinds) != 1:
+        raise RoiError(f"ROI {name!r}: give exactly one of {', '.join(ROI_KINDS)} (got {kinds or list(d)})")
+    kind, value = kinds[0], d[kinds[0]]
+    fmt = d.get("format", "xywh")
+    if kind == "box":
+        if fmt not in BOX_FORMATS:
+            raise RoiError(f"ROI {name!r}: box format must be 'xywh' or 'xyxy', got {fmt!r:.40}")
+        value = numbers(value, 4, "a box", name, BOX_EXAMPLE)
+    elif kind == "point":
+        value = tuple(numbers(value, 2, "a point", name, POINT_EXAMPLE))
+    elif kind == "rle":
+        value = parse_rle(value, name)
+    elif kind == "polygon":
+        value = polygon_numbers(value, name)
+    elif mask is not None:
+        value = mask(value, name)
+    return RoiSpec(kind, value, name, fmt if kind == "box" else "xywh")
+
+
+def roi_entries(data: Any, what: str, mask: MaskSource | None = None) -> list[RoiSpec]:
+    """The specs of a parsed ROI list: a list of entries, ``{"rois": [...]}``, or one entry object.
+    An empty list is refused (a request with no ROI leaves the list out and gets the whole image)."""
+    if isinstance(data, Mapping):
+        data = data.get("rois", [data])
+    if isinstance(data, Mapping):
+        data = [data]
+    example = '[{"box": [x, y, w, h]}]'
+    if not isinstance(data, list):
+        raise RoiError(f"{what} must be a JSON list of objects like {example}, got {type(data).__name__}")
+    if not data:
+        raise RoiError(f"{what} holds no ROI; give entries like {example}, or none for the whole image")
+    if not all(isinstance(d, Mapping) for d in data):
+        i = next(i for i, d in enumerate(data) if not isinstance(d, Mapping))
+        raise RoiError(f"{what} must be a JSON list of objects like {example}; entry {i} is not an object")
+    return [spec_from_dict(d, i, mask) for i, d in enumerate(data)]
 
 
 def load_roi_file(path: str | Path) -> list[RoiSpec]:
-    """A JSON file holding a list of ROI entries (see :func:`spec_from_dict`) or ``{"rois": [...]}``."""
+    """A JSON file of ROI entries (:func:`roi_entries`); a mask entry names a mask image, relative to
+    the file's folder."""
     p = Path(path)
+    what = f"ROI file {p}"
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
     except FileNotFoundError as e:
-        raise RoiError(f"ROI file {p} does not exist") from e
-    except json.JSONDecodeError as e:
-        raise RoiError(f"ROI file {p} is not valid JSON: {e.msg} at line {e.lineno}") from e
+        raise RoiError(f"{what} does not exist") from e
     except UnicodeDecodeError as e:
         raise RoiError(
-            f"ROI file {p} is not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8 JSON"
+            f"{what} is not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8 JSON"
         ) from e
-    except RecursionError as e:
-        raise RoiError(f"ROI file {p}: the JSON is nested too deeply") from e
     except OSError as e:
-        raise RoiError(f"ROI file {p} cannot be read ({e.strerror}); give a readable JSON file") from e
-    if isinstance(data, Mapping):
-        data = data.get("rois", [])
-    if not isinstance(data, list) or not data:
-        raise RoiError(f"ROI file {p} must hold a non-empty list of ROI entries")
-    base = p.parent
-    specs = []
-    for i, d in enumerate(data):
-        if not isinstance(d, Mapping):
-            raise RoiError(f"ROI file {p}: entry {i} is not an object")
-        s = spec_from_dict(d, i)
-        if s.kind == "mask" and isinstance(s.value, str) and not Path(s.value).is_absolute():
-            s.value = str(base / s.value)
-        specs.append(s)
-    return specs
+        raise RoiError(f"{what} cannot be read ({e.strerror}); give a readable JSON file") from e
 
+    def mask_file(value: Any, name: str) -> str:
+        if not isinstance(value, str) or not value:
+            raise RoiError(
+                f"ROI {name!r}: mask {value!r:.80} is not a file name; give the mask image's path, "
+                f"relative to {what}'s folder"
+            )
+        return value if Path(value).is_absolute() else str(p.parent / value)
 
-def _parse_numbers(text: str, count: int, what: str, example: str) -> list[float]:
-    """``count`` finite comma-separated numbers from the command line, or :class:`RoiError`."""
-    fix = f"expected {'two' if count == 2 else 'four'} comma-separated finite numbers like {example}"
-    try:
-        vals = [float(v) for v in text.split(",")]
-    except ValueError as e:
-        raise RoiError(f"{what} {text!r}: {fix}") from e
-    if len(vals) != count or not all(math.isfinite(v) for v in vals):
-        raise RoiError(f"{what} {text!r}: {fix}")
-    return vals
+    return roi_entries(load_json(text, what), what, mask_file)
 
 
 def parse_box(text: str, fmt: str = "xywh") -> RoiSpec:
-    """``"x,y,w,h"`` (or ``x0,y0,x1,y1`` with ``fmt="xyxy"``) from the command line."""
-    if fmt not in ("xywh", "xyxy"):
-        raise RoiError(f"box {text!r}: box format must be 'xywh' or 'xyxy', got {fmt!r}")
-    return RoiSpec("box", _parse_numbers(text, 4, "box", "10,20,100,80"), f"box({text})", fmt)
+    """``"x,y,w,h"`` (or ``x0,y0,x1,y1`` with ``fmt="xyxy"``): ``--box`` and the server's ``box``."""
+    if fmt not in BOX_FORMATS:
+        raise RoiError(f"box {text!r:.80}: box format must be 'xywh' or 'xyxy', got {fmt!r:.40}")
+    return RoiSpec("box", numbers(text, 4, "box", None, BOX_EXAMPLE), f"box({text.strip()})", fmt)
 
 
 def parse_point(text: str) -> RoiSpec:
-    """``"x,y"`` from the command line."""
-    x, y = _parse_numbers(text, 2, "point", "120,64")
-    return RoiSpec("point", (x, y), f"point({text})")
+    """``"x,y"``: ``--point`` and the server's ``point``."""
+    x, y = numbers(text, 2, "point", None, POINT_EXAMPLE)
+    return RoiSpec("point", (x, y), f"point({text.strip()})")
+
+
+def request_specs(
+    boxes: Sequence[str] = (),
+    points: Sequence[str] = (),
+    masks: Sequence[tuple[str, Any]] = (),
+    rles: Sequence[Any] = (),
+    entries: Sequence[RoiSpec] = (),
+    box_format: str = "xywh",
+) -> list[RoiSpec]:
+    """The ROIs a request names, in this order: boxes (``x,y,w,h`` text in ``box_format``), points,
+    masks as (name, file or mask), RLEs (named ``rle0``, ...), then the entries of its ROI list."""
+    specs = [parse_box(b, box_format) for b in boxes]
+    specs += [parse_point(p) for p in points]
+    specs += [RoiSpec("mask", value, name) for name, value in masks]
+    specs += [RoiSpec("rle", parse_rle(r, f"rle{i}"), f"rle{i}") for i, r in enumerate(rles)]
+    return specs + list(entries)
+
+
+def whole_image(shape: Sequence[int]) -> Roi:
+    """The ROI assessed when a request names none."""
+    return Roi(np.ones(tuple(shape[:2]), bool), WHOLE_IMAGE, "whole")
+
+
+def check_unique_names(names: Sequence[str]) -> None:
+    """Refuse a request whose ROIs share a name (each repeated name listed once, in order)."""
+    counts = Counter(names)
+    repeated = [n for n in dict.fromkeys(names) if counts[n] > 1]
+    if repeated:
+        shown = repr(repeated) if len(repeated) <= 20 else f"{repeated[:20]!r} and {len(repeated) - 20} more"
+        raise RoiError(f"ROI names must be unique, got {shown} more than once; give each ROI its own name")
+
+
+class RoiSink(Protocol):
+    """Where :func:`request_rois` puts the ROIs: a list, or the CLI's compact RoiList."""
+
+    def append(self, roi: Roi, /) -> None: ...
+
+
+SinkT = TypeVar("SinkT", bound=RoiSink)
+
+
+def request_rois(
+    image: np.ndarray,
+    specs: Sequence[RoiSpec],
+    into: SinkT,
+    point_proposer: PointProposer | None = None,
+    more: Callable[[int], Iterable[Roi]] | None = None,
+) -> SinkT:
+    """The ROIs of one request on its image, appended to ``into``: each spec resolved and checked (at
+    least :data:`MIN_ROI_PIXELS`), then ``more(count so far)`` (automatic regions), the whole image
+    when there is no ROI at all; names must be unique."""
+    names: list[str] = []
+
+    def add(roi: Roi) -> None:
+        into.append(roi)
+        names.append(roi.name)
+
+    for spec in specs:
+        try:
+            roi = spec.resolve(image, point_proposer)
+        except RoiError:
+            raise
+        except (ValueError, TypeError, KeyError) as e:  # odd values deep in pycocotools or numpy
+            raise RoiError(f"ROI {spec.name!r}: the {spec.kind} could not be read ({e})") from e
+        check_roi_size(roi)
+        add(roi)
+    for roi in more(len(names)) if more is not None else ():
+        add(roi)
+    if not names:
+        add(whole_image(image.shape))
+    check_unique_names(names)
+    return into
 
 
 def parse_tasks(text: str) -> tuple[str, ...]:
@@ -444,8 +692,14 @@ def parse_tasks(text: str) -> tuple[str, ...]:
     (repeats dropped); the one rule for the command line and the server alike."""
     tasks = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
     bad = [t for t in tasks if t not in TASKS]
-    if bad or not tasks:
-        raise RoiError(f"tasks {text!r}: give a comma-separated subset of {','.join(TASKS)}")
+    fix = f"give a comma-separated subset of {','.join(TASKS)}"
+    if bad:
+        shown = ", ".join(repr(t) for t in bad)[:80]
+        raise RoiError(
+            f"tasks {text!r:.80}: {shown} {'is not a task' if len(bad) == 1 else 'are not tasks'}; {fix}"
+        )
+    if not tasks:
+        raise RoiError(f"tasks {text!r:.80} names no task; {fix}")
     return tasks
 
 

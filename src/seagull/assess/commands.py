@@ -6,7 +6,6 @@ import argparse
 import json
 import re
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +28,13 @@ TASK_CHOICES = TASKS
 
 
 def _tasks(text: str) -> tuple[str, ...]:
-    tasks = tuple(t.strip() for t in text.split(",") if t.strip())
-    bad = [t for t in tasks if t not in TASK_CHOICES]
-    if bad or not tasks:
-        raise argparse.ArgumentTypeError(
-            f"tasks must be a comma-separated subset of {','.join(TASK_CHOICES)}"
-        )
-    return tasks
+    """``--tasks``: the request layer's rule (:func:`seagull.roi.parse_tasks`) as a usage error."""
+    from ..roi import parse_tasks
+
+    try:
+        return parse_tasks(text)
+    except RoiError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
 
 
 def check_output_path(path: Path, option: str, image: bool = False) -> None:
@@ -72,18 +71,21 @@ def assess_inputs(args: argparse.Namespace, paths: list[Path]) -> list[tuple[str
 
 
 def make_roi_builder(args: argparse.Namespace):
-    """A function image -> ROIs from the command-line options (the same for every image)."""
+    """A function image -> ROIs from the command-line options (the same for every image): the
+    request layer (:func:`seagull.roi.request_specs`, :func:`seagull.roi.request_rois`) parses them."""
     from ..proposals import every_region, point_to_mask
-    from ..roi import RoiSpec, load_roi_file, parse_box, parse_point
+    from ..roi import load_roi_file, request_rois, request_specs
     from .region_maps import judgeable
     from .roi_list import RoiList
 
-    specs: list[RoiSpec] = [parse_box(b, args.box_format) for b in args.box or []]
-    specs += [parse_point(p) for p in args.point or []]
-    specs += [RoiSpec("mask", m, Path(m).name) for m in args.mask or []]
-    specs += [RoiSpec("rle", r, f"rle{i}") for i, r in enumerate(args.rle or [])]
-    if args.rois:
-        specs += load_roi_file(args.rois)
+    specs = request_specs(
+        boxes=args.box or [],
+        points=args.point or [],
+        masks=[(Path(m).name, m) for m in args.mask or []],
+        rles=args.rle or [],
+        entries=load_roi_file(args.rois) if args.rois else [],
+        box_format=args.box_format,
+    )
     max_rois = getattr(args, "max_rois", DEFAULT_MAX_ROIS)
     check_roi_count(len(specs), max_rois, "given")  # before any image or the model is loaded
     point_proposer = point_to_mask
@@ -94,24 +96,13 @@ def make_roi_builder(args: argparse.Namespace):
         point_proposer = sam.point
 
     def build(image: np.ndarray) -> RoiList:
-        from ..roi import Roi, check_roi_size
-
-        rois = RoiList()  # masks kept as bounding-box crops: memory does not grow with the image
-        for s in specs:
-            roi = s.resolve(image, point_proposer)
-            check_roi_size(roi)  # before the model loads
-            rois.append(roi)
-        if args.every:
+        def every(count: int) -> list:
             found = judgeable(every_region(image))
-            check_roi_count(len(rois) + len(found), max_rois, "with --every's regions")
-            for roi in found:
-                rois.append(roi)
-        if not len(rois):  # no ROI given: the whole picture
-            rois.append(Roi(np.ones(image.shape[:2], bool), "whole image", "whole"))
-        names = rois.names
-        if len(set(names)) != len(names):
-            raise RoiError(f"ROI names must be unique, got {_repeated(names)}")
-        return rois
+            check_roi_count(count + len(found), max_rois, "with --every's regions")
+            return found
+
+        # Masks kept as bounding-box crops: memory does not grow with the image. No ROI: the whole image.
+        return request_rois(image, specs, RoiList(), point_proposer, every if args.every else None)
 
     return build
 
@@ -123,12 +114,6 @@ def check_roi_count(n: int, max_rois: int, what: str) -> None:
             f"{n} ROIs {what} for one image, over the limit of {max_rois} (--max-rois); split them into "
             f"several runs or pass --max-rois {n} (memory stays bounded; time grows with the count)"
         )
-
-
-def _repeated(names: list[str]) -> list[str]:
-    """The names that occur more than once (a list of thousands would not fit one error line)."""
-    counts = Counter(names)
-    return [n for n in dict.fromkeys(names) if counts[n] > 1]
 
 
 def format_table(item: dict[str, Any]) -> str:
@@ -308,12 +293,20 @@ def _add_roi_options(p: argparse.ArgumentParser) -> None:
         metavar="X,Y,W,H",
         help="a box in pixels, clipped to the image (repeatable); negative numbers work: --box -10,0,50,40",
     )
-    g.add_argument("--box-format", choices=("xywh", "xyxy"), default="xywh")
+    g.add_argument(
+        "--box-format",
+        choices=("xywh", "xyxy"),
+        default="xywh",
+        help='how --box is read (a --rois entry gives its own "format", xywh by default)',
+    )
     g.add_argument(
         "--point", action="append", metavar="X,Y", help="a point; the region under it is segmented"
     )
     g.add_argument(
-        "--mask", action="append", metavar="FILE", help="a mask image, non-zero = inside (repeatable)"
+        "--mask",
+        action="append",
+        metavar="FILE",
+        help="a mask image, non-zero = inside, or opaque = inside in a cut-out (repeatable)",
     )
     g.add_argument(
         "--rle", action="append", metavar="JSON", help='a COCO RLE, e.g. \'{"size":[h,w],"counts":"..."}\''

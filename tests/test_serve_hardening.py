@@ -63,7 +63,7 @@ def assert_error_shape(r, status: int, words: str = "") -> dict:
     ],
 )
 def test_deeply_nested_rois_json_is_422_naming_the_field_and_the_limit(client, rois):
-    from seagull.serve.inputs import MAX_JSON_DEPTH
+    from seagull.roi import MAX_JSON_DEPTH
 
     body = assert_error_shape(post(client, "/v1/assess", rois=rois), 422, "nested")
     assert str(MAX_JSON_DEPTH) in body["detail"] and ("'rois'" in body["detail"] or "RLE" in body["detail"])
@@ -475,13 +475,14 @@ def _small_image() -> np.ndarray:
 )
 def test_form_fields_give_rois_or_the_projects_own_error(rois, boxes, points):
     from seagull.serve import Limits
-    from seagull.serve.inputs import Upload, build_specs, resolve_rois
+    from seagull.roi import request_rois
+    from seagull.serve.inputs import Upload, build_specs
 
     image = _small_image()
     masks = [Upload("m.png", png_bytes(np.full((24, 32), 255, np.uint8)))]
     try:
         specs = build_specs(rois, boxes, points, "xywh", masks, image.shape[:2], Limits(max_rois=8))
-        out = resolve_rois(image, specs, lambda im, p: np.ones(im.shape[:2], bool))
+        out = request_rois(image, specs, [], lambda im, p: np.ones(im.shape[:2], bool))
     except SeagullError:
         return
     assert out and all(r.mask.shape == image.shape[:2] for r in out)
@@ -490,12 +491,12 @@ def test_form_fields_give_rois_or_the_projects_own_error(rois, boxes, points):
 @PROPERTY
 @given(text=st.text(max_size=40), value=JSON, n=st.sampled_from([2, 4]))
 def test_numbers_tasks_and_names_give_a_value_or_the_projects_own_error(text, value, n):
-    from seagull.roi import parse_tasks
-    from seagull.serve.inputs import parse_numbers, safe_name
+    from seagull.roi import numbers, parse_tasks
+    from seagull.serve.inputs import safe_name
 
     for arg in (text, value):
         try:
-            got = parse_numbers(arg, n, "box")
+            got = numbers(arg, n, "box")
         except SeagullError:
             pass
         else:

@@ -11,8 +11,8 @@ from starlette.concurrency import run_in_threadpool
 
 from ...assess.items import item_record
 from ...labels import TASKS
-from ...roi import Roi, parse_tasks
-from ..inputs import build_specs, decode_image, resolve_rois
+from ...roi import Roi, parse_tasks, request_rois
+from ..inputs import build_specs, decode_image
 from .common import checked_form, form_text, read_upload, run_assess
 
 router = APIRouter(tags=["assess"])
@@ -54,7 +54,8 @@ async def assess(
     def prepare() -> tuple[np.ndarray, list[Roi]]:
         arr = decode_image(up, limits)
         specs = build_specs(rois, box, point, box_format, mask_ups, arr.shape[:2], limits)
-        return arr, resolve_rois(arr, specs, segmenter.point)
+        found: list[Roi] = []
+        return arr, request_rois(arr, specs, found, segmenter.point)  # none: the whole image
 
     arr, roi_list = await run_in_threadpool(prepare)
     results = await run_assess(request, arr, roi_list, task_list, text, t0)

@@ -8,8 +8,8 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from ...errors import RoiError
-from ...roi import Roi, mask_to_rle
-from ..inputs import check_aspect, decode_image, parse_numbers
+from ...roi import Roi, mask_to_rle, numbers
+from ..inputs import check_aspect, decode_image
 from ..segment import outline_rgba, png_base64
 from .common import checked_form, read_upload
 
@@ -34,10 +34,10 @@ async def segment(
         arr = decode_image(up, limits)
         check_aspect(arr, up, "/v1/segment")
         if point is not None:
-            xy = parse_numbers(point, 2, "point")
+            xy = numbers(point, 2, "point")
             m, prompt, method = segmenter.point(arr, xy), {"point": xy}, segmenter.methods["point"]
         else:
-            b = parse_numbers(box, 4, "box")
+            b = numbers(box, 4, "box")
             m, prompt, method = segmenter.box(arr, b), {"box": b}, segmenter.methods["box"]
         roi = Roi(m, "segment", method)
         return {

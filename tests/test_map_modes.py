@@ -190,7 +190,7 @@ def test_blur_map_is_high_on_the_blurred_half(tmp_path, monkeypatch, capsys):
     ("options", "words"),
     [
         (("--tile", "500"), "tile 500x500 px is larger than the photo (600x400 px"),
-        (("--tile", "2"), "at least 4x4"),
+        (("--tile", "2"), "--tile: 2 is outside the allowed range [4, inf]"),
         (("--mode", "grid"), "invalid choice: 'grid'"),
         (("--by", "haze"), "invalid choice: 'haze'"),
     ],

@@ -28,7 +28,7 @@ run: install
 	$(SEAGULL) assess examples/coffee.jpg --rois examples/coffee_rois.json
 
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks

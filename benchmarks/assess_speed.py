@@ -33,17 +33,18 @@ from seagull.assess import Assessor, default_model_dir  # noqa: E402
 from seagull.imageio import load_image  # noqa: E402
 from seagull.labels import TASKS  # noqa: E402
 from seagull.model import build_model, load_tokenizer  # noqa: E402
-from seagull.model.processor import SCORING_KEYS, RegionScores  # noqa: E402
+from seagull.model.processor import AFTER_SEVERITY, IMPORTANCE, QUALITY, WITH, Prompt  # noqa: E402
 from seagull.model.prompting import pad_batch  # noqa: E402
+from seagull.model.scoring import RegionScores  # noqa: E402
 from seagull.region_prediction import RegionPrediction  # noqa: E402
 from seagull.roi import Roi, box_to_mask  # noqa: E402
 
 TOLERANCE = 1e-4  # largest allowed |difference| of any score between the two paths
-# The scoring prompts of each question (keys of ScoringProcessor.prompts).
+# The scoring prompts of each question (keys of SeagullProcessor.prompts).
 QUESTION_KEYS = {
-    "quality": [("quality",)],
-    "importance": [("importance",)],
-    "distortion": [k for k in SCORING_KEYS if k[0] in ("with", "severity")],
+    "quality": [QUALITY],
+    "importance": [IMPORTANCE],
+    "distortion": [WITH, *AFTER_SEVERITY.values()],
 }
 
 
@@ -63,25 +64,16 @@ def make_rois(h: int, w: int, n: int = 10) -> list[Roi]:
     return out
 
 
-def logit_rows(key: tuple[str, ...], logits: torch.Tensor) -> dict[Any, torch.Tensor]:
-    """The rows :meth:`ScoringProcessor.score` reads, from the last two next-token logits of a prompt."""
-    if key == ("with",):  # "... ASSISTANT: With": the row before "With" predicts the answer's first word
-        return {"first": logits[-2].float(), "with": logits[-1].float()}
-    if key[0] == "severity":
-        return {("after", key[1]): logits[-1].float()}
-    return {key[0]: logits[-1].float()}
-
-
 @torch.inference_mode()
 def released_pattern(a: Assessor, img: np.ndarray, rois: list[Roi]) -> list[RegionScores]:
     """One ROI and one question per call, the image re-encoded every time, full prompts, no cache."""
     model, prompts = a.model, a.processor.prompts
     results = []
     for roi in rois:
-        rows: dict[Any, torch.Tensor] = {}
+        ends: dict[Prompt, torch.Tensor] = {}
         for task in TASKS:
             keys = QUESTION_KEYS[task]
-            enc = model.encode_images([img])
+            enc = model.encode_pixels(a.processor.images([img], model.device))
             g, loc = model.encode_regions(enc, [roi.mask[None]])
             ids, mask = pad_batch([prompts[k] for k in keys], a.tokenizer.pad_token_id or 0, side="left")
             n = len(keys)
@@ -95,9 +87,9 @@ def released_pattern(a: Assessor, img: np.ndarray, rois: list[Roi]) -> list[Regi
                 use_cache=False,
                 logits_to_keep=2,
             )
-            for i, k in enumerate(keys):
-                rows.update(logit_rows(k, logits[i]))
-        results.append(a.processor.score(rows))
+            # The last two logit rows of each prompt: what the scorer reads at its end.
+            ends.update({k: logits[i][None] for i, k in enumerate(keys)})
+        results.extend(a.scorer.score_ends(ends))
     return results
 
 

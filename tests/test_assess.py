@@ -62,7 +62,7 @@ def test_cached_batched_path_equals_plain_full_prompt(assessor, micro_tokenizer)
     for k, r in enumerate(rr):
         with torch.no_grad():
             logits = model(ids, images=[img], masks=[r.mask[None]]).logits[:, -1]
-        ref = level_scores(logits, assessor.processor.quality_ids, QUALITY_LEVELS)[0]
+        ref = level_scores(logits, assessor.scorer.ids.quality_ids, QUALITY_LEVELS)[0]
         assert res[k].quality == pytest.approx(ref.score, abs=1e-5)
         assert res[k].importance is None and res[k].distortions == []
 
@@ -71,7 +71,7 @@ def test_distortion_confidence_and_severity_equal_full_prompts(assessor, micro_t
     """Type confidences and the cached "With <severity>" continuations equal plain full prompts."""
     img, rr = image(seed=7), rois()[:2]
     res = assessor.assess(img, rr, tasks=("distortion",))
-    model, sp = assessor.model, assessor.processor
+    model, sp = assessor.model, assessor.scorer.ids
     ask = T.render_prompt([T.Turn("human", T.region_question("distortion"))])
     for k, r in enumerate(rr):
 

@@ -45,7 +45,7 @@ def test_training_step_ranks_with_the_assessors_quality_prompt(
     micro_model, micro_tokenizer, tiny_synth_dataset
 ) -> None:
     """The LM ranking pass scores the same prompt the Assessor scores, and its loss reaches the MFE."""
-    from seagull.model.processor import ScoringProcessor
+    from seagull.model.processor import SeagullProcessor
     from seagull.train.data import ConversationDataset, collate, load_images
     from seagull.train.region_heads import RegionHeads
     from seagull.train.step import TrainStep, lm_quality_scores
@@ -59,7 +59,7 @@ def test_training_step_ranks_with_the_assessors_quality_prompt(
     items = [it for it in items if len(rankable([it.ref.record.rois[r].quality for r in it.rois])) >= 2][:2]
     assert items and all(len(it.rois) == len(it.ref.record.rois) for it in items)
     batch = collate(items, int(micro_tokenizer.pad_token_id))
-    processor = ScoringProcessor(micro_tokenizer, int(micro_model.config.image_token_id))
+    processor = SeagullProcessor.from_model(micro_model, micro_tokenizer)
     step = TrainStep(
         micro_model, heads=RegionHeads(micro_model.config.hidden_size), aux_weight=1.0, rank_weight=1.0,
         processor=processor,
@@ -86,7 +86,6 @@ def test_training_step_ranks_with_the_assessors_quality_prompt(
             it.ref,
             [it.rois[k] for k in ranked],
             processor,
-            int(micro_tokenizer.pad_token_id),
             None,
         )
     first = scores[group == 0]
@@ -97,13 +96,13 @@ def test_images_of_an_unranked_folder_train_the_answers_but_not_the_order(
     micro_model, micro_tokenizer, tiny_synth_dataset
 ) -> None:
     """``data.train_ranked: false``: the folder's images give no ranking pairs, on the heads or the LM."""
-    from seagull.model.processor import ScoringProcessor
+    from seagull.model.processor import SeagullProcessor
     from seagull.train.data import ConversationDataset, collate, load_images
     from seagull.train.region_heads import RegionHeads
     from seagull.train.step import TrainStep
 
     step_args = dict(aux_weight=1.0, rank_weight=1.0)
-    processor = ScoringProcessor(micro_tokenizer, int(micro_model.config.image_token_id))
+    processor = SeagullProcessor.from_model(micro_model, micro_tokenizer)
     parts = {}
     for ranked in (True, False):
         images = load_images([tiny_synth_dataset], "train", ranked=[ranked])

@@ -62,7 +62,6 @@ def test_quality_srcc_rises_and_final_folder_loads(
     """A fit check: 100 steps on one reference's 19 images; validation reads the training images' ROIs
     (with two references in the set, the held-out reference alone cannot show generalisation)."""
     from seagull.model import SeagullForCausalLM
-    from seagull.model.tokenizer import load_tokenizer
     from seagull.train.config import load_config
     from seagull.train.trainer import train
 
@@ -88,11 +87,15 @@ def test_quality_srcc_rises_and_final_folder_loads(
     assert list((tmp_path / "out" / "tb").glob("events.*"))
     final = result.final_dir
     model = SeagullForCausalLM.from_pretrained(final)
-    tok = load_tokenizer(final)
+    from seagull.model.processor import PROCESSOR_CONFIG_NAME, SeagullProcessor
     from seagull.train.data import load_images
     from seagull.train.validate import validate
 
-    again = validate(model, tok, load_images([tiny_synth_dataset], "train"), None, cfg.data.val_max_rois)
+    assert (final / PROCESSOR_CONFIG_NAME).is_file()  # the input side is saved with the model
+    processor = SeagullProcessor.from_pretrained(final)
+    again = validate(
+        model, processor, load_images([tiny_synth_dataset], "train"), None, cfg.data.val_max_rois
+    )
     assert again.quality_srcc == pytest.approx(after, abs=1e-3)  # the saved folder is the trained model
     check_assesses(final)
 

@@ -21,9 +21,9 @@ from transformers.cache_utils import DynamicCache
 from ..errors import ModelError, RoiError
 from ..imageio import DEFAULT_MAX_PIXELS, check_image_side, load_image
 from ..labels import TASKS
-from ..model.processor import PRESENCE_THRESHOLD, ScoringProcessor
+from ..model.processor import AFTER_SEVERITY, GENERATION, IMPORTANCE, QUALITY, WITH, Prompt, SeagullProcessor
 from ..model.prompting import pad_batch
-from ..model.scoring import greedy_generate, parse_answer
+from ..model.scoring import PRESENCE_THRESHOLD, RegionScorer, RoiLogits, greedy_generate, parse_answer
 from ..model.seagull import ImageEncoding, SeagullForCausalLM, expand_cache, load_model
 from ..region_prediction import RegionPrediction
 from ..roi import Roi, check_roi_size
@@ -42,7 +42,7 @@ class _Item:
 
     roi: int
     image: int
-    key: tuple[str, ...]
+    key: Prompt
 
 
 @dataclass
@@ -78,7 +78,12 @@ def default_model_dir() -> Path:
 
 
 class Assessor:
-    """``Assessor(model_path_or_model, device="cpu")``; ``assess(image, rois) -> list[RegionPrediction]``."""
+    """``Assessor(model_path_or_model, device="cpu")``; ``assess(image, rois) -> list[RegionPrediction]``.
+
+    The input side is a :class:`~seagull.model.processor.SeagullProcessor`: the model folder's, or for a
+    model object the one its config and ``tokenizer`` describe, or ``processor=``. The output side is a
+    :class:`~seagull.model.scoring.RegionScorer` (``self.scorer``).
+    """
 
     max_pixels = DEFAULT_MAX_PIXELS  # larger images are refused; set it on an instance to allow more
 
@@ -92,6 +97,7 @@ class Assessor:
         presence_threshold: float = PRESENCE_THRESHOLD,
         image_cache_mb: float = 0,
         roi_chunk: int = DEFAULT_ROI_CHUNK,
+        processor: SeagullProcessor | None = None,
     ) -> None:
         from ..model.tokenizer import load_tokenizer
 
@@ -102,14 +108,20 @@ class Assessor:
             self.model = load_model(path, device=device)
             if self.model.vision_tower.frozen:  # this Assessor owns the model: fold it for speed
                 self.model.vision_tower.fuse_for_inference()
-            tokenizer = tokenizer if tokenizer is not None else load_tokenizer(path)
+            if processor is None:
+                processor = SeagullProcessor.from_pretrained(path, tokenizer=tokenizer)
         elif isinstance(model, SeagullForCausalLM):
             self.model = model.to(device).eval()
         else:
             raise ModelError(f"model must be a folder or a SeagullForCausalLM, got {type(model).__name__}")
-        if tokenizer is None:
-            raise ModelError("pass tokenizer= (object or folder) together with a model object")
-        self.tokenizer = load_tokenizer(tokenizer) if isinstance(tokenizer, (str, Path)) else tokenizer
+        if processor is None:
+            if tokenizer is None:
+                raise ModelError("pass tokenizer= (object or folder) together with a model object")
+            tok = load_tokenizer(tokenizer) if isinstance(tokenizer, (str, Path)) else tokenizer
+            processor = SeagullProcessor.from_model(self.model, tok)
+        processor.check_model(self.model)
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
         self.device = torch.device(device)
         self.batch_size = int(batch_size)
         self.max_new_tokens = int(max_new_tokens)
@@ -124,10 +136,10 @@ class Assessor:
     # ------------------------------------------------------------------ prompts
 
     def _prepare_prompts(self) -> None:
-        """The scorer's prompts split at the first region token: a shared prefix and one suffix each."""
+        """The processor's prompts split at the first region token: a shared prefix and one suffix each."""
         image_id, global_id, _ = self.model.token_ids()
-        self.processor = ScoringProcessor(self.tokenizer, image_id, self.presence_threshold)
-        self.suffixes: dict[tuple[str, ...], list[int]] = {}
+        self.scorer = RegionScorer.from_processor(self.processor, self.presence_threshold)
+        self.suffixes: dict[Prompt, list[int]] = {}
         prefix: list[int] | None = None
         for key, ids in self.processor.prompts.items():
             if global_id not in ids:
@@ -178,18 +190,22 @@ class Assessor:
         )
         return cache
 
+    def _encode_images(self, arrays: list[np.ndarray]) -> ImageEncoding:
+        """The processor prepares the images, the model encodes them."""
+        return self.model.encode_pixels(self.processor.images(arrays, self.model.device))
+
     @torch.inference_mode()
     def _encode(self, arrays: list[np.ndarray]) -> tuple[ImageEncoding, DynamicCache]:
         """The images' encodings and LM prefix caches. With the image cache on, images seen before
         come from it and only the others run through the tower and the LM."""
         if not self.image_cache.enabled:
-            enc = self.model.encode_images(arrays)
+            enc = self._encode_images(arrays)
             return enc, self._prefix_cache(enc.image_tokens)
         keys = [image_digest(a) for a in arrays]
         parts: dict[str, _CachedImage | None] = {k: self.image_cache.get(k) for k in dict.fromkeys(keys)}
         todo = [k for k, part in parts.items() if part is None]
         if todo:
-            enc = self.model.encode_images([arrays[keys.index(k)] for k in todo])
+            enc = self._encode_images([arrays[keys.index(k)] for k in todo])
             cache = self._prefix_cache(enc.image_tokens)
             for j, k in enumerate(todo):
                 part = _CachedImage.take(enc, cache, j)
@@ -253,7 +269,7 @@ class Assessor:
         cache: DynamicCache,
         n_images: int,
     ) -> dict[int, torch.Tensor]:
-        """Next-token logits at the end of every item's prompt."""
+        """The last logit row (``[1, vocab]``) of every item's prompt."""
         out: dict[int, torch.Tensor] = {}
         for idx in self._chunks(items):
             inputs, sub = self._chunk_inputs([items[i] for i in idx], regions, cache, n_images)
@@ -264,7 +280,7 @@ class Assessor:
                 sub,
                 logits_to_keep=1,
             )
-            out.update({i: logits[j, -1].float() for j, i in enumerate(idx)})
+            out.update({i: logits[j, -1:] for j, i in enumerate(idx)})
         return out
 
     @torch.inference_mode()
@@ -274,13 +290,14 @@ class Assessor:
         regions: tuple[torch.Tensor, torch.Tensor],
         cache: DynamicCache,
         n_images: int,
-    ) -> dict[int, dict[Any, torch.Tensor]]:
-        """For "... ASSISTANT: With": logits before and after "With", and after "With <severity>" for each severity.
+    ) -> dict[Prompt, dict[int, torch.Tensor]]:
+        """For "... ASSISTANT: With": the last two logit rows of the "With" prompt (before and after
+        "With") and the last row after "With <severity>" for each severity, per item.
 
         The "With" suffix runs once; the severity words are fed on top of its cache in one batched
         pass, so a severity costs one token per ROI.
         """
-        out: dict[int, dict[Any, torch.Tensor]] = {}
+        out: dict[Prompt, dict[int, torch.Tensor]] = {p: {} for p in (WITH, *AFTER_SEVERITY.values())}
         emb = self.model.get_input_embeddings()
         for idx in self._chunks(items):
             inputs, sub = self._chunk_inputs([items[i] for i in idx], regions, cache, n_images)
@@ -292,9 +309,7 @@ class Assessor:
                 logits_to_keep=2,
             )
             # Position -2 predicts the answer's first word ("With" or "No"), -1 the word after "With".
-            got: list[dict[Any, torch.Tensor]] = [
-                {"first": logits[j, -2].float(), "with": logits[j, -1].float()} for j in range(len(idx))
-            ]
+            out[WITH].update({i: logits[j, -2:] for j, i in enumerate(idx)})
             # Every severity continues from the same "With" state: the state is repeated once per
             # severity word along the batch and all continuations run in one pass.
             n, words = len(idx), list(self.severity_tokens)
@@ -315,9 +330,7 @@ class Assessor:
             pos = (inputs["position_ids"][:, -1:] + 1 + torch.arange(length, device=self.device)).repeat(k, 1)
             lg, _ = self.model.run_lm(embeds, mask, pos, state, logits_to_keep=1)
             for w, sv in enumerate(words):
-                for j in range(n):
-                    got[j][("after", sv)] = lg[w * n + j, -1].float()
-            out.update({i: got[j] for j, i in enumerate(idx)})
+                out[AFTER_SEVERITY[sv]].update({i: lg[w * n + j, -1:] for j, i in enumerate(idx)})
         return out
 
     @torch.inference_mode()
@@ -419,36 +432,33 @@ class Assessor:
             masks = [
                 np.stack([r.mask for (b, _), r in zip(part, rois, strict=True) if b == i]) for i in shown
             ]
-            regions = self.model.encode_regions(sub, masks)
-        keys: list[tuple[str, ...]] = []
-        if "quality" in tasks:
-            keys.append(("quality",))
-        if "importance" in tasks:
-            keys.append(("importance",))
+            regions = self.model.encode_regions(sub, self.processor.masks(masks))
+        keys = [p for p, task in ((QUALITY, "quality"), (IMPORTANCE, "importance")) if task in tasks]
         items = [_Item(j, b, key) for j, (b, _) in enumerate(part) for key in keys]
-        got: dict[int, dict[Any, torch.Tensor]] = {j: {} for j in range(len(part))}
+        # The logits at the end of each scoring prompt, per prompt and ROI.
+        ends: dict[Prompt, dict[int, torch.Tensor]] = {key: {} for key in keys}
         for i, row in self._score(items, regions, cache, len(arrays)).items():
-            got[items[i].roi][items[i].key[0]] = row
+            ends[items[i].key][items[i].roi] = row
         if "distortion" in tasks:
-            with_items = [_Item(j, b, ("with",)) for j, (b, _) in enumerate(part)]
-            for i, rows in self._score_severity(with_items, regions, cache, len(arrays)).items():
-                got[with_items[i].roi].update(rows)
-        self._fill(results, got)
+            with_items = [_Item(j, b, WITH) for j, (b, _) in enumerate(part)]
+            for key, rows in self._score_severity(with_items, regions, cache, len(arrays)).items():
+                ends[key] = {with_items[i].roi: row for i, row in rows.items()}
+        stacked = {key: torch.stack([rows[j] for j in range(len(part))]) for key, rows in ends.items()}
+        self._fill(results, self.scorer.rows(stacked) if stacked else [RoiLogits() for _ in part])
         if text:
-            gen_items = [_Item(j, b, ("text", t)) for j, (b, _) in enumerate(part) for t in tasks]
+            gen_items = [_Item(j, b, GENERATION[t]) for j, (b, _) in enumerate(part) for t in tasks]
             for it, answer in zip(
                 gen_items, self._generate(gen_items, regions, cache, len(arrays)), strict=True
             ):
-                res = results[it.roi]
-                res.answers[it.key[1]] = answer
-                res.parsed[it.key[1]] = parse_answer(it.key[1], answer)  # AnswerParseError if off-template
+                res, task = results[it.roi], it.key.task
+                res.answers[task] = answer
+                res.parsed[task] = parse_answer(task, answer)  # AnswerParseError if off-template
         return results
 
-    def _fill(self, results: list[RegionPrediction], got: dict[int, dict[Any, torch.Tensor]]) -> None:
-        """Turn next-token logits into scores. ``got[roi]`` maps "quality", "importance", "first" (the
-        distortion answer's first word), "with" and ("after", severity) to logits over the vocabulary."""
-        for j, rows in got.items():
-            res, scores = results[j], self.processor.score(rows)
+    def _fill(self, results: list[RegionPrediction], rows: list[RoiLogits]) -> None:
+        """Turn each ROI's logit rows into its scores."""
+        for res, row in zip(results, rows, strict=True):
+            scores = self.scorer.score(row)
             if scores.quality is not None:
                 q = scores.quality
                 res.quality, res.quality_level, res.quality_probs = q.score, q.level, q.probs

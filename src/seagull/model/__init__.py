@@ -1,10 +1,13 @@
-"""The SEAGULL model: config, vision towers, mask-based feature extractor, multimodal causal LM, scoring."""
+"""The SEAGULL model: config, vision towers, mask-based feature extractor, multimodal causal LM, the
+input side (processor) and the output side (scorer)."""
 
 from transformers import AutoModelForCausalLM
 
 from .checkpoints import load_released
 from .config import NAMED_CONFIGS, SeagullConfig, get_config, get_named_config, list_configs
+from .processor import SeagullProcessor
 from .prompting import EncodedConversation, collate_conversations, conversation_masks, encode_conversation
+from .scoring import RegionScorer
 from .seagull import ImageEncoding, SeagullForCausalLM, build_model, load_model
 from .tokenizer import load_tokenizer, train_tokenizer
 
@@ -18,6 +21,8 @@ __all__ = [
     "load_tokenizer",
     "train_tokenizer",
     "ImageEncoding",
+    "RegionScorer",
+    "SeagullProcessor",
     "SeagullConfig",
     "SeagullForCausalLM",
     "build_model",

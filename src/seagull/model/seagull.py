@@ -26,6 +26,7 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from ..errors import ConfigError, ModelError, RoiError
 from .config import MODEL_TYPE, SeagullConfig, get_config
 from .mfe import MaskFeatureExtractor, RegionBatch
+from .processor import ImageConfig, ImageInputs, SeagullProcessor, preprocess_images, to_mask_tensor
 from .prompting import IGNORE_INDEX
 from .vision import build_vision_tower, trunk_digest
 from .weights import (
@@ -68,38 +69,6 @@ class ImageEncoding:
     def nbytes(self) -> int:
         tensors = [*self.features, self.image_tokens, *self.native]
         return sum(t.numel() * t.element_size() for t in tensors)
-
-
-def to_image_tensor(image: Any) -> torch.Tensor:
-    """HxWx3 uint8 array / [3, H, W] tensor (uint8 or float in [0, 1]) -> float [3, H, W] in [0, 1]."""
-    if isinstance(image, np.ndarray):
-        if image.ndim != 3 or image.shape[2] != 3:
-            raise ModelError(
-                f"image array must be HxWx3 RGB, got shape {image.shape}; load it with seagull.imageio"
-            )
-        arr = np.ascontiguousarray(image)
-        if not arr.flags.writeable:  # e.g. from np.asarray(PIL image); torch wants writable memory
-            arr = arr.copy()
-        t = torch.from_numpy(arr).permute(2, 0, 1)
-    elif isinstance(image, torch.Tensor):
-        if image.ndim != 3 or image.shape[0] != 3:
-            raise ModelError(f"image tensor must be [3, H, W], got {tuple(image.shape)}")
-        t = image
-    else:
-        raise ModelError(f"image must be a numpy array or torch tensor, got {type(image).__name__}")
-    return t.float() / 255.0 if t.dtype == torch.uint8 else t.float()
-
-
-def to_mask_tensor(masks: Any) -> torch.Tensor:
-    """``[R, H, W]`` (or a list of HxW) bool masks -> bool tensor."""
-    if isinstance(masks, (list, tuple)):
-        masks = (
-            np.stack([np.asarray(m, dtype=bool) for m in masks]) if len(masks) else np.zeros((0, 1, 1), bool)
-        )
-    t = torch.as_tensor(np.asarray(masks) if not isinstance(masks, torch.Tensor) else masks)
-    if t.ndim != 3:
-        raise RoiError(f"masks must be [R, H, W], got shape {tuple(t.shape)}")
-    return t.bool()
 
 
 def cache_kwarg(lm: nn.Module) -> str:
@@ -221,16 +190,14 @@ class SeagullForCausalLM(SeagullPreTrainedModel):
     # ------------------------------------------------------------------ encoders
 
     def encode_images(self, images: list[Any]) -> ImageEncoding:
-        """Images (any size) -> tower levels at ``image_size`` squared, projected image tokens, native copies."""
-        tower = self.vision_tower
-        dev = self.device
-        native = [tower.normalize(to_image_tensor(im).to(dev)[None])[0] for im in images]
-        s = tower.image_size
-        # The released preprocessing: the whole image stretched to image_size x image_size.
-        pixels = torch.cat(
-            [F.interpolate(n[None], size=(s, s), mode="bilinear", antialias=True) for n in native]
-        )
-        features = tower(pixels)
+        """Images (any size) -> tower levels at ``image_size`` squared, projected image tokens, native copies,
+        prepared as this model's config says (:class:`~seagull.model.processor.ImageConfig`)."""
+        return self.encode_pixels(preprocess_images(images, ImageConfig.of_model(self.config), self.device))
+
+    def encode_pixels(self, inputs: ImageInputs) -> ImageEncoding:
+        """Preprocessed images (:meth:`SeagullProcessor.images`) -> tower levels, image tokens, native copies."""
+        native = inputs.native
+        features = self.vision_tower(inputs.pixel_values)
         level = features[self.config.projector["level"]]
         grid = self.config.projector["token_grid"]
         if grid:
@@ -426,7 +393,8 @@ class SeagullForCausalLM(SeagullPreTrainedModel):
     def save_pretrained(  # type: ignore[override]
         self, save_directory: str | Path, dtype: torch.dtype | None = None, tokenizer: Any = None, **_: Any
     ) -> None:
-        """config.json + model.safetensors (+ the tokenizer when given).
+        """config.json + model.safetensors (+ the tokenizer and processor_config.json when ``tokenizer``, a
+        tokenizer or a :class:`SeagullProcessor`, is given).
 
         Package-provided tower weights and tied copies are not written; :func:`load_model` restores them.
         """
@@ -436,8 +404,9 @@ class SeagullForCausalLM(SeagullPreTrainedModel):
             )
         out = Path(save_directory)
         out.mkdir(parents=True, exist_ok=True)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(str(out))
+        if tokenizer is not None:  # with processor_config.json: the model's input side
+            processor = tokenizer if isinstance(tokenizer, SeagullProcessor) else None
+            (processor or SeagullProcessor.from_model(self, tokenizer)).save_pretrained(out)
         sd = self.state_dict()
         if self.config.vision.get("weights") == "package":
             sd = {k: v for k, v in sd.items() if not k.startswith("vision_tower.")}

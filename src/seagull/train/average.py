@@ -27,7 +27,8 @@ from ..model.weights import load_state_file
 from ..version import __version__
 
 WEIGHTS = "model.safetensors"
-COPIED = ("config.json", "tokenizer.json", "tokenizer_config.json")  # equal in every input
+# Equal in every input (the first two required); processor_config.json is absent from older folders.
+COPIED = ("config.json", "tokenizer.json", "tokenizer_config.json", "processor_config.json")
 
 
 @dataclass

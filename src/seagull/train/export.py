@@ -26,7 +26,14 @@ from ..version import __version__
 from .average import WEIGHTS, sha256_file
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
-COPIED = ("config.json", "tokenizer.json", "tokenizer_config.json", "train_config.yaml", "train_summary.json")
+COPIED = (
+    "config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "processor_config.json",
+    "train_config.yaml",
+    "train_summary.json",
+)
 
 
 @dataclass

@@ -30,7 +30,8 @@ from safetensors.torch import load_file, save_file
 
 from ..imageio import load_image
 from ..model.mfe import MaskFeatureExtractor, RegionBatch, mask_weights, masked_mean
-from ..model.seagull import SeagullForCausalLM, to_image_tensor, to_mask_tensor
+from ..model.processor import ImageConfig, normalize_image, preprocess_images, to_mask_tensor
+from ..model.seagull import SeagullForCausalLM
 from ..roi import rle_to_mask
 from .data import ImageRef
 
@@ -96,10 +97,9 @@ def encode_frozen(model: SeagullForCausalLM, image: Any, masks: Any) -> FrozenFe
     """The frozen part of the encoders for one image and its ``[R, H, W]`` masks (no gradients)."""
     tower, mfe = model.vision_tower, model.mask_extractor
     dev = model.device
-    native = tower.normalize(to_image_tensor(image).to(dev)[None])[0]
-    s = tower.image_size
-    pixels = F.interpolate(native[None], size=(s, s), mode="bilinear", antialias=True)
-    feats = tower(pixels)
+    inputs = preprocess_images([image], ImageConfig.of_model(model.config), dev)
+    native = inputs.native[0]
+    feats = tower(inputs.pixel_values)
     level = feats[model.config.projector["level"]]
     if model.config.projector["token_grid"]:
         level = F.adaptive_avg_pool2d(level, model.config.projector["token_grid"])
@@ -145,7 +145,7 @@ def trainable_tokens(
 def lowlevel_frozen(model: SeagullForCausalLM, image: Any, masks: Any) -> torch.Tensor:
     """Only the low-level statistics of :func:`encode_frozen` (to complete an older cache entry)."""
     tower = model.vision_tower
-    native = tower.normalize(to_image_tensor(image).to(model.device)[None])[0]
+    native = normalize_image(image, ImageConfig.of_model(model.config), model.device)
     m = to_mask_tensor(masks).to(model.device)
     return model.mask_extractor.lowlevel_inputs([native], RegionBatch([m]), tower)
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..imageio import load_image
 from ..labels import DISTORTION_TYPES, IMPORTANCE_LEVELS, QUALITY_LEVELS, SEVERITY_LEVELS
-from ..model.processor import ScoringProcessor
+from ..model.processor import QUALITY, SeagullProcessor
 from ..model.prompting import IGNORE_INDEX
 from ..model.scoring import expected_scores
 from ..model.seagull import ImageEncoding, SeagullForCausalLM
@@ -105,11 +105,11 @@ def lm_quality_scores(
     model: SeagullForCausalLM,
     batch: Batch,
     encoded: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-    processor: ScoringProcessor,
+    processor: SeagullProcessor,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The Assessor's quality score, with gradients, for the rankable ROIs of each ranked image of the batch.
 
-    One sequence per ROI: the quality scoring prompt (``processor.prompts[("quality",)]``, the same
+    One sequence per ROI: the quality scoring prompt (``processor.prompts[QUALITY]``, the same
     tokens the Assessor scores), the expectation over the level words at its end. -> (scores ``[N]``,
     label quality ``[N]``, image index ``[N]``); empty when no image has two differently labelled ROIs.
     """
@@ -128,7 +128,7 @@ def lm_quality_scores(
     if not seq_image:
         empty = torch.zeros(0, device=dev)
         return empty, empty, empty.long()
-    prompt = torch.tensor(processor.prompts[("quality",)], dtype=torch.long)
+    prompt = torch.tensor(processor.prompts[QUALITY], dtype=torch.long)
     ids = prompt.repeat(len(seq_image), 1)
     ranked = Batch(
         batch.items, ids, torch.ones_like(ids), torch.full_like(ids, IGNORE_INDEX), seq_image, seq_rois
@@ -140,7 +140,7 @@ def lm_quality_scores(
         position_ids=inputs["position_ids"],
         use_cache=False,
     )
-    logits = out.logits[:, -1, processor.quality_ids].float()
+    logits = out.logits[:, -1, processor.answer_ids.quality_ids].float()
     scores = expected_scores(torch.softmax(logits, dim=-1))
     return scores, torch.tensor(truth, device=dev), torch.tensor(seq_image, device=dev)
 
@@ -166,7 +166,7 @@ class TrainStep(nn.Module):
         image_dropout: float = 0.0,
         token_weights: torch.Tensor | None = None,
         rank_weight: float = 0.0,
-        processor: ScoringProcessor | None = None,
+        processor: SeagullProcessor | None = None,
     ) -> None:
         super().__init__()
         self.rank_weight = rank_weight

@@ -21,7 +21,7 @@ import torch
 
 from ..errors import ConfigError
 from ..model import build_model, load_model
-from ..model.processor import ScoringProcessor
+from ..model.processor import SeagullProcessor
 from ..model.seagull import SeagullForCausalLM
 from .checkpoint import (
     CHECKPOINTS,
@@ -196,8 +196,9 @@ def _val_images(cfg: TrainConfig) -> list[ImageRef]:
         raise ConfigError(f"validation data {folders} split {cfg.data.val_split!r}: {e}") from e
 
 
-def save_final(model: SeagullForCausalLM, tokenizer: Any, cfg: TrainConfig, out: Path) -> Path:
-    """``final/``: config.json + model.safetensors + tokenizer, loadable by ``from_pretrained``."""
+def save_final(model: SeagullForCausalLM, processor: SeagullProcessor, cfg: TrainConfig, out: Path) -> Path:
+    """``final/``: config.json + model.safetensors + the processor (tokenizer, processor_config.json),
+    loadable by ``from_pretrained``."""
     final = out / FINAL
     final.mkdir(parents=True, exist_ok=True)
     from peft import PeftModel
@@ -208,8 +209,7 @@ def save_final(model: SeagullForCausalLM, tokenizer: Any, cfg: TrainConfig, out:
         else:
             model.language_model.save_pretrained(str(final / "lora_adapter"))
             model.language_model = model.language_model.unload()  # base weights without the adapters
-    model.save_pretrained(final)
-    tokenizer.save_pretrained(str(final))
+    model.save_pretrained(final, tokenizer=processor)
     cfg.dump(final / "train_config.yaml")
     return final
 
@@ -292,6 +292,7 @@ class Trainer:
             raise ConfigError("Trainer(model=...) needs the model's tokenizer too")
         model.train()
         check_against_model(cfg, model)
+        self.processor = SeagullProcessor.from_model(model, self.tokenizer)
         self.images = load_images(
             cfg.data.train,
             cfg.data.train_split,
@@ -324,9 +325,7 @@ class Trainer:
         weights = None
         if cfg.aux.answer_word_weight != 1.0:
             weights = answer_word_weights(self.tokenizer, len(self.tokenizer), cfg.aux.answer_word_weight)
-        processor = None
-        if cfg.aux.rank_weight > 0:
-            processor = ScoringProcessor(self.tokenizer, int(model.config.image_token_id))
+        processor = self.processor if cfg.aux.rank_weight > 0 else None
         step_module = TrainStep(
             model.to(acc.device),
             self.store,
@@ -413,7 +412,7 @@ class Trainer:
         return final
 
     def validate(self, step: int) -> dict[str, float]:
-        res = validate(self.inner, self.tokenizer, self.val_images, self.store, self.cfg.data.val_max_rois)
+        res = validate(self.inner, self.processor, self.val_images, self.store, self.cfg.data.val_max_rois)
         if self.log is not None:
             self.log.log(step, "val", **res.to_dict())
         return res.to_dict()
@@ -473,7 +472,7 @@ class Trainer:
         acc = self.accelerator
         acc.wait_for_everyone()
         if acc.is_main_process:
-            save_final(self.inner, self.tokenizer, self.cfg, self.out)
+            save_final(self.inner, self.processor, self.cfg, self.out)
             store = self.store
             summary = {
                 "steps": self.total,

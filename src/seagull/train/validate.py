@@ -1,20 +1,19 @@
 """Validation pass: level-logit scores on held-out ROIs -> quality / importance SRCC, level accuracy
-and type F1, scored by :class:`seagull.model.processor.ScoringProcessor` exactly as the Assessor
-scores them (same prompts, answer-word ids, level = most probable word, presence threshold), from
-full prompts through the training forward. No text is generated or parsed.
+and type F1, scored by :class:`seagull.model.scoring.RegionScorer` exactly as the Assessor scores
+them (the same processor's prompts and answer-word ids, level = most probable word, presence
+threshold), from full prompts through the training forward. No text is generated or parsed.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
 
 import torch
 
-from ..labels import SEVERITY_LEVELS
 from ..metrics.stats import sample_average_prf, srcc, type_set
-from ..model.processor import PRESENCE_THRESHOLD, SCORING_KEYS, RegionScores, ScoringProcessor
+from ..model.processor import SCORING_PROMPTS, SeagullProcessor
 from ..model.prompting import IGNORE_INDEX, pad_batch
+from ..model.scoring import PRESENCE_THRESHOLD, RegionScorer, RegionScores
 from ..model.seagull import SeagullForCausalLM
 from .data import Batch, ImageRef, TrainItem
 from .features import FeatureStore
@@ -40,14 +39,15 @@ def score_image(
     model: SeagullForCausalLM,
     ref: ImageRef,
     rois: list[int],
-    processor: ScoringProcessor,
-    pad_id: int,
+    processor: SeagullProcessor,
     store: FeatureStore | None,
+    scorer: RegionScorer | None = None,
 ) -> list[RegionScores]:
     """Scores of ROIs ``rois`` of one image: every scoring prompt of every ROI in one batch."""
-    seqs = [processor.prompts[key] for _ in rois for key in SCORING_KEYS]
-    ids, mask = pad_batch(seqs, pad_id)
-    k = len(SCORING_KEYS)
+    scorer = scorer or RegionScorer.from_processor(processor)
+    seqs = [processor.prompts[key] for _ in rois for key in SCORING_PROMPTS]
+    ids, mask = pad_batch(seqs, int(processor.tokenizer.pad_token_id))
+    k = len(SCORING_PROMPTS)
     batch = Batch(
         [TrainItem(ref, rois, [])],
         ids,
@@ -61,28 +61,16 @@ def score_image(
     logits, _ = model.run_lm(
         inputs["inputs_embeds"], inputs["attention_mask"], inputs["position_ids"], use_cache=False
     )
-    last = inputs["attention_mask"].sum(dim=1) - 1
+    last = inputs["attention_mask"].sum(dim=1) - 1  # right padding: each prompt's last token
     at = torch.arange(logits.shape[0])
-    final = logits[at, last].float().view(len(rois), k, -1)
-    before_last = logits[at, last - 1].float().view(len(rois), k, -1)
-    row = {key: i for i, key in enumerate(SCORING_KEYS)}
-    out = []
-    for j in range(len(rois)):
-        rows = {
-            "quality": final[j, row[("quality",)]],
-            "importance": final[j, row[("importance",)]],
-            "first": before_last[j, row[("with",)]],  # the row that predicts "With"
-            "with": final[j, row[("with",)]],
-            **{("after", s): final[j, row[("severity", s)]] for s in SEVERITY_LEVELS},
-        }
-        out.append(processor.score(rows))
-    return out
+    ends = torch.stack([logits[at, last - 1], logits[at, last]], 1).view(len(rois), k, 2, -1)
+    return scorer.score_ends({key: ends[:, i] for i, key in enumerate(SCORING_PROMPTS)})
 
 
 @torch.no_grad()
 def validate(
     model: SeagullForCausalLM,
-    tokenizer: Any,
+    processor: SeagullProcessor,
     images: list[ImageRef],
     store: FeatureStore | None,
     max_rois: int = 64,
@@ -91,7 +79,7 @@ def validate(
     """Score up to ``max_rois`` labelled ROIs of ``images`` (in order) and compute the metrics."""
     was_training = model.training
     model.eval()
-    processor = ScoringProcessor(tokenizer, int(model.config.image_token_id), presence_threshold)
+    scorer = RegionScorer.from_processor(processor, presence_threshold)
     q_pred, q_true, i_pred, i_true, t_pred, t_true = [], [], [], [], [], []
     q_hit = []
     left = max_rois
@@ -102,7 +90,7 @@ def validate(
         if not rois:
             continue
         left -= len(rois)
-        scores = score_image(model, ref, rois, processor, int(tokenizer.pad_token_id), store)
+        scores = score_image(model, ref, rois, processor, store, scorer)
         for r, got in zip(rois, scores, strict=True):
             roi = ref.record.rois[r]
             q_pred.append(got.quality.score)

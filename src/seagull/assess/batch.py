@@ -1,9 +1,13 @@
-"""Assess many images: locally with a progress bar, or on a Ray cluster; per-item errors are
-reported in the output and never stop the batch."""
+"""Assess many images: locally (photos decoded in threads while the model assesses a batch of
+them, with a progress bar), or on a Ray cluster; per-item errors are reported in the output and never
+stop the batch; a JSONL output can be resumed."""
 
 from __future__ import annotations
 
+import json
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,8 +15,8 @@ from typing import Any
 from ..cluster import ray_session
 from ..errors import ConfigError
 from ..imageio import DEFAULT_MAX_PIXELS, SUPPORTED_SUFFIXES, check_image_side, load_image
-from ..workers import limit_torch_threads
-from .items import assess_item, error_record
+from ..workers import limit_torch_threads, threads_per_worker
+from .items import assess_item, error_record, item_json, item_record
 
 # Builds the ROIs of one image: (image array) -> list[Roi]
 RoiBuilder = Callable[[Any], list]
@@ -78,6 +82,8 @@ def assess_one(assessor: Any, path: Path, options: ItemOptions) -> dict[str, Any
 def assess_local(
     assessor: Any, paths: Sequence[Path], options: ItemOptions, progress: bool
 ) -> Iterator[dict[str, Any]]:
+    """One image at a time: load, build its ROIs, assess (the reference :func:`assess_folder` is
+    checked against; it needs only ``assessor.assess``)."""
     it: Any = paths
     if progress:
         from tqdm import tqdm
@@ -85,6 +91,138 @@ def assess_local(
         it = tqdm(paths, desc="assess", unit="img")
     for p in it:
         yield assess_one(assessor, p, options)
+
+
+# Photos per model pass of a local batch (``--batch-size``): the tower and the LM's prompt prefix run
+# once for all of them. 8 photos of up to 2 MP keep a pass within a few hundred MB.
+DEFAULT_BATCH_SIZE = 8
+# Threads that decode photos (and build their ROIs) ahead of the model. Decoding is PIL and numpy work
+# that releases the GIL and costs a fraction of the model's time per photo, so one thread keeps ahead
+# and the model keeps every core (torch's threads; more decoders would only take cores from it).
+DECODE_THREADS = 1
+# Batches decoded ahead of the one the model is on (bounds memory: their pixels and ROIs).
+LOOKAHEAD_BATCHES = 2
+
+
+@dataclass
+class Decoded:
+    """One photo ready for the model (its pixels and ROIs) or the error that stopped it."""
+
+    path: Path
+    image: Any = None
+    rois: Any = None
+    error: Exception | None = None
+
+
+def decode_item(path: Path, options: ItemOptions) -> Decoded:
+    """Load one photo and build its ROIs, as :func:`assess_image` does; any failure is kept."""
+    try:
+        image = load_image(path, options.max_pixels)
+        check_image_side(image, str(path))
+        return Decoded(path, image, options.build_rois(image))
+    except Exception as e:  # noqa: BLE001 - one bad item must not stop the batch
+        return Decoded(path, error=e)
+
+
+def assess_decoded(assessor: Any, batch: Sequence[Decoded], options: ItemOptions) -> list[dict[str, Any]]:
+    """The records of a batch of decoded photos, in order, from one ``assessor.assess_batch`` pass.
+
+    When the pass fails (one photo's text answer off-template, a non-finite score), its photos are
+    assessed one at a time, so that the failure is the record of the photo it belongs to."""
+    ok = [d for d in batch if d.error is None]
+    try:
+        images, rois = [d.image for d in ok], [d.rois for d in ok]
+        preds = assessor.assess_batch(images, rois, tasks=options.tasks, text=options.text) if ok else []
+        records = [item_record(str(d.path), d.image, p) for d, p in zip(ok, preds, strict=True)]
+        for item in records:
+            item_json(item)  # refuse non-finite numbers, as assess_item does
+    except Exception:  # noqa: BLE001 - fall back to one photo at a time
+        records = [_assess_alone(assessor, d, options) for d in ok]
+    done = iter(records)
+    return [error_record(d.path, d.error) if d.error is not None else next(done) for d in batch]
+
+
+def _assess_alone(assessor: Any, d: Decoded, options: ItemOptions) -> dict[str, Any]:
+    try:
+        return assess_item(assessor, d.image, d.rois, str(d.path), options.tasks, options.text)
+    except Exception as e:  # noqa: BLE001 - one bad item must not stop the batch
+        return error_record(d.path, e)
+
+
+def assess_folder(
+    assessor: Any,
+    paths: Sequence[Path],
+    options: ItemOptions,
+    progress: bool = False,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    decode_threads: int = DECODE_THREADS,
+) -> Iterator[dict[str, Any]]:
+    """Every photo's record, in input order, with the photos of a batch assessed in one
+    ``assessor.assess_batch`` pass while a thread pool decodes the next ones.
+
+    The records equal :func:`assess_local`'s (to float rounding); torch keeps every core of this
+    process (:func:`seagull.workers.threads_per_worker` of one model process)."""
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be at least 1 photo, got {batch_size}")
+    limit_torch_threads(threads_per_worker(1))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(paths), desc="assess", unit="img")
+    pool = ThreadPoolExecutor(max(1, decode_threads), thread_name_prefix="seagull-decode")
+    pending: deque[Future[Decoded]] = deque()
+    todo = iter(paths)
+
+    def read_ahead() -> None:
+        while len(pending) < (LOOKAHEAD_BATCHES + 1) * batch_size:
+            path = next(todo, None)
+            if path is None:
+                return
+            pending.append(pool.submit(decode_item, path, options))
+
+    try:
+        read_ahead()
+        while pending:
+            batch = [pending.popleft().result() for _ in range(min(batch_size, len(pending)))]
+            read_ahead()  # the next photos decode while the model runs this batch
+            for record in assess_decoded(assessor, batch, options):
+                yield record
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        if bar is not None:
+            bar.close()
+
+
+def resume_output(output: Path) -> set[str]:
+    """The images an earlier run already wrote to the JSONL ``output`` (as they were named: the same
+    command from the same folder finds them). A last line cut off by a kill is removed from the file, so
+    that appending goes on from a whole line; that image is assessed again."""
+    try:
+        data = output.read_bytes()
+    except FileNotFoundError:
+        return set()
+    except OSError as e:
+        raise ConfigError(f"--output {output} cannot be read to resume ({e.strerror})") from e
+    end = data.rfind(b"\n") + 1
+    if end < len(data):
+        with open(output, "r+b") as f:
+            f.truncate(end)
+    done: set[str] = set()
+    for n, line in enumerate(data[:end].splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            done.add(str(record["image"]))
+        except (ValueError, KeyError, TypeError) as e:
+            raise ConfigError(
+                f"--output {output} line {n} is not a record of `seagull assess` ({e}); resume only a "
+                "file this command wrote, or name a new --output"
+            ) from e
+    return done
 
 
 def assess_ray(

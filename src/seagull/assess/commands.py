@@ -17,6 +17,7 @@ from ..imageio import DEFAULT_MAX_PIXELS
 from ..labels import TASKS
 from ..options import int_range, positive_int
 from ..paths import refuse_overwrite, refuse_same_outputs
+from .batch import DEFAULT_BATCH_SIZE
 from .region_maps import DEFAULT_TILE, MAP_BY, MAP_MODES, MIN_TILE
 
 # ROIs per image the CLI assesses unless --max-rois says otherwise. Memory stays bounded at any count
@@ -181,7 +182,7 @@ class _LazyAssessor:
 
 
 def cmd_assess(args: argparse.Namespace) -> int:
-    from .batch import ItemOptions, assess_local, assess_ray, expand_inputs
+    from .batch import ItemOptions, assess_folder, assess_ray, expand_inputs, resume_output
 
     paths = expand_inputs(args.images)
     inputs = assess_inputs(args, paths)
@@ -193,14 +194,24 @@ def cmd_assess(args: argparse.Namespace) -> int:
         check_output_path(args.out, "--out", image=True)
     if args.output:
         check_output_path(args.output, "--output")
+    elif args.resume:
+        raise ConfigError("--resume goes on with the JSONL file of an earlier run: name it with --output")
     options = ItemOptions(make_roi_builder(args), args.tasks, args.text, args.max_pixels)
     if len(paths) == 1 and not args.output and not args.ray:
         return _assess_single(args, paths[0], options)
+    if args.resume:
+        done = resume_output(args.output)
+        paths = [p for p in paths if str(p) not in done]
+        print(f"{len(done)} images already in {printable(args.output)}, skipped", file=sys.stderr)
     if args.ray:
         model, max_pixels = args.model, args.max_pixels
         results = assess_ray(lambda: make_assessor(model, max_pixels), paths, options, args.ray)
     else:
-        results = assess_local(make_assessor(args.model, args.max_pixels), paths, options, not args.quiet)
+        from ..workers import wait_passively
+
+        wait_passively()  # before torch loads: the decode threads share the cores with torch's
+        assessor = make_assessor(args.model, args.max_pixels)
+        results = assess_folder(assessor, paths, options, not args.quiet, args.batch_size)
     failed = _write_results(results, args)
     print(
         f"{len(paths) - failed} images assessed, {failed} failed"
@@ -215,7 +226,8 @@ def _write_results(results, args: argparse.Namespace) -> int:
     from .items import item_json
 
     failed = 0
-    sink = open(args.output, "w", encoding="utf-8") if args.output else None  # noqa: SIM115
+    mode = "a" if args.resume else "w"
+    sink = open(args.output, mode, encoding="utf-8") if args.output else None  # noqa: SIM115
     try:
         for item in results:
             failed += "error" in item
@@ -357,6 +369,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--out", type=Path, help="write an annotated picture (single image)")
     p.add_argument("--output", type=Path, help="write JSONL, one line per image (batches)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="append to --output, skipping the images already in it (after an interrupted run)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"images per model pass of a local batch (default {DEFAULT_BATCH_SIZE})",
+    )
     p.add_argument(
         "--ray", nargs="?", const="local", default=None, metavar="ADDRESS", help="run the batch on Ray"
     )

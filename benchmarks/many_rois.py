@@ -135,7 +135,9 @@ def main() -> int:
         diff = None
         if alone["exit"] == 0 and (t / f"out{largest}.json").stat().st_size:
             a, b = scores(t / "alone_out.json"), scores(t / f"out{largest}.json")
+            alone["assessed"] = len(a)
             diff = max(abs(x - y) for name in a for x, y in zip(a[name], b[name], strict=True))
+        rows.append({"case": f"first {ALONE} alone", "rois": ALONE, **alone})
     print(
         f"seagull assess on {args.photo.name} ({width}x{height}), one child process per case; full-size "
         f"masks take {width * height / 2**20:.2f} MB per ROI"

@@ -21,8 +21,9 @@ from .batch import DEFAULT_BATCH_SIZE
 from .region_maps import DEFAULT_TILE, MAP_BY, MAP_MODES, MIN_TILE
 
 # ROIs per image the CLI assesses unless --max-rois says otherwise. Memory stays bounded at any count
-# (ROIs are kept as bounding-box crops and assessed 32 at a time: benchmarks/many_rois.py), but time
-# grows with the count (about 0.1 s per ROI on 2 CPU cores), so a runaway ROI file is refused.
+# (ROIs are kept as bounding-box crops and assessed 32 at a time: 1.3 GB for 300 or 3,000 ROIs in
+# benchmarks/many_rois.py), but time grows with the count (about 0.1 s per ROI on 2 quiet CPU cores),
+# so a runaway ROI file is refused.
 DEFAULT_MAX_ROIS = 1000
 
 TASK_CHOICES = TASKS

@@ -83,3 +83,12 @@ def strict_json(text: str | bytes, where: str) -> Any:
         raise SchemaError(f"{where} is not valid JSON ({e.msg})") from e
     except ValueError as e:
         raise SchemaError(f"{where}: {e}; write the value as a finite number or null") from e
+
+
+def changed_keys(path: Path, fingerprint: dict[str, Any]) -> list[str] | None:
+    """Keys whose values differ between the JSON object saved at ``path`` and ``fingerprint``; None when
+    nothing is saved there (a new folder). How resumable jobs check that they continue the same job."""
+    if not path.is_file():
+        return None
+    old = json.loads(path.read_text(encoding="utf-8"))
+    return sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))

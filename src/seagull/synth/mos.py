@@ -46,7 +46,7 @@ import numpy as np
 
 from ..authentic import MOS_CONVERTER, MosScale, cuhk_split
 from ..errors import ConfigError, ImageLoadError, SchemaError
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_text, changed_keys
 from ..imageio import load_image
 from ..labels import QUALITY_LEVELS
 from ..records import SCHEMA_VERSION, RoiRecord, SampleRecord, read_shard, write_shard
@@ -546,16 +546,14 @@ def _link_photos(out: Path, photos: Path) -> bool:
 
 def _check_out(out: Path, cfg: MosImport) -> None:
     """A new folder, or one written by this import with the same options; else a ConfigError."""
-    path = out / CONFIG_FILE
-    fp = cfg.fingerprint()
-    if path.is_file():
-        old = json.loads(path.read_text(encoding="utf-8"))
-        diff = sorted(k for k in set(old) | set(fp) if old.get(k) != fp.get(k))
-        if diff:
-            raise ConfigError(
-                f"{out} was imported with other options or score files ({', '.join(diff)} differ); "
-                "use a new --out folder or the original options"
-            )
+    path, fp = out / CONFIG_FILE, cfg.fingerprint()
+    diff = changed_keys(path, fp)
+    if diff:
+        raise ConfigError(
+            f"{out} was imported with other options or score files ({', '.join(diff)} differ); "
+            "use a new --out folder or the original options"
+        )
+    if diff is not None:
         return
     if (out / "dataset.json").is_file() or (out / "shards").is_dir():
         raise ConfigError(f"--out {out} holds another dataset; choose a new --out folder")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_text, changed_keys
 from ..labels import IMPORTANCE_LEVELS, QUALITY_LEVELS, SEVERITY_LEVELS
 from ..records import SCHEMA_VERSION, iter_records, shard_paths
 from ..references import Reference, discover_references, find_annotations
@@ -62,15 +62,13 @@ def _check_resume(cfg: SynthConfig) -> None:
     """An existing folder may only be resumed with the same configuration."""
     path = cfg.out / "synth_config.json"
     fp = cfg.fingerprint()
-    if path.is_file():
-        old = json.loads(path.read_text(encoding="utf-8"))
-        diff = sorted(k for k in set(old) | set(fp) if old.get(k) != fp.get(k))
-        if diff:
-            raise ConfigError(
-                f"{cfg.out} was synthesised with a different configuration ({', '.join(diff)} differ); "
-                "use a new --out folder or the original options"
-            )
-    else:
+    diff = changed_keys(path, fp)
+    if diff:
+        raise ConfigError(
+            f"{cfg.out} was synthesised with a different configuration ({', '.join(diff)} differ); "
+            "use a new --out folder or the original options"
+        )
+    if diff is None:
         atomic_write_text(path, json.dumps(fp, indent=2))
 
 

@@ -11,9 +11,14 @@
    ``--repeats``) and with the released pattern (``assess_speed.released_pattern``: one ROI and one
    question per call, the image encoded again every time), the same weights; every score must agree
    within TOLERANCE (bf16 arithmetic, batched and padded differently);
-4. runs ``--steps`` stage-2 LoRA steps (``train/configs/stage2_finetune.yaml`` on one device, no
+4. measures the distortion pass's severity step on 10 ROIs: the KV-cache bytes it adds per ROI for
+   1..5 severity words, with the Assessor's shared block (every word on one read-only "With" state)
+   and with the pass it replaced (the state repeated once per word; kept here only to measure it),
+   and the largest score difference between the two (bf16 arithmetic: noise, not a difference of
+   method; ``--dtype float32`` shows the method's own difference);
+5. runs ``--steps`` stage-2 LoRA steps (``train/configs/stage2_finetune.yaml`` on one device, no
    DeepSpeed) at batch 1 and 4 with the project's Trainer on a small synthetic set made from examples/;
-5. prints a table beside the targets for an H200-class GPU; ``--save`` writes
+6. prints a table beside the targets for an H200-class GPU; ``--save`` writes
    benchmarks/results/paper_size.json. The exit status is 1 when the round trip or the outputs differ,
    or a LoRA run fails (out of memory counts only at batch 1).
 
@@ -22,7 +27,7 @@ released) shrink the same configuration for a CPU; ``--smoke`` is a tiny one tha
 
     python benchmarks/paper_size.py [--device cuda] [--repeats 5] [--steps 4] [--batches 1 4]
                                     [--layers N] [--hidden H] [--vision convnext_atto] [--image-size 128]
-                                    [--smoke] [--save]
+                                    [--dtype bfloat16|float32] [--smoke] [--save]
 """
 
 from __future__ import annotations
@@ -44,18 +49,23 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from transformers.cache_utils import DynamicCache  # noqa: E402
 
 from assess_speed import default_image, make_rois, max_diff, released_pattern  # noqa: E402
 from common import EXAMPLES, REPO, add_common_options, save_result  # noqa: E402
 from seagull import templates as T  # noqa: E402
 from seagull.assess import Assessor  # noqa: E402
+from seagull.assess.assessor import _Item  # noqa: E402
 from seagull.labels import TASKS  # noqa: E402
 from seagull.model import SeagullConfig, SeagullForCausalLM, get_config, load_released  # noqa: E402
 from seagull.model.checkpoints import materialize_buffers, ours_to_released  # noqa: E402
+from seagull.model.processor import WITH  # noqa: E402
 from seagull.model.tokenizer import train_sentencepiece  # noqa: E402
 
 TOLERANCE = 0.01  # largest allowed |difference| of any score (all in [0, 1]) between the paths, in bf16
-DTYPE = torch.bfloat16
+DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
+DTYPE = torch.bfloat16  # --dtype
+SEVERITY_ROIS = 10
 LEARNED_PIECES = 800  # SentencePiece pieces learned from the template text; the rest of the 32,000 are unused
 STAGE2 = REPO / "src" / "seagull" / "train" / "configs" / "stage2_finetune.yaml"
 TARGETS = {  # for an H200-class GPU and the full configuration
@@ -234,7 +244,110 @@ def assess_runs(a: Assessor, img: np.ndarray, repeats: int, device: torch.device
     return rows
 
 
-# --------------------------------------------------------------------------- 4. training
+# --------------------------------------------------------------------------- 4. the severity step
+
+
+def repeated_state_severity(
+    a: Assessor, state: DynamicCache, mask: torch.Tensor, last_pos: torch.Tensor
+) -> tuple[dict[str, torch.Tensor], DynamicCache]:
+    """The severity step as the Assessor ran it before the shared block, kept here only to measure
+    against it: the "With" state repeated once per severity word along the batch, each word one more
+    row (signature of ``Assessor._after_severity``; also returns the cache it built)."""
+    words, n = list(a.severity_tokens), mask.shape[0]
+    length, k = len(a.severity_tokens[words[0]]), len(words)
+    repeated = DynamicCache(
+        ddp_cache_data=[(lay.keys.repeat(k, 1, 1, 1), lay.values.repeat(k, 1, 1, 1)) for lay in state.layers]
+    )
+    toks = torch.tensor([a.severity_tokens[w] for w in words], device=mask.device)  # [k, length]
+    embeds = a.model.get_input_embeddings()(toks).repeat_interleave(n, dim=0)  # row w * n + j
+    full = torch.cat([mask, mask.new_ones((n, length))], 1).repeat(k, 1)
+    pos = (last_pos[:, None] + 1 + torch.arange(length, device=mask.device)).repeat(k, 1)
+    logits, cache = a.model.run_lm(embeds, full, pos, repeated, logits_to_keep=1)
+    return {w: logits[i * n : (i + 1) * n, -1:] for i, w in enumerate(words)}, cache
+
+
+def cache_bytes(*caches: DynamicCache) -> int:
+    """Bytes of the distinct tensors the caches hold (views of one tensor count once)."""
+    storages = {}
+    for cache in caches:
+        for lay in cache.layers:
+            for t in (lay.keys, lay.values):
+                storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+    return sum(storages.values())
+
+
+def prediction_diff(x: list[Any], y: list[Any]) -> float:
+    """Largest |difference| of any score of two lists of RegionPrediction (severity probabilities too)."""
+    d = 0.0
+    for p, q in zip(x, y, strict=True):
+        d = max(d, abs(p.quality - q.quality), abs(p.importance - q.importance))
+        for u, v in zip(p.distortions, q.distortions, strict=True):
+            d = max(d, abs(u.confidence - v.confidence), abs(u.severity - v.severity))
+            d = max(d, *(abs(u.severity_probs[s] - v.severity_probs[s]) for s in u.severity_probs))
+    return d
+
+
+@torch.inference_mode()
+def severity_step(a: Assessor, img: np.ndarray, device: torch.device) -> dict[str, Any]:
+    """KV-cache bytes the severity step adds per ROI (after it returns, and the peak on CUDA) for 1..5
+    severity words, repeated state vs shared block, on the "With" state of SEVERITY_ROIS ROIs; and
+    the largest score difference of the two steps over a whole assessment of those ROIs."""
+    rois = make_rois(img.shape[0], img.shape[1], SEVERITY_ROIS)
+    n = len(rois)
+    enc, cache = a._encode([img])
+    regions = a.model.encode_regions(enc, a.processor.masks([np.stack([r.mask for r in rois])]))
+    inputs, sub = a._chunk_inputs([_Item(j, 0, WITH) for j in range(n)], regions, cache, 1)
+    mask, last = inputs["attention_mask"], inputs["position_ids"][:, -1]
+    _, with_state = a.model.run_lm(
+        inputs["inputs_embeds"], mask, inputs["position_ids"], sub, logits_to_keep=2
+    )
+    context = with_state.get_seq_length()
+    token_bytes = cache_bytes(with_state) / (n * context)
+    words = dict(a.severity_tokens)
+    steps = {
+        "repeated_state": lambda st: repeated_state_severity(a, st, mask, last)[1],
+        "shared_block": lambda st: (a._after_severity(st, mask, last), st)[1],
+    }
+    rows = []
+    try:
+        for k in range(1, len(words) + 1):
+            a.severity_tokens = dict(list(words.items())[:k])
+            row: dict[str, Any] = {"words": k, "word_tokens": sum(len(t) for t in a.severity_tokens.values())}
+            for name, step in steps.items():
+                state = DynamicCache(
+                    ddp_cache_data=[(lay.keys.clone(), lay.values.clone()) for lay in with_state.layers]
+                )
+                base = cache_bytes(state)
+                sync(device)
+                start = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
+                if device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats(device)
+                grown = step(state)
+                sync(device)
+                row[f"{name}_bytes_per_roi"] = (cache_bytes(state, grown) - base) / n
+                row[f"{name}_peak_bytes_per_roi"] = (
+                    (torch.cuda.max_memory_allocated(device) - start) / n if device.type == "cuda" else None
+                )
+                del state, grown
+            rows.append(row)
+    finally:
+        a.severity_tokens = words
+    shared = a.assess(img, rois)
+    a._after_severity = lambda st, m, p: repeated_state_severity(a, st, m, p)[0]  # type: ignore[method-assign]
+    try:
+        repeated = a.assess(img, rois)
+    finally:
+        del a._after_severity
+    return {
+        "rois": n,
+        "prompt_tokens": context,  # cached per ROI before the step: shared prefix + "With" suffix
+        "kv_bytes_per_token": token_bytes,
+        "rows": rows,
+        "max_abs_diff": prediction_diff(shared, repeated),
+    }
+
+
+# --------------------------------------------------------------------------- 5. training
 
 
 def training_data(folder: Path, max_side: int) -> Path:
@@ -310,7 +423,7 @@ def lora_steps(
 
 def print_table(r: dict[str, Any]) -> None:
     gb = lambda v: "n/a (CPU)" if v is None else f"{v:.1f} GB"  # noqa: E731
-    print(f"{r['configuration']}: {r['parameters'] / 1e9:.3f} B parameters, {r['device']}, bf16")
+    print(f"{r['configuration']}: {r['parameters'] / 1e9:.3f} B parameters, {r['device']}, {r['dtype']}")
     print(
         f"build on device {r['build_s']:.1f} s; released files {r['released_bytes'] / 1e9:.2f} GB written in "
         f"{r['write_s']:.1f} s, load_released {r['load_s']:.1f} s"
@@ -331,6 +444,22 @@ def print_table(r: dict[str, Any]) -> None:
         )
     print(f"outputs {'equal' if r['outputs_equal'] else 'DIFFERENT'} within the bf16 tolerance {TOLERANCE:g}")
     print(f"inference peak memory {gb(r['inference_peak_gb'])}")
+    sv = r["severity_step"]
+    kb = lambda v: "n/a (CPU)" if v is None else f"{v / 1e3:.1f} KB"  # noqa: E731
+    print(
+        f"severity step, KV cache added per ROI ({sv['rois']} ROIs on a {sv['prompt_tokens']}-token cached prompt, "
+        f"{sv['kv_bytes_per_token'] / 1e3:.2f} KB per token):"
+    )
+    print(f"{'words':>6}{'repeated state':>16}{'shared block':>14}{'peak repeated':>15}{'peak shared':>13}")
+    for row in sv["rows"]:
+        print(
+            f"{row['words']:>6}{kb(row['repeated_state_bytes_per_roi']):>16}{kb(row['shared_block_bytes_per_roi']):>14}"
+            f"{kb(row['repeated_state_peak_bytes_per_roi']):>15}{kb(row['shared_block_peak_bytes_per_roi']):>13}"
+        )
+    print(
+        f"shared block vs repeated state: max |diff| of scores {sv['max_abs_diff']:.2e} "
+        f"({'within' if sv['max_abs_diff'] <= TOLERANCE else 'OVER'} the tolerance {TOLERANCE:g})"
+    )
     for row in r["train"]:
         if "error" in row:
             print(f"LoRA step, batch {row['batch_images']}: {row['error']}")
@@ -361,10 +490,13 @@ def main() -> int:
     ap.add_argument(
         "--image-size", type=int, help="scale down: tower input size (released 512; MFE width (size/16)^2)"
     )
+    ap.add_argument("--dtype", choices=sorted(DTYPES), default="bfloat16", help="weights and arithmetic")
     ap.add_argument("--max-side", type=int, default=512, help="training photos' longer side")
     ap.add_argument("--workdir", help="where the released files are written (default: the temp folder)")
     add_common_options(ap, "paper_size")
     args = ap.parse_args()
+    global DTYPE
+    DTYPE = DTYPES[args.dtype]
     if args.smoke:
         args.layers, args.hidden, args.vision, args.image_size = 2, 64, "convnext_atto", 128
         args.repeats, args.steps, args.max_side = 1, 2, 128
@@ -378,7 +510,7 @@ def main() -> int:
     name = "seagull-7b" + (
         " scaled down (" + ", ".join(f"{k}={v}" for k, v in scaled.items()) + ")" if scaled else ""
     )
-    r: dict[str, Any] = {"configuration": name, "scaled": scaled, "device": str(device), "dtype": "bfloat16"}
+    r: dict[str, Any] = {"configuration": name, "scaled": scaled, "device": str(device), "dtype": args.dtype}
     with tempfile.TemporaryDirectory(prefix="paper_size-", dir=args.workdir) as tmp:
         tmp_path = Path(tmp)
         folder, clip = tmp_path / "SEAGULL-7B", tmp_path / "open_clip_pytorch_model.bin"
@@ -404,6 +536,9 @@ def main() -> int:
         progress("assessed", t0)
         r["inference_peak_gb"] = peak.gb
         r["outputs_equal"] = all(row["max_abs_diff"] <= TOLERANCE for row in r["assess"])
+        t0 = time.perf_counter()
+        r["severity_step"] = severity_step(a, img, device)
+        progress("severity step measured", t0)
         data = training_data(tmp_path / "data", args.max_side)
         t0 = time.perf_counter()
         r["train"] = [
@@ -429,7 +564,8 @@ def main() -> int:
         "error" not in row or (row["error"] == "out of memory" and row["batch_images"] > 1)
         for row in r["train"]
     )
-    return 0 if r["round_trip"]["equal"] and r["outputs_equal"] and trained else 1
+    equal = r["outputs_equal"] and r["severity_step"]["max_abs_diff"] <= TOLERANCE
+    return 0 if r["round_trip"]["equal"] and equal and trained else 1
 
 
 if __name__ == "__main__":

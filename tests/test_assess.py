@@ -98,6 +98,59 @@ def test_distortion_confidence_and_severity_equal_full_prompts(assessor, micro_t
         assert sum(d.confidence for d in res[k].distortions) == pytest.approx(float(p_with), abs=1e-5)
 
 
+@pytest.mark.parametrize("attention", ["eager", "none"])
+def test_severity_words_share_the_with_state_under_every_attention(
+    attention, make_micro_model, micro_tokenizer
+):
+    """The severity words run as one masked block on the "With" state (SDPA: a boolean 4-D mask,
+    eager: an additive one); an attention that takes no custom mask runs them one at a time. Each
+    gives the numbers of the SDPA block, which the test above ties to plain full prompts."""
+    img, rr = image(seed=7), rois()
+    want = Assessor(make_micro_model(), tokenizer=micro_tokenizer).assess(img, rr, tasks=("distortion",))
+    model = make_micro_model()
+    if attention == "eager":
+        model.language_model.set_attn_implementation("eager")
+        assert (
+            model.attention_mask_4d(torch.ones(1, 2, 3, dtype=torch.bool), torch.float32).dtype
+            == torch.float32
+        )
+    else:
+        model.attention_mask_4d = lambda allowed, dtype: None
+    got = Assessor(model, tokenizer=micro_tokenizer).assess(img, rr, tasks=("distortion",))
+    for g, w in zip(got, want, strict=True):
+        for gd, wd in zip(g.distortions, w.distortions, strict=True):
+            assert (gd.present, gd.severity_level) == (wd.present, wd.severity_level)
+            assert gd.confidence == pytest.approx(wd.confidence, abs=1e-5)
+            assert list(gd.severity_probs.values()) == pytest.approx(
+                list(wd.severity_probs.values()), abs=1e-5
+            )
+
+
+def test_severity_pass_adds_the_words_tokens_not_a_copy_per_word(assessor, micro_tokenizer):
+    """The cache of n "With" prompts grows by the severity words' tokens; it is never repeated once per
+    word (5 words x the whole prompt per ROI, the earlier pass)."""
+    from transformers.cache_utils import DynamicCache
+
+    torch.manual_seed(0)
+    n, context, cfg = 3, 17, assessor.model.language_model.config
+    heads, dim = cfg.num_key_value_heads, cfg.hidden_size // cfg.num_attention_heads
+    layers = [
+        (torch.randn(n, heads, context, dim), torch.randn(n, heads, context, dim))
+        for _ in range(cfg.num_hidden_layers)
+    ]
+    state = DynamicCache(ddp_cache_data=layers)
+    mask = torch.ones(n, context, dtype=torch.long)
+    out = assessor._after_severity(state, mask, torch.full((n,), context - 1))
+    assert list(out) == list(SEVERITY_LEVELS) and all(
+        t.shape == (n, 1, len(micro_tokenizer)) for t in out.values()
+    )
+    block = sum(len(t) for t in assessor.severity_tokens.values())
+    assert [tuple(lay.keys.shape) for lay in state.layers] == [(n, heads, context + block, dim)] * len(layers)
+    assert torch.equal(
+        state.layers[0].keys[:, :, :context], layers[0][0]
+    )  # the prompt's keys, read as they were
+
+
 def test_deterministic_and_independent_of_other_rois(assessor):
     img, rr = image(seed=3), rois()
     a = [r.to_dict() for r in assessor.assess(img, rr)]

@@ -294,11 +294,10 @@ class Assessor:
         """For "... ASSISTANT: With": the last two logit rows of the "With" prompt (before and after
         "With") and the last row after "With <severity>" for each severity, per item.
 
-        The "With" suffix runs once; the severity words are fed on top of its cache in one batched
-        pass, so a severity costs one token per ROI.
+        The "With" suffix runs once; the severity words are fed on top of its cache in one more
+        pass (:meth:`_after_severity`).
         """
         out: dict[Prompt, dict[int, torch.Tensor]] = {p: {} for p in (WITH, *AFTER_SEVERITY.values())}
-        emb = self.model.get_input_embeddings()
         for idx in self._chunks(items):
             inputs, sub = self._chunk_inputs([items[i] for i in idx], regions, cache, n_images)
             logits, sub = self.model.run_lm(
@@ -310,28 +309,55 @@ class Assessor:
             )
             # Position -2 predicts the answer's first word ("With" or "No"), -1 the word after "With".
             out[WITH].update({i: logits[j, -2:] for j, i in enumerate(idx)})
-            # Every severity continues from the same "With" state: the state is repeated once per
-            # severity word along the batch and all continuations run in one pass.
-            n, words = len(idx), list(self.severity_tokens)
-            length = len(self.severity_tokens[words[0]])
-            if any(len(t) != length for t in self.severity_tokens.values()):
-                raise ModelError("severity words tokenise to different lengths; they cannot be batched")
-            k = len(words)
-            state = DynamicCache(
-                ddp_cache_data=[
-                    (lay.keys.repeat(k, 1, 1, 1), lay.values.repeat(k, 1, 1, 1)) for lay in sub.layers
-                ]
-            )
-            toks = torch.tensor([self.severity_tokens[w] for w in words], device=self.device)  # [k, length]
-            embeds = emb(toks).repeat_interleave(n, dim=0)  # row w * n + j: word w after item j
-            mask = torch.cat(
-                [inputs["attention_mask"], inputs["attention_mask"].new_ones((n, length))], 1
-            ).repeat(k, 1)
-            pos = (inputs["position_ids"][:, -1:] + 1 + torch.arange(length, device=self.device)).repeat(k, 1)
-            lg, _ = self.model.run_lm(embeds, mask, pos, state, logits_to_keep=1)
-            for w, sv in enumerate(words):
-                out[AFTER_SEVERITY[sv]].update({i: lg[w * n + j, -1:] for j, i in enumerate(idx)})
+            after = self._after_severity(sub, inputs["attention_mask"], inputs["position_ids"][:, -1])
+            for sv, rows in after.items():
+                out[AFTER_SEVERITY[sv]].update({i: rows[j] for j, i in enumerate(idx)})
         return out
+
+    @torch.inference_mode()
+    def _after_severity(
+        self, state: DynamicCache, mask: torch.Tensor, last_pos: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """The logits after "... With <s>" for every severity word s (``[n, 1, vocab]`` each), from the
+        LM state of n "... With" prompts (``mask [n, context]``: their attention mask so far;
+        ``last_pos [n]``: the position of "With").
+
+        Every word continues the same state, so the words run as one block of tokens per prompt on
+        top of it, all at the positions that follow "With": a 4-D attention mask lets each word's
+        tokens see the cached prompt and their own word's earlier tokens, never another word's. The
+        state is read by every word, never copied per word: the pass adds the block's tokens to each
+        prompt's cache, however many severity words there are. An LM whose attention takes no
+        custom mask runs the words one after another on the shared state instead.
+        """
+        words = list(self.severity_tokens)
+        toks = [torch.tensor(self.severity_tokens[w], device=self.device) for w in words]
+        n, context = mask.shape
+        emb = self.model.get_input_embeddings()
+        word = torch.cat([torch.full((len(t),), w, device=self.device) for w, t in enumerate(toks)])
+        step = torch.cat([torch.arange(len(t), device=self.device) for t in toks])
+        own = (word[:, None] == word[None, :]) & (step[None, :] <= step[:, None])  # [q, q]
+        embeds = emb(torch.cat(toks))[None].expand(n, -1, -1)
+        attention = self.model.attention_mask_4d(
+            torch.cat([mask.bool()[:, None, :].expand(-1, len(word), -1), own.expand(n, -1, -1)], 2),
+            embeds.dtype,
+        )
+        if attention is None:  # one word at a time, each on the shared state (a fresh cache of views)
+            out = {}
+            for w, t in zip(words, toks, strict=True):
+                view = DynamicCache(ddp_cache_data=[(lay.keys, lay.values) for lay in state.layers])
+                lg, _ = self.model.run_lm(
+                    emb(t)[None].expand(n, -1, -1),
+                    torch.cat([mask, mask.new_ones((n, len(t)))], 1),
+                    last_pos[:, None] + 1 + torch.arange(len(t), device=self.device),
+                    view,
+                    logits_to_keep=1,
+                )
+                out[w] = lg[:, -1:]
+            return out
+        pos = last_pos[:, None] + 1 + step[None]
+        lg, _ = self.model.run_lm(embeds, attention, pos, state, logits_to_keep=len(word))
+        ends = torch.cumsum(torch.tensor([len(t) for t in toks]), 0) - 1  # each word's last token
+        return {w: lg[:, int(e) : int(e) + 1] for w, e in zip(words, ends, strict=True)}
 
     @torch.inference_mode()
     def _generate(

@@ -388,6 +388,19 @@ class SeagullForCausalLM(SeagullPreTrainedModel):
         )
         return out.logits, (output_cache(out) if use_cache else None)
 
+    def attention_mask_4d(self, allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
+        """``allowed [B, Q, K]`` (True: query q may attend to key k, the cached keys first) -> the 4-D
+        mask ``[B, 1, Q, K]`` that the LM's attention implementation takes as it is (transformers
+        passes a 4-D mask through unchanged): boolean for SDPA, additive (0 or the dtype's most
+        negative value) for eager attention; None for an implementation that takes no custom mask."""
+        impl = getattr(self.language_model.config, "_attn_implementation", None)
+        if impl == "sdpa":
+            return allowed[:, None]
+        if impl == "eager":
+            full = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
+            return full.masked_fill(~allowed, torch.finfo(dtype).min)[:, None]
+        return None
+
     # ------------------------------------------------------------------ persistence
 
     def save_pretrained(  # type: ignore[override]

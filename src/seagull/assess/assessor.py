@@ -5,6 +5,12 @@ preamble up to the region) runs through the LM once; its key/value cache is reus
 ROI-question suffix, which are batched. ROIs go through the MFE and the LM in chunks of ``roi_chunk``,
 so the memory of one call does not grow with the number of ROIs beyond their small result records
 (and the ROIs the caller holds; see :class:`seagull.assess.roi_list.RoiList` for a compact list).
+
+The cost of a call is bounded by design, not by the photo's pixels: a photo whose longer side exceeds
+``max_side`` (default :data:`DEFAULT_MAX_SIDE`) is assessed on a copy shrunk to it, its ROI masks with
+it; results keep the ROIs' boxes and areas in the original pixels. Every photo of the evaluation
+suites (at most 1,024 px) is assessed exactly as before; a 12 MP phone photo costs about what a
+1-MP one does.
 """
 
 from __future__ import annotations
@@ -19,7 +25,14 @@ import torch
 from transformers.cache_utils import DynamicCache
 
 from ..errors import ModelError, RoiError
-from ..imageio import DEFAULT_MAX_PIXELS, check_image_side, load_image
+from ..imageio import (
+    DEFAULT_MAX_PIXELS,
+    MIN_IMAGE_SIDE,
+    check_image_side,
+    fit_longest_side,
+    load_image,
+    resize_mask,
+)
 from ..labels import TASKS
 from ..model.processor import AFTER_SEVERITY, GENERATION, IMPORTANCE, QUALITY, WITH, Prompt, SeagullProcessor
 from ..model.prompting import pad_batch
@@ -34,6 +47,9 @@ DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 # window through the tower, its low-level statistics at image size); 32 keep a call within a few
 # hundred MB at any ROI count and batch the LM's 64-row passes fully (2 questions per ROI).
 DEFAULT_ROI_CHUNK = 32
+# The working resolution: the longer side of the copy a larger photo is assessed on. Above every photo
+# the model was trained and measured on (at most 1,024 px), so their results do not change.
+DEFAULT_MAX_SIDE = 1024
 
 
 @dataclass
@@ -68,6 +84,18 @@ class _CachedImage:
         return self.encoding.nbytes + sum(t.numel() * t.element_size() for kv in self.prefix for t in kv)
 
 
+def _working_mask(mask: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
+    """A ROI mask at the working copy's size: nearest neighbour, or, where that loses a small ROI
+    entirely, every working pixel it covers at all."""
+    small = resize_mask(mask, size_hw)
+    if small is mask or small.any():
+        return small
+    import cv2
+
+    cover = cv2.resize(mask.astype(np.float32), (size_hw[1], size_hw[0]), interpolation=cv2.INTER_AREA)
+    return cover > 0
+
+
 def default_model_dir() -> Path:
     if (DEFAULT_WEIGHTS_DIR / "config.json").is_file():
         return DEFAULT_WEIGHTS_DIR
@@ -98,6 +126,7 @@ class Assessor:
         image_cache_mb: float = 0,
         roi_chunk: int = DEFAULT_ROI_CHUNK,
         processor: SeagullProcessor | None = None,
+        max_side: int | None = DEFAULT_MAX_SIDE,
     ) -> None:
         from ..model.tokenizer import load_tokenizer
 
@@ -129,6 +158,9 @@ class Assessor:
         if int(roi_chunk) < 1:
             raise ModelError(f"roi_chunk must be at least 1 ROI per pass, got {roi_chunk}")
         self.roi_chunk = int(roi_chunk)
+        if max_side is not None and int(max_side) < MIN_IMAGE_SIDE:
+            raise ModelError(f"max_side must be at least {MIN_IMAGE_SIDE} pixels or None, got {max_side}")
+        self.max_side = None if max_side is None else int(max_side)
         # Per-image work reused for repeated photos (interactive use); 0 = off.
         self.image_cache = ImageCache(int(image_cache_mb * 2**20))
         self._prepare_prompts()
@@ -423,6 +455,7 @@ class Assessor:
         out: list[list[RegionPrediction]] = [[] for _ in images]
         if not flat:
             return out
+        arrays = [self._working_copy(a) for a in arrays]
         with torch.inference_mode():
             enc, cache = self._encode(arrays)
         # A joint MFE lets the ROIs of one image attend to each other: they must go through it together.
@@ -435,6 +468,16 @@ class Assessor:
             ):
                 out[b].append(res)
         return out
+
+    def _working_copy(self, image: np.ndarray) -> np.ndarray:
+        """``image`` shrunk so its longer side is at most ``max_side`` (the same array when it fits, or
+        when shrinking would take its shorter side under the smallest side the model judges)."""
+        h, w = image.shape[:2]
+        if self.max_side is None or max(h, w) <= self.max_side:
+            return image
+        if min(h, w) * self.max_side / max(h, w) < MIN_IMAGE_SIDE:
+            return image
+        return fit_longest_side(image, self.max_side)
 
     def _assess_chunk(
         self,
@@ -456,7 +499,14 @@ class Assessor:
         with torch.inference_mode():
             sub = enc if len(shown) == len(arrays) else ImageEncoding.cat([enc.select(b) for b in shown])
             masks = [
-                np.stack([r.mask for (b, _), r in zip(part, rois, strict=True) if b == i]) for i in shown
+                np.stack(
+                    [
+                        _working_mask(r.mask, arrays[i].shape[:2])
+                        for (b, _), r in zip(part, rois, strict=True)
+                        if b == i
+                    ]
+                )
+                for i in shown
             ]
             regions = self.model.encode_regions(sub, self.processor.masks(masks))
         keys = [p for p, task in ((QUALITY, "quality"), (IMPORTANCE, "importance")) if task in tasks]

@@ -474,8 +474,8 @@ def _small_image() -> np.ndarray:
     points=st.lists(NUMBERS_TEXT, max_size=3),
 )
 def test_form_fields_give_rois_or_the_projects_own_error(rois, boxes, points):
-    from seagull.serve import Limits
     from seagull.roi import request_rois
+    from seagull.serve import Limits
     from seagull.serve.inputs import Upload, build_specs
 
     image = _small_image()

@@ -30,7 +30,15 @@ from ..imageio import load_image
 from ..records import shard_paths
 from ..region_prediction import RegionPrediction
 from . import agreement as M
-from .baselines import RoiPredictor, list_baselines, make_baseline, model_list
+from .baselines import (
+    RoiPredictor,
+    ScoreBaseline,
+    list_baselines,
+    make_baseline,
+    model_list,
+    roi_area_share,
+    roi_centre_closeness,
+)
 from .journal import RunJournal, digest, file_digest, predictor_identity, progress_bar
 
 # The suites score image content; the geometry-only importance baselines have their own rows there.
@@ -159,32 +167,6 @@ def _cuhk_metrics(items: list[_CuhkItem]) -> dict[str, Any]:
     }
 
 
-def _region_stat(fn: str):
-    def predict(image: np.ndarray, masks: list[np.ndarray]) -> list[RegionPrediction]:
-        out = []
-        for i, m in enumerate(masks):
-            if fn == "size":
-                v = float(m.mean())
-            else:
-                ys, xs = np.nonzero(m)
-                h, w = m.shape
-                d = np.hypot((ys.mean() + 0.5) / h - 0.5, (xs.mean() + 0.5) / w - 0.5)
-                v = round(1.0 - float(d / np.hypot(0.5, 0.5)), 6)  # rounding: the whole image is exactly 1
-            out.append(RegionPrediction(f"r{i}", quality_uncalibrated=v, raw={fn: v}))
-        return out
-
-    return predict
-
-
-@dataclass
-class _FnPredictor:
-    name: str
-    fn: Any
-
-    def predict(self, image: np.ndarray, masks: list[np.ndarray]) -> list[RegionPrediction]:
-        return self.fn(image, masks)
-
-
 CUHK_COLUMNS = ["predictor", "n", "pair_acc", "auc", "blur_in_blurred", "blur_in_sharp", "mos_srcc"]
 
 
@@ -208,8 +190,9 @@ def run_cuhk(
     in_split = select_photos(read_cuhk_index(root), split)
     photos = select_photos(in_split, "all", limit)
     preds = list(predictors) + [
-        _FnPredictor("size_only", _region_stat("size")),
-        _FnPredictor("position_only", _region_stat("position")),
+        # The registered geometry baselines, read as quality: how far ROI size or position alone goes.
+        ScoreBaseline("size_only", roi_area_share, True),
+        ScoreBaseline("position_only", roi_centre_closeness, True),
     ]
     per: dict[str, list[_CuhkItem]] = {p.name: [] for p in preds}
     skipped = 0

@@ -84,10 +84,12 @@ def loop_records(shipped, photos) -> list[dict]:
     return list(assess_local(shipped, photos, ALL_TASKS, progress=False))
 
 
-@pytest.mark.parametrize("batch_size", [1, 3, 8])
-def test_folder_batch_equals_the_one_at_a_time_loop(shipped, photos, loop_records, batch_size):
+@pytest.mark.parametrize(("batch_size", "lanes"), [(1, 1), (3, 2), (8, 1), (2, 3)])
+def test_folder_batch_equals_the_one_at_a_time_loop(shipped, photos, loop_records, batch_size, lanes):
     want = loop_records
-    got = list(assess_folder(shipped, photos, ALL_TASKS, batch_size=batch_size, decode_threads=2))
+    got = list(
+        assess_folder(shipped, photos, ALL_TASKS, batch_size=batch_size, decode_threads=2, lanes=lanes)
+    )
     assert_same_records(got, want)
     errors = [Path(g["image"]).name for g in got if "error" in g]
     assert errors == ["p3_broken.jpg"] and "ImageLoadError" in got[4]["error"]
@@ -101,7 +103,7 @@ def test_folder_batch_with_every_region_equals_the_loop(micro_assessor, photos):
 
     options = ItemOptions(every, ("quality",), False)
     want = list(assess_local(micro_assessor, photos[:4], options, progress=False))
-    got = list(assess_folder(micro_assessor, photos[:4], options, batch_size=4))
+    got = list(assess_folder(micro_assessor, photos[:4], options, batch_size=2, lanes=2))
     assert any(len(w.get("rois", [])) > 1 for w in want)
     assert_same_records(got, want)
 
@@ -124,7 +126,7 @@ class FailsOnePhoto:
 
 def test_a_failing_pass_fails_only_its_own_photo(photos):
     fake = FailsOnePhoto()
-    out = list(assess_folder(fake, photos, ItemOptions(whole, ("quality",), False), batch_size=4))
+    out = list(assess_folder(fake, photos, ItemOptions(whole, ("quality",), False), batch_size=4, lanes=1))
     assert [Path(o["image"]).name for o in out] == [p.name for p in photos]
     errors = {Path(o["image"]).name: o["error"] for o in out if "error" in o}
     assert set(errors) == {"p2.jpg", "p3_broken.jpg"}
@@ -132,6 +134,28 @@ def test_a_failing_pass_fails_only_its_own_photo(photos):
     # batches of 4 photos: the first pass failed and its photos went one at a time; the second batch
     # holds the broken file, which never reaches the model
     assert fake.batches == [4, 1, 1, 1, 1, 3]
+
+
+def test_lanes_divide_the_cores_and_the_threads_are_given_back(photos, monkeypatch):
+    import torch
+
+    from seagull.assess import batch
+
+    seen = []
+
+    class Threads(FailsOnePhoto):
+        def assess_batch(self, images, rois_per_image, tasks, text):
+            seen.append(torch.get_num_threads())
+            return [[] for _ in images]
+
+    monkeypatch.setattr(batch, "available_cores", lambda: 4)
+    monkeypatch.setattr("seagull.workers.available_cores", lambda: 4)
+    before = torch.get_num_threads()
+    list(assess_folder(Threads(), photos, ItemOptions(whole, ("quality",), False), batch_size=2, lanes=None))
+    assert set(seen) == {1}  # 4 lanes (one per core) x 1 thread
+    list(assess_folder(Threads(), photos, ItemOptions(whole, ("quality",), False), batch_size=2, lanes=2))
+    assert seen[-1] == 2  # 2 lanes x 2 threads
+    assert torch.get_num_threads() == before
 
 
 def test_folder_batch_refuses_a_batch_size_below_one(photos):

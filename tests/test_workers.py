@@ -70,3 +70,24 @@ def test_limit_torch_threads_sets_this_process():
         assert float(torch.ones(4).sum()) == 4.0  # still computes
     finally:
         torch.set_num_threads(before)
+
+
+def _policy_after(code: str, env_policy: str | None) -> list[str]:
+    """Run ``code`` then wait_passively() in a fresh interpreter: (its answer, the policy then set)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if env_policy:
+        env["OMP_WAIT_POLICY"] = env_policy
+    script = f"{code}\nimport os\nfrom seagull.workers import wait_passively\nprint(wait_passively(), os.environ.get('OMP_WAIT_POLICY'))"
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    return run.stdout.split()
+
+
+def test_wait_passively_before_torch_and_never_over_the_users_choice():
+    assert _policy_after("", None) == ["True", "PASSIVE"]
+    assert _policy_after("", "ACTIVE") == ["False", "ACTIVE"]
+    # too late once torch is loaded: nothing is set, and it says so
+    assert _policy_after("import torch", None) == ["False", "None"]

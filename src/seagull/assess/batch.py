@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +15,7 @@ from typing import Any
 from ..cluster import ray_session
 from ..errors import ConfigError
 from ..imageio import DEFAULT_MAX_PIXELS, SUPPORTED_SUFFIXES, check_image_side, load_image
-from ..workers import limit_torch_threads, threads_per_worker
+from ..workers import available_cores, limit_torch_threads, threads_per_worker
 from .items import assess_item, error_record, item_json, item_record
 
 # Builds the ROIs of one image: (image array) -> list[Roi]
@@ -97,11 +97,20 @@ def assess_local(
 # once for all of them. 8 photos of up to 2 MP keep a pass within a few hundred MB.
 DEFAULT_BATCH_SIZE = 8
 # Threads that decode photos (and build their ROIs) ahead of the model. Decoding is PIL and numpy work
-# that releases the GIL and costs a fraction of the model's time per photo, so one thread keeps ahead
-# and the model keeps every core (torch's threads; more decoders would only take cores from it).
+# that releases the GIL and costs a fraction of the model's time per photo: one thread keeps ahead.
 DECODE_THREADS = 1
-# Batches decoded ahead of the one the model is on (bounds memory: their pixels and ROIs).
+# Batches decoded ahead of those the model is on (bounds memory: their pixels and ROIs).
 LOOKAHEAD_BATCHES = 2
+# At most this many batches are assessed at once on CPU (memory: a batch's tensors each).
+MAX_LANES = 4
+
+
+def default_lanes(assessor: Any) -> int:
+    """Batches assessed at once: one per core on CPU (up to :data:`MAX_LANES`), one on an accelerator."""
+    device = getattr(assessor, "device", None)
+    if device is not None and getattr(device, "type", "cpu") != "cpu":
+        return 1
+    return min(available_cores(), MAX_LANES)
 
 
 @dataclass
@@ -149,6 +158,24 @@ def _assess_alone(assessor: Any, d: Decoded, options: ItemOptions) -> dict[str, 
         return error_record(d.path, e)
 
 
+def with_progress(
+    records: Generator[dict[str, Any], None, None], total: int, progress: bool
+) -> Iterator[dict[str, Any]]:
+    """``records`` as they come, counted on a tqdm bar on stderr when ``progress``."""
+    if not progress:
+        yield from records
+        return
+    from tqdm import tqdm
+
+    try:
+        with tqdm(total=total, desc="assess", unit="img") as bar:
+            for record in records:
+                yield record
+                bar.update(1)
+    finally:
+        records.close()  # the pools of an unfinished batch end now, not when collected
+
+
 def assess_folder(
     assessor: Any,
     paths: Sequence[Path],
@@ -156,44 +183,60 @@ def assess_folder(
     progress: bool = False,
     batch_size: int = DEFAULT_BATCH_SIZE,
     decode_threads: int = DECODE_THREADS,
+    lanes: int | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Every photo's record, in input order, with the photos of a batch assessed in one
-    ``assessor.assess_batch`` pass while a thread pool decodes the next ones.
+    """Every photo's record, in input order: the photos of a batch are assessed in one
+    ``assessor.assess_batch`` pass while a thread decodes the next ones.
 
-    The records equal :func:`assess_local`'s (to float rounding); torch keeps every core of this
-    process (:func:`seagull.workers.threads_per_worker` of one model process)."""
+    ``lanes`` batches are assessed at once, each in its own thread, and torch gets cores // lanes
+    threads (:func:`seagull.workers.threads_per_worker`), so lanes x threads = the cores (default
+    :func:`default_lanes`). A pass is many small steps that a second torch thread mostly waits through:
+    on the quiet 2-core VM one lane of 2 threads kept 1.5 cores busy (7.0-7.4 photos/s), two lanes of
+    1 thread 1.9 (9.0-9.4 photos/s). The records equal :func:`assess_local`'s (to float rounding)."""
     if batch_size < 1:
         raise ConfigError(f"batch size must be at least 1 photo, got {batch_size}")
-    limit_torch_threads(threads_per_worker(1))
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    records = _pipeline(assessor, paths, options, batch_size, decode_threads, lanes)
+    return with_progress(records, len(paths), progress)
 
-        bar = tqdm(total=len(paths), desc="assess", unit="img")
-    pool = ThreadPoolExecutor(max(1, decode_threads), thread_name_prefix="seagull-decode")
+
+def _pipeline(
+    assessor: Any,
+    paths: Sequence[Path],
+    options: ItemOptions,
+    batch_size: int,
+    decode_threads: int,
+    lanes: int | None,
+) -> Generator[dict[str, Any], None, None]:
+    import torch
+
+    lanes = default_lanes(assessor) if lanes is None else max(1, lanes)
+    threads = torch.get_num_threads()  # given back at the end
+    limit_torch_threads(threads_per_worker(lanes))
+    decoders = ThreadPoolExecutor(max(1, decode_threads), thread_name_prefix="seagull-decode")
+    model = ThreadPoolExecutor(lanes, thread_name_prefix="seagull-assess")
     pending: deque[Future[Decoded]] = deque()
+    running: deque[Future[list[dict[str, Any]]]] = deque()
     todo = iter(paths)
 
     def read_ahead() -> None:
-        while len(pending) < (LOOKAHEAD_BATCHES + 1) * batch_size:
+        while len(pending) < (LOOKAHEAD_BATCHES + lanes) * batch_size:
             path = next(todo, None)
             if path is None:
                 return
-            pending.append(pool.submit(decode_item, path, options))
+            pending.append(decoders.submit(decode_item, path, options))
 
     try:
         read_ahead()
-        while pending:
-            batch = [pending.popleft().result() for _ in range(min(batch_size, len(pending)))]
-            read_ahead()  # the next photos decode while the model runs this batch
-            for record in assess_decoded(assessor, batch, options):
-                yield record
-                if bar is not None:
-                    bar.update(1)
+        while pending or running:
+            while pending and len(running) < lanes:
+                batch = [pending.popleft().result() for _ in range(min(batch_size, len(pending)))]
+                running.append(model.submit(assess_decoded, assessor, batch, options))
+                read_ahead()  # the next photos decode while the model runs these batches
+            yield from running.popleft().result()
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        if bar is not None:
-            bar.close()
+        for pool in (decoders, model):
+            pool.shutdown(wait=True, cancel_futures=True)
+        limit_torch_threads(threads)
 
 
 def resume_output(output: Path) -> set[str]:
@@ -231,14 +274,16 @@ def assess_ray(
     options: ItemOptions,
     address: str | None,
     num_workers: int | None = None,
+    progress: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """One actor per worker loads the model once; images are spread round-robin. Paths must be
     readable on every node (a shared filesystem)."""
     with ray_session(address) as ray:
-        yield from _run_actors(ray, make_assessor, paths, options, num_workers)
+        records = _run_actors(ray, make_assessor, paths, options, num_workers)
+        yield from with_progress(records, len(paths), progress)
 
 
-def _run_actors(ray, make_assessor, paths, options, num_workers) -> Iterator[dict[str, Any]]:
+def _run_actors(ray, make_assessor, paths, options, num_workers) -> Generator[dict[str, Any], None, None]:
     @ray.remote(num_cpus=1)
     class Worker:
         def __init__(self) -> None:

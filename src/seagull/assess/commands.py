@@ -206,7 +206,9 @@ def cmd_assess(args: argparse.Namespace) -> int:
         print(f"{len(done)} images already in {printable(args.output)}, skipped", file=sys.stderr)
     if args.ray:
         model, max_pixels = args.model, args.max_pixels
-        results = assess_ray(lambda: make_assessor(model, max_pixels), paths, options, args.ray)
+        results = assess_ray(
+            lambda: make_assessor(model, max_pixels), paths, options, args.ray, progress=not args.quiet
+        )
     else:
         from ..workers import wait_passively
 

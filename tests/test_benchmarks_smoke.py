@@ -17,6 +17,7 @@ TABLES = {
     "default_model_speed.py": "ten_rois_ms_median",
     "device_check.py": "cpu_ms_per_image",
     "eval_baselines.py": "sec/ROI",
+    "folder_throughput.py": "folder throughput:",
     "many_rois.py": "ROIs alone vs inside the",
     "map_localisation.py": "damage found",
     "region_evidence.py": "strongly damaged",

@@ -111,6 +111,23 @@ def iter_records(dataset_dir: Path, split: str | None = None) -> Iterator[Sample
                 yield rec
 
 
+# What a folder's ROIs can be asked about when its card does not say (a synthesised folder labels all)
+ALL_LABEL_TASKS = ("quality", "importance", "distortion")
+
+
+def card_label_tasks(card: dict[str, Any]) -> tuple[str, ...]:
+    """The tasks a folder's ROIs are labelled for: the card's ``label_tasks`` (a human-rated folder of
+    ``seagull data mos`` labels quality only), else :data:`ALL_LABEL_TASKS`."""
+    return tuple(card.get("label_tasks") or ALL_LABEL_TASKS)
+
+
+def card_shares_scale(card: dict[str, Any]) -> bool:
+    """Whether the folder's quality labels share one scale across photos: a human opinion score
+    (``seagull data mos`` writes the card's ``mos`` section) does; a synthesised label is relative to
+    each reference photo and does not."""
+    return isinstance(card.get("mos"), dict)
+
+
 def read_card(dataset_dir: Path) -> dict[str, Any]:
     p = Path(dataset_dir) / "dataset.json"
     if not p.is_file():

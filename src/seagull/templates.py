@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import AnswerParseError, ConfigError, RoiError
 from .labels import DISTORTION_TYPES, IMPORTANCE_LEVELS, QUALITY_LEVELS, SEVERITY_LEVELS, TASKS
-from .records import RoiRecord
+from .records import ALL_LABEL_TASKS, RoiRecord
 
 IMAGE_TOKEN = "<image>"
 GLOBAL_TOKEN = "<global>"
@@ -193,9 +193,18 @@ ROI_TASKS = TASKS  # the per-ROI questions; a conversation may add "judgment" (w
 JUDGMENT_KINDS = ("type", "quality", "importance")
 
 
-def judgment_kinds(roi: RoiRecord) -> list[str]:
-    """The yes/no question kinds a ROI's labels can answer (importance needs an importance level)."""
-    return [k for k in JUDGMENT_KINDS if k != "importance" or roi.importance_level]
+# the label task each yes/no kind needs (a folder's card says which it labels: records.card_label_tasks)
+_JUDGMENT_NEEDS = {"type": "distortion", "quality": "quality", "importance": "importance"}
+
+
+def judgment_kinds(roi: RoiRecord, labelled: Collection[str] = ALL_LABEL_TASKS) -> list[str]:
+    """The yes/no question kinds a ROI's labels can answer (importance needs an importance level;
+    ``labelled``: the tasks its folder labels, so a folder without distortion labels is not asked "type")."""
+    return [
+        k
+        for k in JUDGMENT_KINDS
+        if _JUDGMENT_NEEDS[k] in labelled and (k != "importance" or roi.importance_level)
+    ]
 
 
 def judgment_turn(kind: str, roi: RoiRecord, rng: random.Random) -> tuple[str, str]:
@@ -211,8 +220,11 @@ def judgment_turn(kind: str, roi: RoiRecord, rng: random.Random) -> tuple[str, s
     return judgment_importance_question(asked), judgment_importance_answer(asked, roi.importance_level or "")
 
 
-def task_turn(task: str, roi: RoiRecord, rng: random.Random) -> tuple[str, str]:
-    """(question, answer) about one labelled ROI; "judgment" draws its kind and question from ``rng``."""
+def task_turn(
+    task: str, roi: RoiRecord, rng: random.Random, labelled: Collection[str] = ALL_LABEL_TASKS
+) -> tuple[str, str]:
+    """(question, answer) about one labelled ROI; "judgment" draws its kind (among those ``labelled``
+    can answer) and question from ``rng``."""
     if task == "quality":
         return QUESTIONS["quality"], answer_quality(roi.quality_level or "")
     if task == "importance":
@@ -222,7 +234,7 @@ def task_turn(task: str, roi: RoiRecord, rng: random.Random) -> tuple[str, str]:
             [(d.type, d.severity_level) for d in roi.distortions]
         )
     if task == "judgment":
-        return judgment_turn(rng.choice(judgment_kinds(roi)), roi, rng)
+        return judgment_turn(rng.choice(judgment_kinds(roi, labelled)), roi, rng)
     raise ConfigError(f"unknown task {task!r}; expected one of {(*ROI_TASKS, 'judgment')}")
 
 
@@ -256,12 +268,39 @@ def label_conversations(rois: Sequence[RoiRecord], seed: int) -> list[dict[str, 
     return convs
 
 
+def usable_tasks(
+    roi: RoiRecord, mix: Mapping[str, float], labelled: Collection[str] = ALL_LABEL_TASKS
+) -> list[str]:
+    """The tasks of ``mix`` (positive weight) that ``roi`` can be asked about: its folder labels them
+    (``labelled``; "judgment" needs one yes/no kind), and importance only with an importance level."""
+
+    def answerable(task: str) -> bool:
+        if task == "judgment":
+            return bool(judgment_kinds(roi, labelled))
+        return task in labelled and (task != "importance" or bool(roi.importance_level))
+
+    return [t for t, w in mix.items() if w > 0 and answerable(t)]
+
+
 def drawn_conversation(
-    roi_index: int, roi: RoiRecord, mix: Mapping[str, float], turns: int, rng: random.Random
+    roi_index: int,
+    roi: RoiRecord,
+    mix: Mapping[str, float],
+    turns: int,
+    rng: random.Random,
+    labelled: Collection[str] = ALL_LABEL_TASKS,
 ) -> dict[str, Any]:
     """One conversation about one ROI whose ``turns`` questions are drawn by the task weights ``mix``
-    (tasks of :data:`ROI_TASKS` and "judgment"); importance is left out when the ROI has no level."""
-    usable = [t for t, w in mix.items() if w > 0 and (t != "importance" or roi.importance_level)]
+    among its :func:`usable_tasks` (a human-rated photo labelled for quality only is never taught
+    "No obvious distortion.")."""
+    usable = usable_tasks(roi, mix, labelled)
+    if not usable:
+        raise ConfigError(
+            f"no task of the mix {dict(mix)} can be asked about ROI {roi.id!r}: its folder labels "
+            f"{sorted(labelled)}; add one of them to data.task_mix"
+        )
     weights = [float(mix[t]) for t in usable]
-    pairs = [task_turn(rng.choices(usable, weights=weights, k=1)[0], roi, rng) for _ in range(turns)]
+    pairs = [
+        task_turn(rng.choices(usable, weights=weights, k=1)[0], roi, rng, labelled) for _ in range(turns)
+    ]
     return conversation([roi_index], pairs)

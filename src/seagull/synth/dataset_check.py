@@ -10,7 +10,14 @@ from PIL import Image
 
 from ..errors import SeagullError
 from ..labels import Thresholds, importance_level, quality_level, severity_level
-from ..records import SampleRecord, parse_shard_line, read_card, shard_paths
+from ..records import (
+    ALL_LABEL_TASKS,
+    SampleRecord,
+    card_label_tasks,
+    parse_shard_line,
+    read_card,
+    shard_paths,
+)
 from ..roi import mask_bbox, rle_to_mask
 from ..templates import count_regions
 
@@ -23,9 +30,6 @@ REQUIRED_CARD_KEYS = (
     "seed",
     "licence_notes",
 )
-# Scores every ROI must carry unless the card's ``label_tasks`` says the folder labels fewer
-# (a human-rated folder of ``seagull data mos`` labels quality only).
-LABEL_TASKS = ("quality", "importance")
 
 
 def validate_dataset(root: Path, check_images: bool = True) -> tuple[int, list[str]]:
@@ -43,7 +47,7 @@ def validate_dataset(root: Path, check_images: bool = True) -> tuple[int, list[s
         th = Thresholds.from_dict(card["thresholds"])
     except (KeyError, TypeError, ValueError) as e:
         return 0, problems + [f"dataset.json thresholds are invalid: {e}"]
-    labelled = tuple(card.get("label_tasks") or LABEL_TASKS)
+    labelled = card_label_tasks(card)  # a human-rated folder labels quality only
     n = 0
     ids: set[str] = set()
     if not shard_paths(root):
@@ -81,7 +85,11 @@ def validate_dataset(root: Path, check_images: bool = True) -> tuple[int, list[s
 
 
 def _check_record(
-    root: Path, rec: SampleRecord, th: Thresholds, check_images: bool, labelled: tuple[str, ...] = LABEL_TASKS
+    root: Path,
+    rec: SampleRecord,
+    th: Thresholds,
+    check_images: bool,
+    labelled: tuple[str, ...] = ALL_LABEL_TASKS,
 ) -> Iterator[str]:
     img = root / rec.image
     if not img.is_file():

@@ -19,17 +19,28 @@ import torch
 from .. import templates as T
 from ..errors import ConfigError
 from ..model.prompting import EncodedConversation, collate_conversations, encode_conversation
-from ..records import SampleRecord, iter_records
+from ..records import (
+    ALL_LABEL_TASKS,
+    SampleRecord,
+    card_label_tasks,
+    card_shares_scale,
+    iter_records,
+    read_card,
+)
 
 
 @dataclass(frozen=True)
 class ImageRef:
     """One training image: its dataset folder and record; ``ranked``: its ROIs take part in the
-    within-photo ranking loss (:mod:`.ranking`)."""
+    ranking loss (:mod:`.ranking`); ``labelled``: the tasks its folder labels (the card's
+    ``label_tasks``); ``scale``: set where the folder's quality labels share one scale across photos
+    (human opinion scores), the key under which photos of the batch are ranked against each other."""
 
     dataset: Path
     record: SampleRecord
     ranked: bool = True
+    labelled: tuple[str, ...] = ALL_LABEL_TASKS
+    scale: str | None = None
 
     @property
     def image_path(self) -> Path:
@@ -49,11 +60,17 @@ def load_images(
 ) -> list[ImageRef]:
     """Every labelled record of ``folders`` in ``split`` (records without a labelled ROI are skipped);
     with ``repeat``, folder ``i``'s records are listed ``repeat[i]`` times; with ``ranked``, folder
-    ``i``'s images take part in the ranking loss only when ``ranked[i]``."""
+    ``i``'s images take part in the ranking loss only when ``ranked[i]``. Each folder's card gives
+    what its ROIs are labelled for and whether its labels share a scale across photos."""
     out: list[ImageRef] = []
     for i, folder in enumerate(folders):
         rank = ranked[i] if ranked else True
-        refs = [ImageRef(Path(folder), rec, rank) for rec in iter_records(Path(folder), split)]
+        card = read_card(Path(folder))
+        labelled = card_label_tasks(card)
+        scale = str(Path(folder).resolve()) if card_shares_scale(card) else None
+        refs = [
+            ImageRef(Path(folder), rec, rank, labelled, scale) for rec in iter_records(Path(folder), split)
+        ]
         refs = [ref for ref in refs if any(r.quality_level is not None for r in ref.record.rois)]
         out += refs * (repeat[i] if repeat else 1)
     if limit:
@@ -88,6 +105,19 @@ class ConversationDataset:
     seed: int = 0
     every_roi: bool = False  # items carry every labelled ROI of the image, not only the talked-about ones
 
+    def __post_init__(self) -> None:
+        # a folder none of whose labels the task mix asks about would fail mid-run: refuse it now
+        first: dict[Path, ImageRef] = {}
+        for ref in self.images:
+            first.setdefault(ref.dataset, ref)
+        for folder, ref in first.items():
+            roi = next(r for r in ref.record.rois if r.quality_level is not None)
+            if self.mode == "regenerate" and not T.usable_tasks(roi, self.task_mix, ref.labelled):
+                raise ConfigError(
+                    f"data.task_mix {self.task_mix} asks nothing that {folder} labels "
+                    f"({list(ref.labelled)}, its card's label_tasks); add one of them to the mix"
+                )
+
     def __len__(self) -> int:
         return len(self.images)
 
@@ -106,7 +136,9 @@ class ConversationDataset:
             return rng.sample(convs, k=min(self.convs_per_image, len(convs)))
         picked = [rng.choice(labelled) for _ in range(self.convs_per_image)]
         return [
-            T.drawn_conversation(i, ref.record.rois[i], self.task_mix, self.turns_per_conversation, rng)
+            T.drawn_conversation(
+                i, ref.record.rois[i], self.task_mix, self.turns_per_conversation, rng, ref.labelled
+            )
             for i in picked
         ]
 

@@ -11,7 +11,7 @@ exist only during training; the saved model is the plain SEAGULL architecture.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -36,16 +36,21 @@ class RegionHeads(nn.Module):
         return self.linear(torch.cat([glob, local], dim=-1).to(self.linear.weight.dtype))
 
 
-def region_targets(rois: Sequence[RoiRecord]) -> torch.Tensor:
-    """``[R, len(GROUPS)]`` class indices (``IGNORE`` where a label is missing)."""
+def region_targets(
+    rois: Sequence[RoiRecord], labelled: Sequence[Collection[str]] | None = None
+) -> torch.Tensor:
+    """``[R, len(GROUPS)]`` class indices (``IGNORE`` where a label is missing); ``labelled``: per ROI,
+    the tasks its folder labels (default all): without "distortion" the severity groups are
+    ``IGNORE``, not "absent", so a photo rated by people only for quality teaches no "clean"."""
     rows = []
-    for r in rois:
+    for k, r in enumerate(rois):
         sev = {d.type: 1 + SEVERITY_LEVELS.index(d.severity_level) for d in r.distortions}
+        has_types = labelled is None or "distortion" in labelled[k]
         rows.append(
             [
                 QUALITY_LEVELS.index(r.quality_level) if r.quality_level else IGNORE,
                 IMPORTANCE_LEVELS.index(r.importance_level) if r.importance_level else IGNORE,
-                *(sev.get(t, 0) for t in DISTORTION_TYPES),
+                *(sev.get(t, 0) if has_types else IGNORE for t in DISTORTION_TYPES),
             ]
         )
     return torch.tensor(rows, dtype=torch.long)

@@ -19,7 +19,7 @@ from ..model.processor import QUALITY, SeagullProcessor
 from ..model.prompting import IGNORE_INDEX
 from ..model.scoring import expected_scores
 from ..model.seagull import ImageEncoding, SeagullForCausalLM
-from .data import Batch
+from .data import Batch, TrainItem
 from .features import FeatureStore, record_masks, trainable_tokens
 from .ranking import pairwise_rank_loss, rankable
 from .region_heads import GROUPS, RegionHeads, region_loss, region_targets
@@ -101,37 +101,64 @@ def weighted_lm_loss(logits: torch.Tensor, labels: torch.Tensor, token_weights: 
     return (ce * w).sum() / w.sum().clamp_min(1e-9)
 
 
+def rank_key(item: TrainItem, position: int) -> tuple[str, Any]:
+    """The group an item's ROIs are ranked in: the ROIs of one photo against each other, or, where the
+    folder's labels share a scale across photos (human opinion scores, ``ImageRef.scale``), the photo
+    against the batch's other photos of that folder."""
+    return ("scale", item.ref.scale) if item.ref.scale is not None else ("photo", position)
+
+
+def ranking_rows(batch: Batch, per_image: int | None = None) -> list[tuple[int, int, float, int]]:
+    """(image position, ROI position in the item, quality label, group number) of each ranked ROI of
+    the batch that has a partner in its group (:func:`rank_key`) at least a ranking margin away;
+    ``per_image`` caps the rows of one image (in ROI order)."""
+    groups: dict[tuple[str, Any], list[tuple[int, int, float]]] = {}
+    for b, it in enumerate(batch.items):
+        if not it.ref.ranked:
+            continue
+        members = groups.setdefault(rank_key(it, b), [])
+        for k, i in enumerate(it.rois):
+            q = it.ref.record.rois[i].quality
+            if q is not None:
+                members.append((b, k, float(q)))
+    rows: list[tuple[int, int, float, int]] = []
+    for g, members in enumerate(groups.values()):
+        taken: dict[int, int] = {}
+        for j in rankable([q for _, _, q in members]):
+            b, k, q = members[j]
+            if per_image is None or taken.get(b, 0) < per_image:
+                taken[b] = taken.get(b, 0) + 1
+                rows.append((b, k, q, g))
+    return rows
+
+
 def lm_quality_scores(
     model: SeagullForCausalLM,
     batch: Batch,
     encoded: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     processor: SeagullProcessor,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The Assessor's quality score, with gradients, for the rankable ROIs of each ranked image of the batch.
+    """The Assessor's quality score, with gradients, for the batch's :func:`ranking_rows`.
 
     One sequence per ROI: the quality scoring prompt (``processor.prompts[QUALITY]``, the same
     tokens the Assessor scores), the expectation over the level words at its end. -> (scores ``[N]``,
-    label quality ``[N]``, image index ``[N]``); empty when no image has two differently labelled ROIs.
+    label quality ``[N]``, group number ``[N]``); empty when no group has two ROIs to order.
     """
-    seq_image, seq_rois, truth = [], [], []
-    for b, it in enumerate(batch.items):
-        if not it.ref.ranked:
-            continue
-        labels = [it.ref.record.rois[i].quality for i in it.rois]
-        known = [k for k, q in enumerate(labels) if q is not None]
-        keep = [known[k] for k in rankable([labels[k] for k in known])][:MAX_RANKED_ROIS]
-        if len(keep) >= 2:
-            seq_image += [b] * len(keep)
-            seq_rois += [[k] for k in keep]
-            truth += [float(labels[k]) for k in keep]
+    rows = ranking_rows(batch, MAX_RANKED_ROIS)
     dev = encoded[0].device
-    if not seq_image:
+    if not rows:
         empty = torch.zeros(0, device=dev)
         return empty, empty, empty.long()
+    seq_image = [b for b, _, _, _ in rows]
     prompt = torch.tensor(processor.prompts[QUALITY], dtype=torch.long)
-    ids = prompt.repeat(len(seq_image), 1)
+    ids = prompt.repeat(len(rows), 1)
     ranked = Batch(
-        batch.items, ids, torch.ones_like(ids), torch.full_like(ids, IGNORE_INDEX), seq_image, seq_rois
+        batch.items,
+        ids,
+        torch.ones_like(ids),
+        torch.full_like(ids, IGNORE_INDEX),
+        seq_image,
+        [[k] for _, k, _, _ in rows],
     )
     inputs = lm_inputs(model, ranked, *encoded)
     out = model.language_model(
@@ -142,7 +169,8 @@ def lm_quality_scores(
     )
     logits = out.logits[:, -1, processor.answer_ids.quality_ids].float()
     scores = expected_scores(torch.softmax(logits, dim=-1))
-    return scores, torch.tensor(truth, device=dev), torch.tensor(seq_image, device=dev)
+    truth = torch.tensor([q for _, _, q, _ in rows], device=dev)
+    return scores, truth, torch.tensor([g for _, _, _, g in rows], device=dev)
 
 
 class TrainStep(nn.Module):
@@ -187,8 +215,9 @@ class TrainStep(nn.Module):
             norm = self.model.token_norm
             g, loc = (norm.glob(glob), norm.local(local)) if norm is not None else (glob, local)
             rois = [it.ref.record.rois[i] for it in batch.items for i in it.rois]
+            labelled = [it.ref.labelled for it in batch.items for _ in it.rois]
             logits = self.heads(g, loc)
-            aux = region_loss(logits, region_targets(rois))
+            aux = region_loss(logits, region_targets(rois, labelled))
             loss = loss + self.aux_weight * aux
             self.last_parts["aux_loss"] = float(aux.detach())
             if self.rank_weight > 0:
@@ -220,15 +249,18 @@ class TrainStep(nn.Module):
 
     def _rank_heads(self, batch: Batch, logits: torch.Tensor) -> torch.Tensor:
         """``rank_weight`` x the ranking loss on the heads' quality expectation (0 without pairs)."""
-        quality = [it.ref.record.rois[i].quality for it in batch.items for i in it.rois]
-        group = [b for b, it in enumerate(batch.items) for _ in it.rois]
-        ranked = [it.ref.ranked for it in batch.items for _ in it.rois]
-        known = [k for k, q in enumerate(quality) if q is not None and ranked[k]]
-        if len(known) < 2:
+        offsets = [0]
+        for it in batch.items:
+            offsets.append(offsets[-1] + len(it.rois))
+        rows = ranking_rows(batch)
+        if len(rows) < 2:
             return logits.new_zeros(())
-        probs = torch.softmax(logits[known, : GROUPS[0]].float(), dim=-1)
+        at = [offsets[b] + k for b, k, _, _ in rows]
+        probs = torch.softmax(logits[at, : GROUPS[0]].float(), dim=-1)
         rank = pairwise_rank_loss(
-            expected_scores(probs), torch.tensor([quality[k] for k in known]), torch.tensor(group)[known]
+            expected_scores(probs),
+            torch.tensor([q for _, _, q, _ in rows]),
+            torch.tensor([g for *_, g in rows]),
         )
         if rank is None:
             return logits.new_zeros(())

@@ -98,8 +98,9 @@ def validate(
             q_hit.append(got.quality.level == roi.quality_level)
             i_pred.append(got.importance.score)
             i_true.append(roi.importance)
-            t_pred.append(type_set([d.type for d in got.distortions if d.present]))
-            t_true.append(type_set([d.type for d in roi.distortions]))
+            if "distortion" in ref.labelled:  # a photo rated for quality only has no type to match
+                t_pred.append(type_set([d.type for d in got.distortions if d.present]))
+                t_true.append(type_set([d.type for d in roi.distortions]))
     model.train(was_training)
     return ValResult(
         n_rois=len(q_pred),

@@ -167,6 +167,28 @@ def test_a_run_with_other_settings_is_refused_then_restarted(dataset, tmp_path):
     assert fresh.calls == 12
 
 
+def test_a_finished_run_gains_a_predictor_without_running_the_others_again(dataset, tmp_path):
+    """A rerun that only adds predictors (a new model beside the baselines) reuses the saved outputs of
+    the others and gives the numbers of one fresh run with all of them; removing one is refused."""
+    out = tmp_path / "more"
+    first = evaluate_synthetic(
+        dataset, out, model_predictor=FakeModel(), baselines=["hf_ratio"], bootstrap=20, include_fr=False
+    )
+    saved = out / JOURNAL_DIR
+    before = {p.name: p.read_bytes() for p in saved.glob("*.jsonl")}
+    added = FakeModel()
+    res = _run(dataset, out, added)
+    assert added.calls == 0  # the model was saved by the first run
+    assert {p.name: p.read_bytes() for p in saved.glob("*.jsonl") if p.name in before} == before
+    assert len((saved / "laplacian_var.jsonl").read_text().splitlines()) == 12
+    assert _scores_json(res) == _scores_json(_run(dataset, None, FakeModel()))
+    assert first.scores and len(res.scores) > len(first.scores)
+    with pytest.raises(ConfigError, match="--restart"):
+        evaluate_synthetic(
+            dataset, out, model_predictor=FakeModel(), baselines=["hf_ratio"], bootstrap=20, include_fr=False
+        )
+
+
 def test_a_limited_run_is_extended_by_a_full_rerun(dataset, tmp_path):
     out = tmp_path / "grow"
     _run(dataset, out, FakeModel(), limit=4)

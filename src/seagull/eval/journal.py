@@ -12,8 +12,9 @@ photo), appended and flushed as soon as the predictor has answered:
 A rerun with the same arguments and report folder reads them back and only computes what is
 missing. Every result, new or resumed, is used as read back from its JSON line (a list of
 :class:`seagull.region_prediction.RegionPrediction`), so an interrupted and resumed run gives exactly
-the numbers of an uninterrupted one. A folder written by a run with
-other settings is refused (``restart=True`` discards it).
+the numbers of an uninterrupted one. A rerun that only adds predictors (a new model beside
+the saved baselines) reuses the others' outputs and runs the added ones. A folder written by a run
+with other settings is refused (``restart=True`` discards it).
 """
 
 from __future__ import annotations
@@ -84,6 +85,16 @@ def _describe_change(old: dict[str, Any], new: dict[str, Any]) -> str:
     return "; ".join(f"{k}: {old.get(k)!r} then, {new.get(k)!r} now" for k in keys)
 
 
+def _adds_predictors(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether ``new`` is ``old`` with more predictors: then the saved outputs of ``old``'s predictors
+    (the same files, identities and data) are reused and only the added ones run, so a model is
+    added to a finished report without running every baseline again."""
+    rest_old = {k: v for k, v in old.items() if k != "predictors"}
+    rest_new = {k: v for k, v in new.items() if k != "predictors"}
+    before, now = old.get("predictors") or [], new.get("predictors") or []
+    return rest_old == rest_new and set(before) <= set(now)
+
+
 def _read_back(entry: dict[str, Any]) -> dict[str, Any]:
     """A saved entry with its outputs as predictions."""
     if "outputs" in entry:
@@ -109,7 +120,7 @@ class RunJournal:
                 p.unlink()
         elif meta.is_file():
             old = json.loads(meta.read_text(encoding="utf-8"))
-            if old != self.fingerprint:
+            if old != self.fingerprint and not _adds_predictors(old, self.fingerprint):
                 raise ConfigError(
                     f"{self.folder} holds the outputs of an evaluation with other settings "
                     f"({_describe_change(old, self.fingerprint)}): rerun it with the same arguments to "

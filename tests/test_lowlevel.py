@@ -100,3 +100,24 @@ def test_a_roi_covering_the_photo_compares_with_the_whole_image(photo: np.ndarra
     assert torch.isfinite(out).all() and torch.allclose(
         out[0, len(NAMES) :], torch.zeros(2 * len(NAMES)), atol=1e-3
     )
+
+
+def test_whole_image_rois_share_one_pass_and_equal_the_mask_by_mask_statistics(photo: np.ndarray) -> None:
+    """Covering ROIs and empty rests are the whole image's row, computed once: the result equals the
+    statistics of every mask (ROI, whole image, rest) computed one by one."""
+    x = torch.from_numpy(photo.copy()).permute(2, 0, 1).float() / 255
+    h, w = photo.shape[:2]
+    box = torch.zeros(h, w)
+    box[10:90, 20:140] = 1
+    nearly = torch.ones(h, w)
+    nearly[0, :3] = 0  # leaves 3 pixels out: a partial ROI whose rest is too small to compare with
+    masks = torch.stack([torch.ones(h, w), box, nearly, torch.ones(h, w)])
+    got = roi_context_statistics(x, masks, rest=True)
+    whole = roi_statistics(x, torch.ones(1, h, w))[0]
+    for i, m in enumerate(masks):
+        roi = roi_statistics(x, m[None])[0]
+        outside = 1 - m
+        rest = roi_statistics(x, outside[None])[0] if outside.sum() >= 16 else whole
+        want = torch.cat([roi, roi - whole, roi - rest])
+        assert torch.allclose(got[i], want, atol=1e-4), i  # matrix products of other shapes round differently
+    assert torch.equal(got[0], got[3])

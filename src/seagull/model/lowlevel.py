@@ -133,18 +133,30 @@ def roi_context_statistics(image: torch.Tensor, masks: torch.Tensor, rest: bool 
     With ``rest``, ``[R, 3 * len(NAMES)]``: also the difference to the rest of the photo (the ROI's
     complement; the whole image when the ROI covers it all). A sharp subject on a defocused background
     differs little from the whole image when it fills much of it, but always from its surroundings.
+
+    The whole image's statistics are computed once and stand for every ROI that covers the image and
+    for every rest that is empty: a whole-photo ROI (the default of a photo folder) costs one masked
+    pass, not three.
     """
     m = masks.float()
-    full = torch.ones((1, *m.shape[-2:]), dtype=torch.float32, device=m.device)
-    parts = [m, full]
-    if rest:
-        outside = 1.0 - m
-        empty = outside.sum(dim=(1, 2)) < 16  # under MIN_ROI_PIXELS: no rest to compare with
-        parts.append(torch.where(empty[:, None, None], full, outside))
-    both = roi_statistics(image, torch.cat(parts))
     n = m.shape[0]
-    roi, whole = both[:n], both[n : n + 1]
+    full = torch.ones((1, *m.shape[-2:]), dtype=torch.float32, device=m.device)
+    partial = torch.nonzero(m.flatten(1).amin(dim=1) < 1).flatten()  # ROIs that leave something out
+    parts = [m[partial], full]
+    with_rest = partial[:0]
+    if rest:
+        outside = 1.0 - m[partial]
+        nonempty = outside.sum(dim=(1, 2)) >= 16  # under MIN_ROI_PIXELS: no rest to compare with
+        with_rest = partial[nonempty]
+        parts.append(outside[nonempty])
+    stats = roi_statistics(image, torch.cat(parts))
+    k = len(partial)
+    whole = stats[k : k + 1]
+    roi = whole.repeat(n, 1)
+    roi[partial] = stats[:k]
     out = [roi, roi - whole]
     if rest:
-        out.append(roi - both[n + 1 :])
+        rest_stats = whole.repeat(n, 1)
+        rest_stats[with_rest] = stats[k + 1 :]
+        out.append(roi - rest_stats)
     return torch.cat(out, dim=1)

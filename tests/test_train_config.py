@@ -135,7 +135,7 @@ def _resolved(path: Path) -> dict:
 def test_every_config_file_resolves_as_it_did_before_the_run_records_moved() -> None:
     frozen = json.loads(FROZEN.read_text())
     files = {p.stem: p for p in (*PACKAGE_CONFIGS.glob("*.yaml"), *RUN_RECORDS.glob("*.yaml"))}
-    assert sorted(files) == sorted(frozen)  # every file still exists, once
+    assert set(frozen) <= set(files)  # every file still exists (later run records are added)
     for stem, expected in frozen.items():
         assert _resolved(files[stem]) == expected, stem
 
@@ -149,7 +149,7 @@ def test_the_package_keeps_the_configs_a_user_starts_from_and_run_records_extend
         "tower_stage0.yaml",
     ]
     records = sorted(RUN_RECORDS.glob("*.yaml"))
-    assert len(records) == 10
+    assert len(records) >= 10
     for record in records:
         raw = yaml.safe_load(record.read_text())
         assert (record.parent / raw["extends"]).is_file(), record

@@ -110,3 +110,19 @@ def test_v2_labels_clearly_visible_color_shift_and_webp_worse_than_v1(shared_dat
         # clearly visible: v2 calls no ROI excellent and most of them fair or worse
         assert all(r["quality_level"] != "excellent" for r in rois2)
         assert np.mean([r["quality"] < VISIBILITY_THRESHOLDS.quality[2] for r in rois2]) >= 0.5, family
+
+
+def test_levels_are_cut_from_the_stored_numbers_so_validation_recuts_the_same() -> None:
+    """A damage just under a severity boundary is stored rounded onto it: the level is the stored
+    number's (found in the v2 corpus: damage 0.0699999996 labelled 'slight', stored as 0.07)."""
+    from seagull.labels import DEFAULT_THRESHOLDS, quality_level, severity_level
+    from seagull.synth.pipeline import level_fields
+
+    th = DEFAULT_THRESHOLDS
+    for cut in th.severity:
+        f = level_fields(1.0 - cut + 4e-10, 0.5, "blur", None, th)
+        (d,) = f["distortions"]
+        assert d.severity == round(cut, 6) and d.severity_level == severity_level(d.severity, th)
+    for cut in th.quality:
+        f = level_fields(cut - 4e-10, 0.5, None, None, th)
+        assert f["quality_level"] == quality_level(f["quality"], th)

@@ -105,15 +105,17 @@ def level_fields(
     quality: float, importance: float, family: str | None, subtype: str | None, th: Thresholds
 ) -> dict[str, Any]:
     """Levels and distortion labels of one ROI from its scores; the one place labels are cut."""
-    q, imp = float(np.clip(quality, 0, 1)), float(np.clip(importance, 0, 1))
-    damage = 1.0 - q
+    # cut the stored (rounded) numbers, so that `seagull data validate` re-cuts the same levels: a
+    # damage of 0.0699999996 is stored as 0.07, which is on the next level's boundary
+    q, imp = round(float(np.clip(quality, 0, 1)), 6), round(float(np.clip(importance, 0, 1)), 6)
+    damage = round(1.0 - q, 6)
     dists = []
     if family not in (None, "none") and damage >= th.visible:
-        dists.append(DistortionLabel(family, round(damage, 6), severity_level(damage, th), subtype))
+        dists.append(DistortionLabel(family, damage, severity_level(damage, th), subtype))
     return {
-        "quality": round(q, 6),
+        "quality": q,
         "quality_level": quality_level(q, th),
-        "importance": round(imp, 6),
+        "importance": imp,
         "importance_level": importance_level(imp, th),
         "distortions": dists,
     }
